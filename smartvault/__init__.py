@@ -1,0 +1,5 @@
+"""SmartVault: declarative backup policies for Amazon EBS."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

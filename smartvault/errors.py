@@ -1,0 +1,56 @@
+"""Exceptions a person is meant to read.
+
+Every :class:`SmartVaultError` is an *expected* failure: the CLI prints its
+message and exits 1 without a traceback, the Lambda logs it and fails the
+invocation. Anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One located problem in a policy file: ``file:line:column: message``.
+
+    ``line`` and ``column`` are 1-based; 0 means "the whole file".
+    """
+
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return f"{self.file}: {self.message}"
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class SmartVaultError(Exception):
+    """An expected failure, with a message that says what failed and what to do."""
+
+
+class PolicyError(SmartVaultError):
+    """One or more policy files are invalid. Carries every problem found."""
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class AwsError(SmartVaultError):
+    """An AWS call failed in a way a person has to fix (credentials, region, access)."""
+
+
+class AuditError(SmartVaultError):
+    """The audit table cannot be read or written; nothing destructive is done without it."""
+
+
+class PlanFileError(SmartVaultError):
+    """A saved plan cannot be read, or no longer matches the account."""
+
+
+class ConfigError(SmartVaultError):
+    """The command line or environment asks for something SmartVault cannot do."""

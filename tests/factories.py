@@ -1,0 +1,154 @@
+"""Builders for test data: sensible defaults, override what the test is about."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from smartvault.model import CREATED_BY_VALUE
+from smartvault.model import TAG_CREATED_BY
+from smartvault.model import TAG_INSTANCE_ID
+from smartvault.model import TAG_POLICY
+from smartvault.model import TAG_RECOVERY_POINT
+from smartvault.model import TAG_SLOT
+from smartvault.model import BlockDevice
+from smartvault.model import Image
+from smartvault.model import Instance
+from smartvault.model import Inventory
+from smartvault.model import Policy
+from smartvault.model import Schedule
+from smartvault.model import Selector
+from smartvault.model import Snapshot
+from smartvault.model import TagCondition
+from smartvault.model import TagFilter
+from smartvault.model import Volume
+from smartvault.model import recovery_point_id
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def tag_filter(**tags: str | list[str]) -> TagFilter:
+    return TagFilter(
+        tuple(
+            TagCondition(k, () if v == "*" else tuple(v) if isinstance(v, list) else (v,))
+            for k, v in tags.items()
+        )
+    )
+
+
+def make_policy(name: str = "nightly", **overrides: Any) -> Policy:
+    fields: dict[str, Any] = {
+        "name": name,
+        "schedule": Schedule("cron(0 3 * * ? *)", "UTC"),
+        "selector": Selector(tags=tag_filter(backup="true")),
+        "file": "policies/test.yaml",
+        "line": 3,
+    }
+    fields.update(overrides)
+    return Policy(**fields)
+
+
+def make_instance(
+    instance_id: str = "i-0000000000000001",
+    *,
+    tags: dict[str, str] | None = None,
+    volumes: int = 1,
+    state: str = "running",
+    region: str = REGION,
+) -> Instance:
+    suffix = instance_id.split("-")[-1]
+    return Instance(
+        instance_id=instance_id,
+        region=region,
+        state=state,
+        tags={"backup": "true"} if tags is None else tags,
+        availability_zone=f"{region}a",
+        root_device_name="/dev/xvda",
+        block_devices=tuple(
+            BlockDevice("/dev/xvda" if i == 0 else f"/dev/xvd{chr(ord('b') + i - 1)}", f"vol-{suffix}{i}")
+            for i in range(volumes)
+        ),
+    )
+
+
+def volumes_of(instance: Instance) -> list[Volume]:
+    from smartvault.model import VolumeAttachment
+
+    return [
+        Volume(
+            volume_id=d.volume_id,
+            region=instance.region,
+            availability_zone=instance.availability_zone,
+            size_gib=8,
+            tags=dict(instance.tags),
+            attachments=(VolumeAttachment(instance.instance_id, d.device_name),),
+        )
+        for d in instance.block_devices
+    ]
+
+
+def make_recovery_point(
+    policy: str,
+    resource_id: str,
+    slot: datetime,
+    *,
+    volume_ids: tuple[str, ...] = ("vol-1",),
+    created_at: datetime | None = None,
+    state: str = "completed",
+    region: str = REGION,
+    extra_tags: dict[str, str] | None = None,
+    snapshot_prefix: str | None = None,
+) -> list[Snapshot]:
+    """The snapshots of one managed recovery point, tagged as SmartVault tags them."""
+    rp = recovery_point_id(policy, resource_id, slot)
+    created = created_at or slot.replace(second=4)
+    prefix = snapshot_prefix or "snap-" + hashlib.sha256(rp.encode()).hexdigest()[:12]
+    tags = {
+        TAG_CREATED_BY: CREATED_BY_VALUE,
+        TAG_POLICY: policy,
+        TAG_RECOVERY_POINT: rp,
+        TAG_SLOT: slot.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if resource_id.startswith("i-"):
+        tags[TAG_INSTANCE_ID] = resource_id
+    tags.update(extra_tags or {})
+    return [
+        Snapshot(
+            snapshot_id=f"{prefix}{i}",
+            region=region,
+            volume_id=vol,
+            state=state,
+            start_time=created,
+            tags=dict(tags),
+            volume_size_gib=8,
+        )
+        for i, vol in enumerate(volume_ids)
+    ]
+
+
+def make_inventory(
+    *,
+    instances: list[Instance] | None = None,
+    volumes: list[Volume] | None = None,
+    snapshots: list[Snapshot] | None = None,
+    images: list[Image] | None = None,
+    regions: tuple[str, ...] = (REGION,),
+) -> Inventory:
+    instances = instances or []
+    if volumes is None:
+        volumes = [v for inst in instances for v in volumes_of(inst)]
+    return Inventory(
+        account_id=ACCOUNT,
+        regions=regions,
+        instances=tuple(instances),
+        volumes=tuple(volumes),
+        snapshots=tuple(snapshots or []),
+        images=tuple(images or []),
+    )
