@@ -1,0 +1,390 @@
+"""The one place that owns boto3: sessions, clients, regions and readable errors.
+
+Every other module gets its clients from :class:`AwsSession` and wraps each AWS
+call in :func:`translate_errors`, so no botocore exception ever reaches a person:
+they see one line that says which call failed, where, and what to do about it.
+
+This module is imported by the Lambda handler, so it imports only boto3 and
+botocore, and creates nothing at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Literal
+from typing import overload
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from smartvault import __version__
+from smartvault.errors import AwsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sts import STSClient
+
+    from smartvault.engine import Settings
+
+PERMISSIONS_DOC = "docs/permissions-and-errors.md"
+
+#: What DESIGN.md §2 calls a well-formed region name; used only when talking to a simulator.
+REGION_NAME_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+
+#: Seconds. Generous enough for a 1,000-item DescribeSnapshots page on a busy account,
+#: short enough that a black-holed endpoint does not eat a Lambda's 900 s.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+#: Retries after the first attempt (botocore's ``max_attempts``: 10 means 11 tries).
+#: Adaptive mode also rate-limits on the client side once EC2 starts throttling,
+#: which is what keeps a large run inside the per-account token buckets.
+DEFAULT_MAX_ATTEMPTS = 10
+
+_SERVICE_TITLES = {"ec2": "EC2", "sts": "STS", "dynamodb": "DynamoDB", "sns": "SNS"}
+
+_ACCESS_DENIED_CODES = frozenset(
+    {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "Forbidden"}
+)
+_BAD_CREDENTIALS_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+    }
+)
+_THROTTLING_CODES = frozenset(
+    {"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException"}
+)
+
+
+def _where(service: str, operation: str, region: str) -> str:
+    """``ec2:DescribeSnapshots in us-east-1``: the IAM action name, ready for a policy."""
+    action = f"{service}:{operation}" if operation else service
+    return f"{action} in {region}" if region else action
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _unreachable(service: str, region: str, url: str, what: str) -> AwsError:
+    title = _SERVICE_TITLES.get(service, service)
+    place = f" for {region}" if region else ""
+    target = f" ({url})" if url else ""
+    return AwsError(
+        f"could not reach the {title} endpoint{place}{target}: {what}; "
+        "check --endpoint-url, AWS_ENDPOINT_URL and the network"
+    )
+
+
+def _from_client_error(
+    exc: botocore.exceptions.ClientError, service: str, operation: str, region: str
+) -> AwsError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "Unknown"))
+    message = _one_line(str(error.get("Message", ""))) or "no message"
+    where = _where(service, operation, region)
+    if code in _ACCESS_DENIED_CODES:
+        return AwsError(
+            f"access denied calling {where}: the role needs that permission "
+            f"(see {PERMISSIONS_DOC}); AWS said: {message}"
+        )
+    if code == "AuthFailure":
+        # EC2 uses AuthFailure both for keys it cannot validate and for some refusals.
+        return AwsError(
+            f"AWS refused the credentials calling {where}: check the access keys are current "
+            f"and the role may call it (see {PERMISSIONS_DOC}); AWS said: {message}"
+        )
+    if code in _BAD_CREDENTIALS_CODES:
+        return AwsError(
+            f"the AWS credentials are invalid or expired ({code}) calling {where}: refresh them "
+            "(`aws sso login`, new session token) or pick others with --profile / AWS_PROFILE"
+        )
+    if code == "OptInRequired":
+        return AwsError(
+            f"region {region or '?'} is not enabled for this account ({where} failed): "
+            "enable it under Account > AWS Regions, or drop it from --region and the policies"
+        )
+    if code in _THROTTLING_CODES:
+        return AwsError(
+            f"AWS kept throttling {where} ({code}) through every retry: "
+            "another tool may be using the same API quota; run again later"
+        )
+    return AwsError(f"{where} failed: {code}: {message}")
+
+
+def _from_botocore_error(
+    exc: botocore.exceptions.BotoCoreError, service: str, operation: str, region: str
+) -> AwsError:
+    where = _where(service, operation, region)
+    kwargs: dict[str, Any] = getattr(exc, "kwargs", {})
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return AwsError(
+            f"no AWS credentials found calling {where}: set AWS_PROFILE, run `aws configure`, "
+            "or pass --profile"
+        )
+    if isinstance(exc, botocore.exceptions.PartialCredentialsError):
+        return AwsError(
+            f"incomplete AWS credentials in {kwargs.get('provider', '?')} "
+            f"(missing {kwargs.get('cred_var', '?')}) calling {where}: set AWS_PROFILE, "
+            "run `aws configure`, or pass --profile"
+        )
+    if isinstance(exc, botocore.exceptions.ProfileNotFound):
+        return AwsError(
+            f"AWS profile `{kwargs.get('profile', '?')}` not found: check --profile and "
+            "AWS_PROFILE against `aws configure list-profiles`"
+        )
+    if isinstance(exc, botocore.exceptions.SSOError | botocore.exceptions.TokenRetrievalError):
+        return AwsError(
+            f"the AWS SSO session could not be used calling {where}: run `aws sso login` "
+            "for this profile and try again"
+        )
+    if isinstance(exc, botocore.exceptions.CredentialRetrievalError):
+        return AwsError(
+            f"could not get AWS credentials from {kwargs.get('provider', '?')} calling {where}: "
+            f"{_one_line(str(kwargs.get('error_msg', exc)))}"
+        )
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return AwsError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+    if isinstance(exc, botocore.exceptions.SSLError):
+        return _unreachable(
+            service, region, str(kwargs.get("endpoint_url", "")), "TLS validation failed"
+        )
+    if isinstance(
+        exc, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError
+    ):
+        return _unreachable(service, region, str(kwargs.get("endpoint_url", "")), "timed out")
+    if isinstance(exc, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError):
+        return _unreachable(
+            service, region, str(kwargs.get("endpoint_url", "")), "connection failed"
+        )
+    return AwsError(f"{where} failed: {_one_line(str(exc))}")
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance where swapping two neighbours also counts as one edit."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
+            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
+                cost = min(cost, previous2[j - 2] + 1)
+            current.append(cost)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def closest_region(name: str, known: Iterable[str]) -> str | None:
+    """The known region ``name`` was probably meant to be, or ``None``.
+
+    At most two edits away; ties go to the longer shared prefix (people get the start
+    of a region right more often than not), then alphabetically.
+    """
+
+    def shared_prefix(candidate: str) -> int:
+        return next(
+            (i for i, (a, b) in enumerate(zip(name, candidate, strict=False)) if a != b),
+            min(len(name), len(candidate)),
+        )
+
+    scored = sorted(
+        (_edit_distance(name, candidate), -shared_prefix(candidate), candidate)
+        for candidate in known
+    )
+    if scored and scored[0][0] <= 2:
+        return scored[0][2]
+    return None
+
+
+@contextmanager
+def translate_errors(service: str, operation: str, region: str = "") -> Iterator[None]:
+    """Turn any botocore failure inside the block into one readable :class:`AwsError` line.
+
+    ``operation`` is the API name (``DescribeSnapshots``) so the message names the IAM
+    action to grant. Usable as ``with translate_errors(...):`` or as a decorator. The
+    botocore exception stays attached as ``__cause__`` for ``--verbose`` tracebacks.
+    """
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        raise _from_client_error(exc, service, operation, region) from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise _from_botocore_error(exc, service, operation, region) from exc
+
+
+class AwsSession:
+    """One boto3 session, its clients (one per service and region) and the account id.
+
+    Nothing touches AWS or reads profiles until first used, so building one is free.
+    Clients are created once and reused: creating an EC2 client costs ~150 ms and
+    ~30 MB, and a per-client adaptive retry limiter only works if the client lives on.
+    """
+
+    def __init__(
+        self,
+        *,
+        regions: Sequence[str] = (),
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._requested_regions = tuple(dict.fromkeys(regions))
+        self._profile = profile
+        self._endpoint_url = endpoint_url or None
+        env = os.environ if environ is None else environ
+        # boto3 itself honours AWS_ENDPOINT_URL; we only need to know that a simulator
+        # is in use, to accept region names botocore has never heard of.
+        self._simulated = self._endpoint_url is not None or bool(env.get("AWS_ENDPOINT_URL"))
+        self._config = Config(
+            retries={"mode": "adaptive", "max_attempts": max_attempts},
+            user_agent_extra=f"smartvault/{__version__}",
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        self._lock = threading.Lock()
+        self._session: boto3.session.Session | None = None
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._known_regions: frozenset[str] | None = None
+        self._account_id: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> AwsSession:
+        """Build from the engine's ``Settings`` (CLI flags or Lambda environment)."""
+        return cls(
+            regions=settings.regions,
+            profile=settings.profile,
+            endpoint_url=settings.endpoint_url,
+            **overrides,
+        )
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self._endpoint_url
+
+    @property
+    def boto_session(self) -> boto3.session.Session:
+        """The underlying boto3 session (created on first use; a bad profile fails here)."""
+        with self._lock:
+            return self._boto_session_locked()
+
+    def _boto_session_locked(self) -> boto3.session.Session:
+        if self._session is None:
+            with translate_errors("sts", "", ""):
+                self._session = boto3.session.Session(profile_name=self._profile)
+        return self._session
+
+    # --- regions ----------------------------------------------------------
+
+    def regions(self) -> tuple[str, ...]:
+        """The regions to work in: those asked for, else the profile/env default region.
+
+        Every name is checked against the regions botocore knows for EC2.
+        """
+        regions = self._requested_regions
+        if not regions:
+            default = self.boto_session.region_name
+            if not default:
+                raise AwsError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+            regions = (default,)
+        for region in regions:
+            self.check_region(region)
+        return regions
+
+    def check_region(self, region: str) -> None:
+        """Raise a readable :class:`AwsError` unless ``region`` is a region EC2 has."""
+        known = self._ec2_regions()
+        if region in known:
+            return
+        close = closest_region(region, known)
+        if close:
+            # Checked before the simulator escape hatch: a typo is a typo there too.
+            raise AwsError(f"unknown region `{region}`; did you mean `{close}`?")
+        if self._simulated and REGION_NAME_RE.match(region):
+            # Local simulators accept any well-formed name.
+            return
+        if not REGION_NAME_RE.match(region):
+            raise AwsError(
+                f"unknown region `{region}`: a region name looks like `us-east-1`; "
+                "check --region, AWS_DEFAULT_REGION and the policies' regions"
+            )
+        raise AwsError(
+            f"unknown region `{region}`: this boto3 does not know it; check the name, "
+            "or upgrade boto3 if the region is new"
+        )
+
+    def _ec2_regions(self) -> frozenset[str]:
+        if self._known_regions is None:
+            session = self.boto_session
+            self._known_regions = frozenset(
+                region
+                for partition in session.get_available_partitions()
+                for region in session.get_available_regions("ec2", partition_name=partition)
+            )
+        return self._known_regions
+
+    # --- clients ----------------------------------------------------------
+
+    @overload
+    def client(self, service: Literal["ec2"], region: str) -> EC2Client: ...
+    @overload
+    def client(self, service: Literal["sts"], region: str) -> STSClient: ...
+    @overload
+    def client(self, service: Literal["dynamodb"], region: str) -> DynamoDBClient: ...
+    @overload
+    def client(self, service: Literal["sns"], region: str) -> SNSClient: ...
+
+    def client(self, service: str, region: str) -> Any:
+        """The cached client for ``service`` in ``region``, created on first use."""
+        key = (service, region)
+        cached = self._clients.get(key)
+        if cached is not None:
+            return cached
+        self.check_region(region)
+        with self._lock:
+            cached = self._clients.get(key)
+            if cached is None:
+                session = self._boto_session_locked()
+                with translate_errors(service, "", region):
+                    # boto3 sessions are not thread-safe; the lock serialises creation.
+                    cached = session.client(
+                        service,  # type: ignore[call-overload]
+                        region_name=region,
+                        endpoint_url=self._endpoint_url,
+                        config=self._config,
+                    )
+                self._clients[key] = cached
+        return cached
+
+    def account_id(self, region: str | None = None) -> str:
+        """The account the credentials belong to (STS GetCallerIdentity, asked once).
+
+        STS is asked in ``region``, else in the first of :meth:`regions`.
+        """
+        if self._account_id is None:
+            region = region or self.regions()[0]
+            sts = self.client("sts", region)
+            with translate_errors("sts", "GetCallerIdentity", region):
+                identity = sts.get_caller_identity()
+            self._account_id = identity["Account"]
+        return self._account_id
