@@ -1,0 +1,493 @@
+"""The plan as JSON (DESIGN.md §5): write it, read it back, and compare two plans' actions.
+
+The JSON is deterministic: equal plans give byte-identical text, so a saved plan
+can be diffed, hashed and committed. Reading validates against
+``schemas/plan.schema.json`` first and raises :class:`PlanFileError` with a
+message a person can act on. ``plan_from_dict(plan_to_dict(p)) == p`` for every
+plan whose datetimes are aware.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import fields
+from datetime import UTC
+from datetime import datetime
+from importlib import resources
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import cast
+
+from smartvault.errors import PlanFileError
+from smartvault.model import Action
+from smartvault.model import ArchiveAction
+from smartvault.model import CopyAction
+from smartvault.model import CreateAction
+from smartvault.model import DeleteAction
+from smartvault.model import Kept
+from smartvault.model import Orphan
+from smartvault.model import Plan
+from smartvault.model import PlanWarning
+from smartvault.model import PolicySlot
+from smartvault.model import Skipped
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+
+FORMAT_VERSION = 1
+
+#: the order of action types in the summary (and in every rendering)
+ACTION_TYPES = ("create", "delete", "archive", "copy")
+
+_SCHEMA_RESOURCE = ("schemas", "plan.schema.json")
+
+
+# --- datetimes ------------------------------------------------------------------
+
+
+def format_time(value: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``: ``2026-11-28T17:00:02Z``.
+
+    Sub-second digits appear only when non-zero: three for whole milliseconds (what
+    EC2 reports for ``StartTime``), six otherwise, so every aware datetime
+    survives a round trip exactly. A naive datetime is a bug and raises ``ValueError``.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r} in a plan: plans hold aware UTC times")
+    utc = value.astimezone(UTC).replace(tzinfo=None)
+    if utc.microsecond == 0:
+        timespec = "seconds"
+    elif utc.microsecond % 1000 == 0:
+        timespec = "milliseconds"
+    else:
+        timespec = "microseconds"
+    return utc.isoformat(timespec=timespec) + "Z"
+
+
+def parse_time(text: str) -> datetime:
+    """The inverse of :func:`format_time`: an aware UTC datetime."""
+    problem = f"{text!r} is not a UTC time like 2026-11-28T17:00:02Z"
+    if not text.endswith("Z"):
+        raise ValueError(problem)
+    try:
+        parsed = datetime.fromisoformat(text[:-1])
+    except ValueError:
+        raise ValueError(problem) from None
+    if parsed.tzinfo is not None:
+        raise ValueError(problem)
+    return parsed.replace(tzinfo=UTC)
+
+
+def _optional_time(value: datetime | None) -> str | None:
+    return None if value is None else format_time(value)
+
+
+# --- Plan -> dict -----------------------------------------------------------------
+
+
+def _sorted_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {key: tags[key] for key in sorted(tags)}
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    """One action as JSON: ``type`` first, then where and what, then type-specific fields."""
+    data: dict[str, Any] = {
+        "type": action.type,
+        "region": action.region,
+        "policy": action.policy,
+        "resource_id": action.resource_id,
+    }
+    if isinstance(action, CreateAction):
+        data["resource_type"] = action.resource_type
+        data["volume_ids"] = list(action.volume_ids)
+        data["recovery_point"] = action.recovery_point
+        data["slot"] = format_time(action.slot)
+        data["tags"] = _sorted_tags(action.tags)
+        data["exclude_boot_volume"] = action.exclude_boot_volume
+        data["reason"] = action.reason
+        if action.full_tag_values:
+            data["full_tag_values"] = _sorted_tags(action.full_tag_values)
+        return data
+    data["recovery_point"] = action.recovery_point
+    data["snapshot_ids"] = list(action.snapshot_ids)
+    data["created_at"] = format_time(action.created_at)
+    if isinstance(action, CopyAction):
+        data["target_region"] = action.target_region
+        data["kms_key_id"] = action.kms_key_id
+    data["reason"] = action.reason
+    return data
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan in the JSON shape of DESIGN.md §5, ready for ``json.dumps``."""
+    return {
+        "format_version": plan.format_version,
+        "at": format_time(plan.at),
+        "generated_at": format_time(plan.generated_at),
+        "account_id": plan.account_id,
+        "regions": list(plan.regions),
+        "policies": [
+            {"name": p.name, "file": p.file, "slot": _optional_time(p.slot)} for p in plan.policies
+        ],
+        "actions": [action_to_dict(a) for a in plan.actions],
+        "kept": [
+            {
+                "region": k.region,
+                "policy": k.policy,
+                "resource_id": k.resource_id,
+                "recovery_point": k.recovery_point,
+                "snapshot_ids": list(k.snapshot_ids),
+                "created_at": format_time(k.created_at),
+                "kept_by": list(k.kept_by),
+            }
+            for k in plan.kept
+        ],
+        "skipped": [
+            {
+                "region": s.region,
+                "policy": s.policy,
+                "resource_id": s.resource_id,
+                "recovery_point": s.recovery_point,
+                "snapshot_ids": list(s.snapshot_ids),
+                "reason": s.reason,
+            }
+            for s in plan.skipped
+        ],
+        "orphans": [
+            {
+                "region": o.region,
+                "policy": o.policy,
+                "recovery_point": o.recovery_point,
+                "snapshot_ids": list(o.snapshot_ids),
+                "created_at": format_time(o.created_at),
+            }
+            for o in plan.orphans
+        ],
+        "warnings": [
+            {
+                "message": w.message,
+                "policy": w.policy,
+                "resource_id": w.resource_id,
+                "region": w.region,
+            }
+            for w in plan.warnings
+        ],
+        "summary": dict(plan.summary),
+    }
+
+
+def dumps(plan: Plan) -> str:
+    """The plan as JSON text: two-space indent, fixed key order, UTF-8, trailing newline.
+
+    Equal plans give byte-identical text (tag maps are written sorted by key).
+    """
+    return json.dumps(plan_to_dict(plan), indent=2, ensure_ascii=False) + "\n"
+
+
+# --- dict -> Plan -----------------------------------------------------------------
+
+
+@functools.cache
+def plan_schema() -> dict[str, Any]:
+    """The plan JSON Schema (Draft 2020-12) shipped in ``smartvault/schemas``."""
+    text = resources.files("smartvault").joinpath(*_SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@functools.cache
+def _validator() -> Draft202012Validator:
+    # imported here: writing and rendering plans (the Lambda's path) never pays for it
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(plan_schema())
+
+
+def _where(path: Iterable[str | int]) -> str:
+    where = ""
+    for part in path:
+        where += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return where.removeprefix(".")
+
+
+def _describe(error: ValidationError) -> str:
+    if error.validator == "enum":
+        allowed: Any = error.validator_value
+        choices = ", ".join(str(choice) for choice in allowed)
+        message = f"{error.instance!r} is not one of {choices}"
+    elif error.validator == "pattern":
+        message = f"{error.instance!r} is not a UTC time like 2026-11-28T17:00:02Z"
+    elif error.validator == "const":
+        message = f"{error.instance!r} should be {error.validator_value!r}"
+    else:
+        message = error.message
+    where = _where(error.absolute_path)
+    return f"{where}: {message}" if where else message
+
+
+def _schema_problems(data: object) -> list[str]:
+    errors = sorted(
+        _validator().iter_errors(data),
+        key=lambda e: (tuple(str(p) for p in e.absolute_path), e.message),
+    )
+    return [_describe(e) for e in errors]
+
+
+def _not_a_plan(source: str, problems: Sequence[str]) -> PlanFileError:
+    shown = "; ".join(problems[:3])
+    more = f" (and {len(problems) - 3} more problems)" if len(problems) > 3 else ""
+    return PlanFileError(f"{source} is not a SmartVault plan: {shown}{more}")
+
+
+def _check_version(data: object, source: str) -> None:
+    if not isinstance(data, dict):
+        return
+    version = data.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise PlanFileError(
+            f"{source} was written by a newer SmartVault (plan format_version {version}; "
+            f"this version reads format_version {FORMAT_VERSION}): upgrade SmartVault, "
+            "or make the plan again with this version"
+        )
+
+
+def _action_from_dict(data: Mapping[str, Any]) -> Action:
+    kind = data["type"]
+    common: dict[str, Any] = {
+        "region": data["region"],
+        "policy": data["policy"],
+        "resource_id": data["resource_id"],
+        "recovery_point": data["recovery_point"],
+        "reason": data["reason"],
+    }
+    if kind == "create":
+        return CreateAction(
+            **common,
+            resource_type=data["resource_type"],
+            slot=parse_time(data["slot"]),
+            volume_ids=tuple(data["volume_ids"]),
+            tags=dict(data["tags"]),
+            exclude_boot_volume=data["exclude_boot_volume"],
+            full_tag_values=dict(data.get("full_tag_values", {})),
+        )
+    common["snapshot_ids"] = tuple(data["snapshot_ids"])
+    common["created_at"] = parse_time(data["created_at"])
+    if kind == "copy":
+        return CopyAction(
+            **common, target_region=data["target_region"], kms_key_id=data["kms_key_id"]
+        )
+    if kind == "archive":
+        return ArchiveAction(**common)
+    return DeleteAction(**common)
+
+
+def _build(data: Mapping[str, Any]) -> Plan:
+    return Plan(
+        format_version=data["format_version"],
+        at=parse_time(data["at"]),
+        generated_at=parse_time(data["generated_at"]),
+        account_id=data["account_id"],
+        regions=tuple(data["regions"]),
+        policies=tuple(
+            PolicySlot(
+                name=p["name"],
+                file=p["file"],
+                slot=None if p["slot"] is None else parse_time(p["slot"]),
+            )
+            for p in data["policies"]
+        ),
+        actions=tuple(_action_from_dict(a) for a in data["actions"]),
+        kept=tuple(
+            Kept(
+                region=k["region"],
+                policy=k["policy"],
+                resource_id=k["resource_id"],
+                recovery_point=k["recovery_point"],
+                snapshot_ids=tuple(k["snapshot_ids"]),
+                created_at=parse_time(k["created_at"]),
+                kept_by=tuple(k["kept_by"]),
+            )
+            for k in data["kept"]
+        ),
+        skipped=tuple(
+            Skipped(
+                region=s["region"],
+                policy=s["policy"],
+                resource_id=s["resource_id"],
+                recovery_point=s["recovery_point"],
+                snapshot_ids=tuple(s["snapshot_ids"]),
+                reason=s["reason"],
+            )
+            for s in data["skipped"]
+        ),
+        orphans=tuple(
+            Orphan(
+                region=o["region"],
+                policy=o["policy"],
+                recovery_point=o["recovery_point"],
+                snapshot_ids=tuple(o["snapshot_ids"]),
+                created_at=parse_time(o["created_at"]),
+            )
+            for o in data["orphans"]
+        ),
+        warnings=tuple(
+            PlanWarning(
+                message=w["message"],
+                policy=w["policy"],
+                resource_id=w["resource_id"],
+                region=w["region"],
+            )
+            for w in data["warnings"]
+        ),
+    )
+
+
+def plan_from_dict(data: object, *, source: str = "plan.json") -> Plan:
+    """Validate ``data`` against the plan schema and build the :class:`Plan` it describes.
+
+    Raises :class:`PlanFileError` naming ``source`` and the first problems found: a
+    newer ``format_version``, schema violations (``actions[3].type: 'remove' is not
+    one of create, delete, archive, copy``), impossible times, or a ``summary`` that
+    does not match the plan's contents.
+    """
+    _check_version(data, source)
+    problems = _schema_problems(data)
+    if problems:
+        raise _not_a_plan(source, problems)
+    valid = cast("dict[str, Any]", data)  # the schema says it is an object
+    try:
+        plan = _build(valid)
+    except ValueError as exc:  # a time that matches the pattern but is no date (month 13)
+        raise _not_a_plan(source, [str(exc)]) from exc
+    if valid["summary"] != plan.summary:
+        raise _not_a_plan(
+            source,
+            [f"summary {valid['summary']} does not match its contents {plan.summary}"],
+        )
+    return plan
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def loads(text: str | bytes, source: str = "plan.json") -> Plan:
+    """Read a plan from JSON text (as written by :func:`dumps`); see :func:`plan_from_dict`."""
+    try:
+        data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PlanFileError(
+            f"{source} is not valid JSON ({exc}); make it again with `smartvault plan --out FILE`"
+        ) from exc
+    return plan_from_dict(data, source=source)
+
+
+# --- staleness ------------------------------------------------------------------
+
+_Identity = tuple[str, str, str, str, str, str | None]
+
+_VERBS = {"create": "create", "delete": "delete", "archive": "archive", "copy": "copy"}
+_PRESENT = {"create": "creates", "delete": "deletes", "archive": "archives", "copy": "copies"}
+#: fields that say which action it is, compared through the identity instead
+_IDENTITY_FIELDS = frozenset(
+    {"type", "region", "policy", "resource_id", "recovery_point", "target_region"}
+)
+
+
+def _identity(action: Action) -> _Identity:
+    target = action.target_region if isinstance(action, CopyAction) else None
+    return (
+        action.type,
+        action.region,
+        action.policy,
+        action.resource_id,
+        action.recovery_point,
+        target,
+    )
+
+
+def _what(action: Action) -> str:
+    """``rp (snap-1, snap-2) of i-0abc in us-east-1`` — enough to find it in the account."""
+    if isinstance(action, CreateAction):
+        covers = ", ".join(action.volume_ids) or "no volumes"
+        what = f"{action.recovery_point} ({covers}) of {action.resource_id}"
+    else:
+        snaps = ", ".join(action.snapshot_ids) or "no snapshots"
+        what = f"{action.recovery_point} ({snaps}) of {action.resource_id}"
+    where = f"in {action.region}"
+    if isinstance(action, CopyAction):
+        where = f"from {action.region} to {action.target_region}"
+    return f"{what} {where}"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value) or "nothing"
+    if isinstance(value, Mapping):
+        return json.dumps(_sorted_tags(value), ensure_ascii=False)
+    if value is None:
+        return "none"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _phrase(name: str, new: str, old: str) -> str:
+    if name in ("volume_ids", "snapshot_ids"):
+        return f"now covers {new} (was {old})"
+    return f"{name} now {new} (was {old})"
+
+
+def _field_changes(saved: Action, fresh: Action) -> list[str]:
+    changes = []
+    for f in fields(saved):
+        if f.name in _IDENTITY_FIELDS:
+            continue
+        old, new = getattr(saved, f.name), getattr(fresh, f.name)
+        if old != new:
+            changes.append(_phrase(f.name, _show(new), _show(old)))
+    return changes
+
+
+def compare_actions(saved: Plan, fresh: Plan) -> list[str]:
+    """What differs between the actions of a saved plan and a fresh plan at the same ``at``.
+
+    Actions are matched by (type, region, policy, resource id, recovery point, target
+    region); every other field is compared. Lines start with ``+`` (only in the fresh
+    plan), ``-`` (only in the saved plan) or ``~`` (both, but different). An empty
+    list means the saved plan still does exactly what planning again would do.
+    """
+    # indices, not objects: equal actions (even one object twice) are matched one to one
+    unmatched: dict[_Identity, list[int]] = {}
+    for index, action in enumerate(fresh.actions):
+        unmatched.setdefault(_identity(action), []).append(index)
+
+    lines: list[str] = []
+    for action in saved.actions:
+        candidates = unmatched.get(_identity(action))
+        if not candidates:
+            lines.append(f"- no longer {_PRESENT[action.type]} {_what(action)} (gone or changed)")
+            continue
+        match = fresh.actions[candidates.pop(0)]
+        target = f" to {action.target_region}" if isinstance(action, CopyAction) else ""
+        lines.extend(
+            f"~ {action.type} {action.recovery_point} for {action.resource_id}{target} {change}"
+            for change in _field_changes(action, match)
+        )
+    left = sorted(index for indices in unmatched.values() for index in indices)
+    lines.extend(
+        f"+ would now also {_VERBS[fresh.actions[i].type]} {_what(fresh.actions[i])}: "
+        f"{fresh.actions[i].reason}"
+        for i in left
+    )
+    return lines

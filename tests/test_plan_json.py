@@ -1,0 +1,713 @@
+"""The plan as JSON: its shape, its schema, the round trip, and the staleness comparison."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from smartvault import plan_json
+from smartvault.errors import PlanFileError
+from smartvault.model import ArchiveAction
+from smartvault.model import CopyAction
+from smartvault.model import CreateAction
+from smartvault.model import DeleteAction
+from smartvault.model import Kept
+from smartvault.model import Orphan
+from smartvault.model import Plan
+from smartvault.model import PlanWarning
+from smartvault.model import PolicySlot
+from smartvault.model import Skipped
+from tests.factories import utc
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = ROOT / "smartvault" / "schemas" / "plan.schema.json"
+KEPT_BY = (
+    "keep_last",
+    "max_age",
+    "hourly",
+    "daily",
+    "weekly",
+    "monthly",
+    "yearly",
+    "future",
+    "disabled",
+    "pending",
+    "no_copy_rule",
+)
+
+CREATE = CreateAction(
+    region="us-east-1",
+    policy="prod-nightly",
+    resource_id="i-0abc",
+    resource_type="instance",
+    recovery_point="prod-nightly/i-0abc/20261128T0200Z",
+    slot=utc(2026, 11, 28, 2),
+    volume_ids=("vol-1", "vol-2"),
+    reason="due: newest recovery point 2026-11-27T02:00:04Z is before slot 2026-11-28T02:00:00Z",
+    tags={"smartvault:policy": "prod-nightly", "CreatedBy": "SmartVault"},
+)
+DELETE = DeleteAction(
+    region="us-east-1",
+    policy="prod-nightly",
+    resource_id="i-0abc",
+    recovery_point="prod-nightly/i-0abc/20261119T0200Z",
+    snapshot_ids=("snap-1", "snap-2"),
+    created_at=utc(2026, 11, 19, 2, 0, 3),
+    reason="older than max_age 7d; not kept by keep_last 3",
+)
+ARCHIVE = ArchiveAction(
+    region="us-east-1",
+    policy="prod-nightly",
+    resource_id="i-0abc",
+    recovery_point="prod-nightly/i-0abc/20260801T0200Z",
+    snapshot_ids=("snap-7",),
+    created_at=utc(2026, 8, 1, 2, 0, 5),
+    reason="older than archive.after 90d",
+)
+COPY = CopyAction(
+    region="us-east-1",
+    policy="prod-nightly",
+    resource_id="i-0abc",
+    recovery_point="prod-nightly/i-0abc/20261127T0200Z",
+    snapshot_ids=("snap-3",),
+    created_at=utc(2026, 11, 27, 2, 0, 4),
+    target_region="us-west-2",
+    reason="copy rule us-west-2",
+    kms_key_id="alias/backup",
+)
+
+
+def make_plan(**overrides: Any) -> Plan:
+    """A small plan with one of everything; override what the test is about."""
+    fields: dict[str, Any] = {
+        "at": utc(2026, 11, 28, 17),
+        "generated_at": utc(2026, 11, 28, 17, 0, 2),
+        "account_id": "123456789012",
+        "regions": ("us-east-1",),
+        "policies": (PolicySlot("prod-nightly", "policies/prod.yaml", utc(2026, 11, 28, 2)),),
+        "actions": (CREATE, DELETE),
+        "kept": (
+            Kept(
+                "us-east-1",
+                "prod-nightly",
+                "i-0abc",
+                "prod-nightly/i-0abc/20261127T0200Z",
+                ("snap-3",),
+                utc(2026, 11, 27, 2, 0, 4),
+                ("keep_last", "daily"),
+            ),
+        ),
+        "skipped": (
+            Skipped(
+                "us-east-1",
+                "prod-nightly",
+                "i-0abc",
+                "prod-nightly/i-0abc/20261101T0200Z",
+                ("snap-5",),
+                "in use by AMI ami-0123",
+            ),
+        ),
+        "orphans": (
+            Orphan(
+                "us-east-1",
+                "old-policy",
+                "old-policy/i-9/20250101T0000Z",
+                ("snap-9",),
+                utc(2025, 1, 1, 0, 0, 4),
+            ),
+        ),
+        "warnings": (PlanWarning("backups are failing", "prod-nightly", "i-0abc", "us-east-1"),),
+    }
+    fields.update(overrides)
+    return Plan(**fields)
+
+
+@functools.cache
+def schema_validator() -> Draft202012Validator:
+    return Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+# --- strategies ---------------------------------------------------------------
+
+_names = st.text(max_size=12)
+_ids = st.lists(_names, max_size=3).map(tuple)
+_times = st.datetimes(
+    min_value=datetime(1970, 1, 1),  # noqa: DTZ001 - bounds for aware values below
+    max_value=datetime(2200, 1, 1),  # noqa: DTZ001
+    timezones=st.sampled_from(
+        [UTC, timezone(timedelta(hours=2)), timezone(-timedelta(hours=5, minutes=30))]
+    ),
+)
+_tags = st.dictionaries(_names, st.text(max_size=30), max_size=4)
+
+_creates = st.builds(
+    CreateAction,
+    region=_names,
+    policy=_names,
+    resource_id=_names,
+    resource_type=st.sampled_from(["instance", "volume"]),
+    recovery_point=_names,
+    slot=_times,
+    volume_ids=_ids,
+    reason=st.text(max_size=40),
+    tags=_tags,
+    exclude_boot_volume=st.booleans(),
+    full_tag_values=_tags,
+)
+
+
+def _existing(cls: type[DeleteAction] | type[ArchiveAction]) -> st.SearchStrategy[Any]:
+    return st.builds(
+        cls,
+        region=_names,
+        policy=_names,
+        resource_id=_names,
+        recovery_point=_names,
+        snapshot_ids=_ids,
+        created_at=_times,
+        reason=st.text(max_size=40),
+    )
+
+
+_copies = st.builds(
+    CopyAction,
+    region=_names,
+    policy=_names,
+    resource_id=_names,
+    recovery_point=_names,
+    snapshot_ids=_ids,
+    created_at=_times,
+    target_region=_names,
+    reason=st.text(max_size=40),
+    kms_key_id=st.none() | _names,
+)
+
+plans = st.builds(
+    Plan,
+    at=_times,
+    generated_at=_times,
+    account_id=_names,
+    regions=_ids,
+    policies=st.lists(
+        st.builds(PolicySlot, name=_names, file=_names, slot=st.none() | _times), max_size=3
+    ).map(tuple),
+    actions=st.lists(
+        st.one_of(_creates, _existing(DeleteAction), _existing(ArchiveAction), _copies),
+        max_size=5,
+    ).map(tuple),
+    kept=st.lists(
+        st.builds(
+            Kept,
+            region=_names,
+            policy=_names,
+            resource_id=_names,
+            recovery_point=_names,
+            snapshot_ids=_ids,
+            created_at=_times,
+            kept_by=st.lists(st.sampled_from(KEPT_BY), max_size=3).map(tuple),
+        ),
+        max_size=3,
+    ).map(tuple),
+    skipped=st.lists(
+        st.builds(
+            Skipped,
+            region=_names,
+            policy=_names,
+            resource_id=_names,
+            recovery_point=_names,
+            snapshot_ids=_ids,
+            reason=_names,
+        ),
+        max_size=2,
+    ).map(tuple),
+    orphans=st.lists(
+        st.builds(
+            Orphan,
+            region=_names,
+            policy=_names,
+            recovery_point=_names,
+            snapshot_ids=_ids,
+            created_at=_times,
+        ),
+        max_size=2,
+    ).map(tuple),
+    warnings=st.lists(
+        st.builds(
+            PlanWarning,
+            message=_names,
+            policy=st.none() | _names,
+            resource_id=st.none() | _names,
+            region=st.none() | _names,
+        ),
+        max_size=2,
+    ).map(tuple),
+)
+
+PROPERTY = settings(max_examples=100, deadline=None)
+
+
+# --- shape --------------------------------------------------------------------
+
+
+class TestPlanToDict:
+    def test_plan_to_dict_writes_the_documented_shape(self) -> None:
+        data = plan_json.plan_to_dict(make_plan(actions=(CREATE, DELETE, COPY)))
+
+        assert list(data) == [
+            "format_version",
+            "at",
+            "generated_at",
+            "account_id",
+            "regions",
+            "policies",
+            "actions",
+            "kept",
+            "skipped",
+            "orphans",
+            "warnings",
+            "summary",
+        ]
+        assert data["format_version"] == 1
+        assert data["at"] == "2026-11-28T17:00:00Z"
+        assert data["generated_at"] == "2026-11-28T17:00:02Z"
+        assert data["policies"] == [
+            {"name": "prod-nightly", "file": "policies/prod.yaml", "slot": "2026-11-28T02:00:00Z"}
+        ]
+        assert data["actions"][0] == {
+            "type": "create",
+            "region": "us-east-1",
+            "policy": "prod-nightly",
+            "resource_id": "i-0abc",
+            "resource_type": "instance",
+            "volume_ids": ["vol-1", "vol-2"],
+            "recovery_point": "prod-nightly/i-0abc/20261128T0200Z",
+            "slot": "2026-11-28T02:00:00Z",
+            "tags": {"CreatedBy": "SmartVault", "smartvault:policy": "prod-nightly"},
+            "exclude_boot_volume": False,
+            "reason": CREATE.reason,
+        }
+        assert data["actions"][1] == {
+            "type": "delete",
+            "region": "us-east-1",
+            "policy": "prod-nightly",
+            "resource_id": "i-0abc",
+            "recovery_point": "prod-nightly/i-0abc/20261119T0200Z",
+            "snapshot_ids": ["snap-1", "snap-2"],
+            "created_at": "2026-11-19T02:00:03Z",
+            "reason": "older than max_age 7d; not kept by keep_last 3",
+        }
+        assert list(data["actions"][2]) == [
+            "type",
+            "region",
+            "policy",
+            "resource_id",
+            "recovery_point",
+            "snapshot_ids",
+            "created_at",
+            "target_region",
+            "kms_key_id",
+            "reason",
+        ]
+        assert data["kept"][0]["kept_by"] == ["keep_last", "daily"]
+        assert data["skipped"][0]["reason"] == "in use by AMI ami-0123"
+        assert data["orphans"][0] == {
+            "region": "us-east-1",
+            "policy": "old-policy",
+            "recovery_point": "old-policy/i-9/20250101T0000Z",
+            "snapshot_ids": ["snap-9"],
+            "created_at": "2025-01-01T00:00:04Z",
+        }
+        assert data["warnings"] == [
+            {
+                "message": "backups are failing",
+                "policy": "prod-nightly",
+                "resource_id": "i-0abc",
+                "region": "us-east-1",
+            }
+        ]
+        assert data["summary"] == {
+            "create": 1,
+            "delete": 1,
+            "archive": 0,
+            "copy": 1,
+            "kept": 1,
+            "skipped": 1,
+        }
+
+    def test_full_tag_values_are_written_only_when_a_tag_was_cut(self) -> None:
+        cut = dataclasses.replace(CREATE, full_tag_values={"smartvault:devices": "x" * 300})
+
+        plain = plan_json.action_to_dict(CREATE)
+        with_full = plan_json.action_to_dict(cut)
+
+        assert "full_tag_values" not in plain
+        assert with_full["full_tag_values"] == {"smartvault:devices": "x" * 300}
+        assert list(with_full)[-1] == "full_tag_values"
+
+    def test_a_disabled_policy_has_a_null_slot(self) -> None:
+        plan = make_plan(policies=(PolicySlot("old", "policies/old.yaml", None),))
+
+        assert plan_json.plan_to_dict(plan)["policies"] == [
+            {"name": "old", "file": "policies/old.yaml", "slot": None}
+        ]
+
+    def test_a_warning_without_context_writes_nulls(self) -> None:
+        plan = make_plan(warnings=(PlanWarning("no regions"),))
+
+        assert plan_json.plan_to_dict(plan)["warnings"] == [
+            {"message": "no regions", "policy": None, "resource_id": None, "region": None}
+        ]
+
+
+class TestTimes:
+    @pytest.mark.parametrize(
+        ("value", "text"),
+        [
+            (utc(2026, 11, 28, 17, 0, 2), "2026-11-28T17:00:02Z"),
+            (utc(2026, 11, 28, 17, 0, 2, 123000), "2026-11-28T17:00:02.123Z"),
+            (utc(2026, 11, 28, 17, 0, 2, 123456), "2026-11-28T17:00:02.123456Z"),
+            (
+                datetime(2026, 11, 28, 18, 0, 2, tzinfo=timezone(timedelta(hours=1))),
+                "2026-11-28T17:00:02Z",
+            ),
+        ],
+        ids=["seconds", "milliseconds", "microseconds", "other-offset"],
+    )
+    def test_times_are_written_in_utc_with_z_and_only_nonzero_fractions(
+        self, value: datetime, text: str
+    ) -> None:
+        assert plan_json.format_time(value) == text
+        assert plan_json.parse_time(text) == value
+
+    def test_a_naive_time_is_refused_as_a_bug(self) -> None:
+        with pytest.raises(ValueError, match="naive"):
+            plan_json.format_time(datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
+
+    @pytest.mark.parametrize(
+        "text", ["2026-11-28T17:00:02", "2026-13-01T00:00:00Z", "2026-11-28T17:00+01:00Z", "soon"]
+    )
+    def test_parse_time_rejects_what_is_not_a_utc_time(self, text: str) -> None:
+        with pytest.raises(ValueError, match="is not a UTC time"):
+            plan_json.parse_time(text)
+
+
+# --- schema -------------------------------------------------------------------
+
+
+class TestSchema:
+    def test_the_schema_is_a_valid_draft_2020_12_schema_with_an_id(self) -> None:
+        schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+        Draft202012Validator.check_schema(schema)
+        assert schema["$id"]
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+    def test_the_published_schema_is_a_relative_symlink_to_the_packaged_one(self) -> None:
+        link = ROOT / "schemas" / "plan.schema.json"
+
+        assert link.is_symlink()
+        assert os.readlink(link) == "../smartvault/schemas/plan.schema.json"
+        assert link.read_bytes() == SCHEMA_PATH.read_bytes()
+
+    def test_the_packaged_schema_is_the_one_plan_json_uses(self) -> None:
+        assert plan_json.plan_schema() == json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+    def test_the_sample_plan_validates_against_the_schema(self) -> None:
+        plan = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY))
+
+        errors = list(schema_validator().iter_errors(plan_json.plan_to_dict(plan)))
+
+        assert errors == []
+
+    def test_the_schema_rejects_a_field_it_does_not_describe(self) -> None:
+        data = plan_json.plan_to_dict(make_plan())
+        data["actions"][1]["force"] = True
+
+        assert not schema_validator().is_valid(data)
+
+    @PROPERTY
+    @given(plans)
+    def test_every_produced_plan_validates_against_the_schema(self, plan: Plan) -> None:
+        errors = [e.message for e in schema_validator().iter_errors(plan_json.plan_to_dict(plan))]
+
+        assert errors == []
+
+
+# --- round trip ---------------------------------------------------------------
+
+
+class TestRoundTrip:
+    @PROPERTY
+    @given(plans)
+    def test_plan_from_dict_inverts_plan_to_dict(self, plan: Plan) -> None:
+        assert plan_json.plan_from_dict(plan_json.plan_to_dict(plan)) == plan
+
+    @PROPERTY
+    @given(plans)
+    def test_loads_inverts_dumps_and_dumps_is_stable(self, plan: Plan) -> None:
+        text = plan_json.dumps(plan)
+
+        again = plan_json.loads(text)
+
+        assert again == plan
+        assert plan_json.dumps(again) == text
+
+    def test_dumps_is_indented_json_ending_in_one_newline(self) -> None:
+        text = plan_json.dumps(make_plan())
+
+        assert text.startswith('{\n  "format_version": 1,\n  "at": "2026-11-28T17:00:00Z",\n')
+        assert text.endswith("}\n")
+        assert not text.endswith("\n\n")
+
+    def test_equal_plans_with_tags_in_another_order_dump_identically(self) -> None:
+        reordered = dataclasses.replace(
+            CREATE, tags={"CreatedBy": "SmartVault", "smartvault:policy": "prod-nightly"}
+        )
+        assert reordered == CREATE
+
+        assert plan_json.dumps(make_plan(actions=(reordered,))) == plan_json.dumps(
+            make_plan(actions=(CREATE,))
+        )
+
+    def test_non_ascii_text_is_written_as_is(self) -> None:
+        plan = make_plan(warnings=(PlanWarning("Größe ✓"),))
+
+        assert "Größe ✓" in plan_json.dumps(plan)
+
+    def test_millisecond_snapshot_times_survive_the_round_trip(self) -> None:
+        kept = Kept(
+            "us-east-1",
+            "p",
+            "vol-1",
+            "p/vol-1/x",
+            ("snap-1",),
+            utc(2026, 1, 1, 0, 0, 4, 512000),
+            ("keep_last",),
+        )
+
+        plan = plan_json.loads(plan_json.dumps(make_plan(kept=(kept,))))
+
+        assert plan.kept[0].created_at == utc(2026, 1, 1, 0, 0, 4, 512000)
+
+
+# --- reading errors -----------------------------------------------------------
+
+
+class TestLoadsErrors:
+    def _broken(self, change: Any) -> str:
+        data = plan_json.plan_to_dict(make_plan(actions=(CREATE, DELETE, ARCHIVE, DELETE)))
+        change(data)
+        return json.dumps(data)
+
+    def test_an_unknown_action_type_names_where_and_what_is_allowed(self) -> None:
+        text = self._broken(lambda d: d["actions"][3].update(type="remove"))
+
+        with pytest.raises(PlanFileError) as info:
+            plan_json.loads(text)
+
+        assert str(info.value) == (
+            "plan.json is not a SmartVault plan: actions[3].type: "
+            "'remove' is not one of create, delete, archive, copy"
+        )
+
+    def test_the_message_names_the_source_it_was_given(self) -> None:
+        text = self._broken(lambda d: d["actions"][1].pop("snapshot_ids"))
+
+        with pytest.raises(
+            PlanFileError,
+            match=r"^saved\.json is not a SmartVault plan: "
+            r"actions\[1\]: 'snapshot_ids' is a required property$",
+        ):
+            plan_json.loads(text, source="saved.json")
+
+    def test_an_unknown_field_is_rejected(self) -> None:
+        text = self._broken(lambda d: d["actions"][0].update(force=True))
+
+        with pytest.raises(PlanFileError, match=r"actions\[0\]: Additional properties .*'force'"):
+            plan_json.loads(text)
+
+    def test_an_unknown_kept_by_rule_is_rejected(self) -> None:
+        text = self._broken(lambda d: d["kept"][0].update(kept_by=["forever"]))
+
+        with pytest.raises(
+            PlanFileError, match=r"kept\[0\]\.kept_by\[0\]: 'forever' is not one of keep_last"
+        ):
+            plan_json.loads(text)
+
+    def test_a_time_in_another_format_is_rejected_readably(self) -> None:
+        text = self._broken(lambda d: d.update(at="2026-11-28 17:00"))
+
+        with pytest.raises(
+            PlanFileError,
+            match=r"at: '2026-11-28 17:00' is not a UTC time like 2026-11-28T17:00:02Z",
+        ):
+            plan_json.loads(text)
+
+    def test_an_impossible_date_is_rejected(self) -> None:
+        text = self._broken(lambda d: d.update(at="2026-13-28T17:00:00Z"))
+
+        with pytest.raises(PlanFileError, match=r"'2026-13-28T17:00:00Z' is not a UTC time"):
+            plan_json.loads(text)
+
+    def test_a_plan_from_a_newer_smartvault_is_refused_with_advice(self) -> None:
+        text = self._broken(lambda d: d.update(format_version=2, future_field=[]))
+
+        with pytest.raises(
+            PlanFileError, match=r"written by a newer SmartVault \(plan format_version 2"
+        ):
+            plan_json.loads(text)
+
+    def test_format_version_zero_is_not_a_plan(self) -> None:
+        text = self._broken(lambda d: d.update(format_version=0))
+
+        with pytest.raises(PlanFileError, match=r"format_version: 0 should be 1"):
+            plan_json.loads(text)
+
+    def test_text_that_is_not_json_is_refused(self) -> None:
+        with pytest.raises(PlanFileError, match=r"^plan\.json is not valid JSON \(Expecting value"):
+            plan_json.loads("not json")
+
+    def test_duplicate_keys_are_refused(self) -> None:
+        with pytest.raises(PlanFileError, match="duplicate key 'at'"):
+            plan_json.loads('{"at": "a", "at": "b"}')
+
+    def test_json_that_is_not_an_object_is_not_a_plan(self) -> None:
+        with pytest.raises(
+            PlanFileError, match=r"not a SmartVault plan: \[\] is not of type 'object'"
+        ):
+            plan_json.loads("[]")
+
+    def test_a_summary_that_disagrees_with_the_contents_is_refused(self) -> None:
+        text = self._broken(lambda d: d["summary"].update(delete=1))
+
+        with pytest.raises(PlanFileError, match=r"summary .* does not match its contents"):
+            plan_json.loads(text)
+
+    def test_many_problems_are_summarised(self) -> None:
+        with pytest.raises(PlanFileError, match=r"\(and \d+ more problems\)$"):
+            plan_json.loads("{}")
+
+
+# --- staleness ----------------------------------------------------------------
+
+
+class TestCompareActions:
+    def test_identical_actions_compare_equal(self) -> None:
+        saved = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY))
+        fresh = make_plan(actions=(COPY, ARCHIVE, DELETE, CREATE), generated_at=utc(2027, 1, 1))
+
+        assert plan_json.compare_actions(saved, fresh) == []
+
+    def test_a_new_deletion_is_reported_with_a_plus(self) -> None:
+        lines = plan_json.compare_actions(make_plan(actions=(CREATE,)), make_plan())
+
+        assert lines == [
+            "+ would now also delete prod-nightly/i-0abc/20261119T0200Z (snap-1, snap-2) "
+            "of i-0abc in us-east-1: older than max_age 7d; not kept by keep_last 3"
+        ]
+
+    def test_a_deletion_no_longer_planned_is_reported_with_a_minus(self) -> None:
+        lines = plan_json.compare_actions(make_plan(), make_plan(actions=(CREATE,)))
+
+        assert lines == [
+            "- no longer deletes prod-nightly/i-0abc/20261119T0200Z (snap-1, snap-2) "
+            "of i-0abc in us-east-1 (gone or changed)"
+        ]
+
+    def test_a_create_that_appeared_or_went_is_reported_with_its_volumes(self) -> None:
+        added = plan_json.compare_actions(make_plan(actions=()), make_plan(actions=(CREATE,)))
+        gone = plan_json.compare_actions(make_plan(actions=(CREATE,)), make_plan(actions=()))
+
+        assert added == [
+            "+ would now also create prod-nightly/i-0abc/20261128T0200Z (vol-1, vol-2) "
+            f"of i-0abc in us-east-1: {CREATE.reason}"
+        ]
+        assert gone == [
+            "- no longer creates prod-nightly/i-0abc/20261128T0200Z (vol-1, vol-2) "
+            "of i-0abc in us-east-1 (gone or changed)"
+        ]
+
+    def test_a_create_covering_other_volumes_is_reported_as_changed(self) -> None:
+        grown = dataclasses.replace(CREATE, volume_ids=("vol-1", "vol-2", "vol-3"))
+
+        lines = plan_json.compare_actions(make_plan(), make_plan(actions=(grown, DELETE)))
+
+        assert lines == [
+            "~ create prod-nightly/i-0abc/20261128T0200Z for i-0abc "
+            "now covers vol-1, vol-2, vol-3 (was vol-1, vol-2)"
+        ]
+
+    def test_changed_tags_and_reason_are_each_reported(self) -> None:
+        changed = dataclasses.replace(CREATE, tags={"CreatedBy": "SmartVault"}, reason="due")
+
+        lines = plan_json.compare_actions(make_plan(), make_plan(actions=(changed, DELETE)))
+
+        assert lines == [
+            "~ create prod-nightly/i-0abc/20261128T0200Z for i-0abc reason now 'due' "
+            f"(was {CREATE.reason!r})",
+            '~ create prod-nightly/i-0abc/20261128T0200Z for i-0abc tags now {"CreatedBy": '
+            '"SmartVault"} (was {"CreatedBy": "SmartVault", "smartvault:policy": "prod-nightly"})',
+        ]
+
+    def test_a_copy_to_another_region_is_another_action(self) -> None:
+        elsewhere = dataclasses.replace(COPY, target_region="eu-west-1")
+
+        lines = plan_json.compare_actions(
+            make_plan(actions=(COPY,)), make_plan(actions=(elsewhere,))
+        )
+
+        assert [line[:2] for line in lines] == ["- ", "+ "]
+        assert "from us-east-1 to us-west-2" in lines[0]
+        assert "from us-east-1 to eu-west-1" in lines[1]
+
+    def test_a_changed_kms_key_of_a_copy_is_reported(self) -> None:
+        rekeyed = dataclasses.replace(COPY, kms_key_id=None)
+
+        lines = plan_json.compare_actions(make_plan(actions=(COPY,)), make_plan(actions=(rekeyed,)))
+
+        assert lines == [
+            "~ copy prod-nightly/i-0abc/20261127T0200Z for i-0abc to us-west-2 "
+            "kms_key_id now none (was 'alias/backup')"
+        ]
+
+    def test_a_changed_creation_time_is_reported(self) -> None:
+        later = dataclasses.replace(DELETE, created_at=utc(2026, 11, 19, 2, 0, 9))
+
+        lines = plan_json.compare_actions(make_plan(actions=(DELETE,)), make_plan(actions=(later,)))
+
+        assert lines == [
+            "~ delete prod-nightly/i-0abc/20261119T0200Z for i-0abc "
+            "created_at now 2026-11-19T02:00:09Z (was 2026-11-19T02:00:03Z)"
+        ]
+
+    def test_a_duplicated_action_is_reported_once_as_extra(self) -> None:
+        lines = plan_json.compare_actions(
+            make_plan(actions=(DELETE,)), make_plan(actions=(DELETE, DELETE))
+        )
+
+        assert len(lines) == 1
+        assert lines[0].startswith("+ would now also delete")
+
+    def test_kept_and_warnings_do_not_count_as_differences(self) -> None:
+        fresh = make_plan(kept=(), warnings=(), skipped=(), orphans=())
+
+        assert plan_json.compare_actions(make_plan(), fresh) == []
+
+    @PROPERTY
+    @given(plans)
+    def test_a_plan_compared_with_its_own_round_trip_has_no_differences(self, plan: Plan) -> None:
+        assert plan_json.compare_actions(plan, plan_json.loads(plan_json.dumps(plan))) == []
