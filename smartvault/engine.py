@@ -1,14 +1,60 @@
 """The one place where SmartVault is wired together.
 
 The CLI and the Lambda handler both call into this module, so they can never
-drift apart: load policies -> read the inventory -> plan [-> apply -> audit].
+drift apart: load policies -> read the inventory -> plan [-> apply -> audit ->
+notify]. Clients are created here, lazily, never at import time.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
+import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+from smartvault import planner
+from smartvault import policy as policy_loader
+from smartvault.audit import AuditLog
+from smartvault.aws import AwsSession
+from smartvault.errors import AuditError
+from smartvault.errors import AwsError
+from smartvault.errors import ConfigError
+from smartvault.errors import PlanFileError
+from smartvault.executor import ActionResult
+from smartvault.executor import Executor
+from smartvault.executor import RunResult
+from smartvault.inventory import read_inventory
+from smartvault.logs import JsonLog
+from smartvault.model import AuditRecord
+from smartvault.model import Plan
+from smartvault.model import PolicySet
+from smartvault.notify import FailedItem
+from smartvault.notify import PolicyRunSummary
+from smartvault.notify import RecoveryPointResult
+from smartvault.notify import SkippedItem
+from smartvault.notify import compose
+from smartvault.notify import publish
+from smartvault.notify import should_notify
+from smartvault.plan_json import compare_actions
 
 DEFAULT_AUDIT_TABLE = "smartvault-audit"
+DEFAULT_MAX_PLAN_AGE = timedelta(hours=24)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable by time, unique across overlapping runs: ``20261128T170002Z-3f9a1c2e``."""
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
@@ -20,3 +66,379 @@ class Settings:
     endpoint_url: str | None = None
     audit_table: str = DEFAULT_AUDIT_TABLE
     verbose: bool = False
+    #: days an audit record is kept before DynamoDB's TTL removes it
+    audit_ttl_days: int = 400
+
+
+@dataclass(frozen=True)
+class NotifyResult:
+    policy: str
+    topic_arn: str
+    sent: bool
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A plan and, unless it was a dry run, what applying it did."""
+
+    plan: Plan
+    result: RunResult | None = None
+    notifications: tuple[NotifyResult, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.result is None or self.result.ok
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-serialisable account of the run (the Lambda's return value)."""
+        out: dict[str, Any] = {
+            "at": _iso(self.plan.at),
+            "account_id": self.plan.account_id,
+            "regions": list(self.plan.regions),
+            "policies": [p.name for p in self.plan.policies],
+            "planned": self.plan.summary,
+            "warnings": [w.message for w in self.plan.warnings],
+            "dry_run": self.result is None,
+        }
+        if self.result is not None:
+            out.update(
+                run_id=self.result.run_id,
+                outcomes=self.result.counts,
+                ok=self.result.ok,
+                stopped_early=self.result.stopped_early,
+                stop_reason=self.result.stop_reason,
+                failed=[
+                    {
+                        "type": r.action.type,
+                        "policy": r.action.policy,
+                        "region": r.action.region,
+                        "recovery_point": r.action.recovery_point,
+                        "error": r.error or r.audit_error,
+                    }
+                    for r in self.result.failed
+                ],
+                notifications=[dataclasses.asdict(n) for n in self.notifications],
+            )
+        return out
+
+
+class Engine:
+    """Loads, plans and applies with one AWS session; shared by the CLI and the Lambda."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+        session: AwsSession | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._session = session
+
+    @property
+    def session(self) -> AwsSession:
+        if self._session is None:
+            self._session = AwsSession.from_settings(self.settings)
+        return self._session
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # --- planning -----------------------------------------------------------
+
+    @staticmethod
+    def load_policies(paths: Sequence[str]) -> PolicySet:
+        """Every policy of ``paths``; raises ``PolicyError`` (before any AWS call) if invalid."""
+        return policy_loader.load_policies(paths)
+
+    def plan(self, policies: PolicySet, at: datetime | None = None) -> Plan:
+        """Read the account and plan at ``at`` (default: now). Never writes to AWS."""
+        now = self._clock()
+        inventory = read_inventory(self.session, policies, self.session.regions())
+        result = planner.plan(policies, inventory, at or now)
+        return dataclasses.replace(result, generated_at=now)
+
+    def check_saved_plan(
+        self, saved: Plan, policies: PolicySet, max_age: timedelta = DEFAULT_MAX_PLAN_AGE
+    ) -> None:
+        """Refuse a saved plan that is too old or no longer what planning would do.
+
+        The saved plan is re-made at its own ``at`` over the current account and
+        policies; any difference in its actions makes it stale, and nothing is done.
+        """
+        age = self._clock() - saved.generated_at
+        if age > max_age:
+            raise PlanFileError(
+                f"the saved plan was made {_hours(age)} ago, more than --max-plan-age "
+                f"{_hours(max_age)}: run `smartvault plan --out FILE` again and review it"
+            )
+        fresh = self.plan(policies, at=saved.at)
+        if fresh.account_id != saved.account_id:
+            raise PlanFileError(
+                f"the saved plan is for account {saved.account_id}, but these credentials are "
+                f"for account {fresh.account_id}: nothing was done"
+            )
+        differences = compare_actions(saved, fresh)
+        if differences:
+            listed = "\n".join(f"  {line}" for line in differences)
+            raise PlanFileError(
+                "the saved plan no longer matches the account; nothing was done. "
+                f"Planning again at {_iso(saved.at)} gives:\n{listed}\n"
+                "Run `smartvault plan --out FILE` again and review the new plan."
+            )
+
+    # --- applying -----------------------------------------------------------
+
+    def audit_region(self) -> str:
+        return self.session.regions()[0]
+
+    def audit_log(self) -> AuditLog:
+        return AuditLog(
+            self.session.client("dynamodb", self.audit_region()),
+            self.settings.audit_table,
+            clock=self._clock,
+            ttl_days=self.settings.audit_ttl_days,
+            sleep=self._sleep,
+        )
+
+    def apply(
+        self,
+        plan: Plan,
+        policies: PolicySet,
+        *,
+        actor: str,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_result: Callable[[ActionResult], None] | None = None,
+        run_id: str | None = None,
+    ) -> RunReport:
+        """Carry out ``plan``, audit every action, then send the policies' notifications."""
+        audit = self.audit_log()
+        executor = Executor(
+            lambda region: self.session.client("ec2", region),
+            audit,
+            run_id=run_id or new_run_id(self._clock()),
+            actor=actor,
+            clock=self._clock,
+            sleep=self._sleep,
+            should_stop=should_stop,
+            on_result=on_result,
+        )
+        result = executor.apply(plan)
+        notifications = self._notify(plan, policies, result, audit, actor)
+        return RunReport(plan=plan, result=result, notifications=notifications)
+
+    def _notify(
+        self, plan: Plan, policies: PolicySet, result: RunResult, audit: AuditLog, actor: str
+    ) -> tuple[NotifyResult, ...]:
+        """One message per policy that asks for it; a failed publish never fails the backups."""
+        sent: list[NotifyResult] = []
+        for slot in plan.policies:
+            policy = policies.get(slot.name)
+            if policy is None or policy.notify is None or not policy.enabled:
+                continue
+            summary = summarise(policy.name, result, plan.regions)
+            if not should_notify(policy.notify, summary):
+                continue
+            topic = policy.notify.sns_topic_arn
+            subject, body = compose(summary)
+            region = topic.split(":")[3] if topic.count(":") >= 5 else self.audit_region()
+            outcome: NotifyResult
+            try:
+                publish(self.session.client("sns", region), topic, subject, body)
+                outcome = NotifyResult(policy.name, topic, sent=True)
+            except AwsError as exc:
+                outcome = NotifyResult(policy.name, topic, sent=False, error=str(exc))
+            sent.append(outcome)
+            record = AuditRecord(
+                run_id=result.run_id,
+                timestamp=self._clock(),
+                action="notify",
+                outcome="succeeded" if outcome.sent else "failed",
+                policy=policy.name,
+                region=region,
+                resource_id=topic,
+                recovery_point="",
+                reason=subject,
+                error=outcome.error,
+                actor=actor,
+            )
+            try:
+                audit.record(record)
+            except AuditError as exc:  # the backups are done: say so, don't fail them
+                sent.append(NotifyResult(policy.name, topic, sent=outcome.sent, error=str(exc)))
+        return tuple(sent)
+
+
+@dataclass(frozen=True)
+class LambdaRequest:
+    """What an invocation asks for: some policies (default all), maybe only a dry run."""
+
+    policies: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    @classmethod
+    def from_event(cls, event: object) -> LambdaRequest:
+        """Read an EventBridge Scheduler input, a plain scheduled event, or ``{}``.
+
+        Unknown keys are refused rather than ignored: a misspelt ``dryrun`` must not
+        turn a dry run into a real one.
+        """
+        if event is None:
+            return cls()
+        if not isinstance(event, Mapping):
+            raise ConfigError(
+                'the event must be a JSON object such as {"policies": ["nightly"], '
+                f'"dry_run": true}}, not {type(event).__name__}'
+            )
+        if event.get("source") == "aws.events" or "detail-type" in event:
+            return cls()  # a plain EventBridge scheduled event: every policy
+        unknown = sorted(set(event) - {"policies", "dry_run"})
+        if unknown:
+            raise ConfigError(
+                f"unknown event key(s) {', '.join(unknown)}: the event takes "
+                '"policies" (a list of names) and "dry_run" (true or false)'
+            )
+        names = event.get("policies", [])
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError('"policies" must be a list of policy names')
+        dry_run = event.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise ConfigError('"dry_run" must be true or false')
+        return cls(policies=tuple(names), dry_run=dry_run)
+
+
+def settings_from_env(environ: Mapping[str, str]) -> Settings:
+    """The Lambda's settings: ``SMARTVAULT_*`` variables, else the function's own region."""
+    regions = tuple(
+        r.strip() for r in environ.get("SMARTVAULT_REGIONS", "").split(",") if r.strip()
+    )
+    if not regions:
+        own = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        regions = (own,) if own else ()
+    ttl = environ.get("SMARTVAULT_AUDIT_TTL_DAYS", "")
+    return Settings(
+        regions=regions,
+        audit_table=environ.get("SMARTVAULT_AUDIT_TABLE") or DEFAULT_AUDIT_TABLE,
+        audit_ttl_days=int(ttl) if ttl.isdigit() and int(ttl) > 0 else 400,
+    )
+
+
+def only_policies(plan: Plan, names: Sequence[str]) -> Plan:
+    """The part of ``plan`` that belongs to ``names`` (planned with every policy loaded,
+    so other policies' snapshots are not mistaken for orphans)."""
+    wanted = set(names)
+    return dataclasses.replace(
+        plan,
+        policies=tuple(p for p in plan.policies if p.name in wanted),
+        actions=tuple(a for a in plan.actions if a.policy in wanted),
+        kept=tuple(k for k in plan.kept if k.policy in wanted),
+        skipped=tuple(s for s in plan.skipped if s.policy in wanted),
+        warnings=tuple(w for w in plan.warnings if w.policy is None or w.policy in wanted),
+    )
+
+
+def run_scheduled(
+    settings: Settings,
+    paths: Sequence[str],
+    request: LambdaRequest,
+    *,
+    actor: str,
+    should_stop: Callable[[], bool],
+    log: JsonLog,
+    clock: Callable[[], datetime] = utc_now,
+) -> dict[str, Any]:
+    """The unattended run: load, plan, apply (unless dry run), notify; a JSON-able summary.
+
+    Invalid policies or unknown policy names raise before any AWS call.
+    """
+    policies = policy_loader.load_policies(paths)
+    missing = [n for n in request.policies if policies.get(n) is None]
+    if missing:
+        known = ", ".join(p.name for p in policies.policies)
+        raise ConfigError(
+            f"no policy named {', '.join(missing)} in {', '.join(paths)} (known: {known})"
+        )
+    eng = Engine(settings, clock=clock)
+    plan = eng.plan(policies)
+    if request.policies:
+        plan = only_policies(plan, request.policies)
+    log("INFO", "planned", dry_run=request.dry_run, **plan.summary)
+    for warning in plan.warnings:
+        log("WARNING", warning.message, policy=warning.policy, resource_id=warning.resource_id)
+    if request.dry_run:
+        return RunReport(plan=plan).summary()
+    run_id = new_run_id(clock())
+    log.context["run_id"] = run_id
+
+    def log_result(result: ActionResult) -> None:
+        action = result.action
+        log(
+            "ERROR" if result.needs_attention else "INFO",
+            f"{action.type} {result.outcome}",
+            policy=action.policy,
+            action=action.type,
+            outcome=result.outcome,
+            region=action.region,
+            recovery_point=action.recovery_point,
+            snapshot_ids=list(result.snapshot_ids),
+            error=result.error or result.audit_error or None,
+        )
+
+    report = eng.apply(
+        plan, policies, actor=actor, should_stop=should_stop, on_result=log_result, run_id=run_id
+    )
+    summary = report.summary()
+    log(
+        "INFO" if report.ok else "ERROR",
+        "run finished",
+        **{k: summary[k] for k in ("outcomes", "ok", "stopped_early")},
+    )
+    return summary
+
+
+def summarise(policy: str, result: RunResult, regions: Sequence[str]) -> PolicyRunSummary:
+    """What ``result`` did for one policy, in the shape notifications report it."""
+    mine = [r for r in result.results if r.action.policy == policy]
+    done: dict[str, list[RecoveryPointResult]] = {
+        t: [] for t in ("create", "delete", "archive", "copy")
+    }
+    failed: list[FailedItem] = []
+    skipped: list[SkippedItem] = []
+    for r in mine:
+        what = f"{r.action.type} {r.action.recovery_point}"
+        if r.outcome == "succeeded":
+            done[r.action.type].append(
+                RecoveryPointResult(r.action.recovery_point, r.snapshot_ids, r.action.region)
+            )
+        elif r.outcome == "failed" or r.audit_error:
+            failed.append(FailedItem(what, r.error or r.audit_error))
+        elif r.outcome == "skipped":
+            skipped.append(SkippedItem(what, r.reason))
+    not_started = [a for a in result.not_started if a.policy == policy]
+    return PolicyRunSummary(
+        policy=policy,
+        run_id=result.run_id,
+        regions=tuple(regions),
+        created=tuple(done["create"]),
+        deleted=tuple(done["delete"]),
+        archived=tuple(done["archive"]),
+        copied=tuple(done["copy"]),
+        failed=tuple(failed),
+        skipped=tuple(skipped),
+        stopped_early=result.stopped_early and bool(not_started),
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"

@@ -1,0 +1,37 @@
+"""AWS Lambda entry point: ``handler(event, context)`` over the same engine as the CLI.
+
+Fired by EventBridge Scheduler with ``{"policies": [...], "dry_run": false}``, by a
+plain EventBridge scheduled event, or by hand with ``{}`` (all policies). See
+docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from smartvault import engine
+from smartvault.errors import SmartVaultError
+from smartvault.logs import JsonLog
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    env = os.environ
+    log = JsonLog(env.get("SMARTVAULT_LOG_LEVEL", "INFO"))
+    try:
+        request = engine.LambdaRequest.from_event(event)
+        settings = engine.settings_from_env(env)
+        policy_path = env.get("SMARTVAULT_POLICY_PATH") or str(Path(__file__).parent / "policies")
+        margin_ms = 1000 * float(env.get("SMARTVAULT_DEADLINE_MARGIN", "30"))
+        return engine.run_scheduled(
+            settings,
+            [policy_path],
+            request,
+            actor=f"lambda:{getattr(context, 'function_name', 'local')}",
+            should_stop=lambda: context.get_remaining_time_in_millis() < margin_ms,
+            log=log,
+        )
+    except SmartVaultError as exc:
+        log("ERROR", "run failed before applying anything", error=str(exc))
+        raise

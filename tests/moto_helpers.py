@@ -1,0 +1,71 @@
+"""Helpers for tests that run against moto's simulated account."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+ACCOUNT = "123456789012"
+
+
+def launch(
+    ec2: Any, count: int = 1, tags: dict[str, str] | None = None, volumes: int = 1
+) -> list[str]:
+    """Start ``count`` instances tagged ``tags`` (default ``backup=true``); their ids."""
+    tags = {"backup": "true"} if tags is None else tags
+    # moto attaches exactly the mappings given: name the root device too.
+    mappings = [{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}] + [
+        {"DeviceName": f"/dev/sd{chr(ord('f') + i)}", "Ebs": {"VolumeSize": 8}}
+        for i in range(volumes - 1)
+    ]
+    response = ec2.run_instances(
+        ImageId="ami-12345678",
+        MinCount=count,
+        MaxCount=count,
+        BlockDeviceMappings=mappings,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ],
+    )
+    return [i["InstanceId"] for i in response["Instances"]]
+
+
+def managed_snapshots(ec2: Any) -> list[dict[str, Any]]:
+    return ec2.describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag:CreatedBy", "Values": ["SmartVault"]}]
+    )["Snapshots"]
+
+
+def backdate(region: str, snapshot_id: str, when: datetime) -> None:
+    """Make moto report ``snapshot_id`` as started at ``when`` (no AWS API can)."""
+    from moto.ec2.models import ec2_backends
+
+    snapshot = ec2_backends[ACCOUNT][region].snapshots[snapshot_id]
+    snapshot.start_time = when.astimezone(UTC).replace(tzinfo=None)
+
+
+def tags_of(resource: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def age_recovery_point(ec2: Any, snapshot: dict[str, Any], days: int) -> None:
+    """Make a recovery point look as if it was taken ``days`` earlier: its start time,
+    and the slot in its ``smartvault:recovery-point`` and ``smartvault:slot`` tags."""
+    from datetime import timedelta
+
+    tags = tags_of(snapshot)
+    policy, resource, stamp = tags["smartvault:recovery-point"].split("/")
+    slot = datetime.strptime(stamp, "%Y%m%dT%H%MZ").replace(tzinfo=UTC) - timedelta(days=days)
+    region = ec2.meta.region_name
+    ec2.create_tags(
+        Resources=[snapshot["SnapshotId"]],
+        Tags=[
+            {
+                "Key": "smartvault:recovery-point",
+                "Value": f"{policy}/{resource}/{slot:%Y%m%dT%H%MZ}",
+            },
+            {"Key": "smartvault:slot", "Value": f"{slot:%Y-%m-%dT%H:%M:%SZ}"},
+        ],
+    )
+    backdate(region, snapshot["SnapshotId"], snapshot["StartTime"] - timedelta(days=days))

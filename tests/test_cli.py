@@ -1,0 +1,264 @@
+"""The ``smartvault`` command end to end, against moto's simulated account."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+
+import boto3
+import jsonschema
+import pytest
+from moto import mock_aws
+
+from smartvault.cli import cli
+from smartvault.plan_json import plan_schema
+from tests.moto_helpers import age_recovery_point
+from tests.moto_helpers import launch
+from tests.moto_helpers import managed_snapshots
+from tests.moto_helpers import tags_of
+
+POLICY = """\
+version: 1
+policies:
+  - name: nightly
+    selector:
+      tags: {backup: "true"}
+    schedule:
+      expression: cron(0 3 * * ? *)
+    retention:
+      keep_last: 2
+      max_age: 7d
+"""
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> str:
+    path = tmp_path / "nightly.yaml"
+    path.write_text(POLICY)
+    return str(path)
+
+
+@pytest.fixture
+def ec2():
+    with mock_aws():
+        client = boto3.client("ec2", region_name="us-east-1")
+        yield client
+
+
+def run(runner, *args: str):
+    """Invoke the CLI in us-east-1; fail loudly on an unexpected traceback."""
+    result = runner.invoke(cli, ["--region", "us-east-1", *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_plan_json_lists_one_create_per_due_instance_and_matches_the_schema(
+    runner, ec2, policy_file
+):
+    instances = launch(ec2, 3)
+    launch(ec2, 1, tags={"backup": "false"})
+
+    result = run(runner, "plan", "--format", "json", policy_file)
+
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    jsonschema.validate(plan, plan_schema())
+    creates = [a for a in plan["actions"] if a["type"] == "create"]
+    assert sorted(a["resource_id"] for a in creates) == sorted(instances)
+    assert plan["summary"]["create"] == 3
+
+
+def test_plan_never_writes_to_aws(runner, ec2, policy_file):
+    launch(ec2, 2)
+
+    run(runner, "plan", policy_file)
+
+    assert managed_snapshots(ec2) == []
+
+
+def test_detailed_exitcode_is_2_with_changes_and_0_once_applied(runner, ec2, policy_file):
+    launch(ec2, 2)
+    assert run(runner, "audit", "init").exit_code == 0
+
+    assert run(runner, "plan", "--detailed-exitcode", policy_file).exit_code == 2
+    assert run(runner, "apply", "--yes", policy_file).exit_code == 0
+    assert run(runner, "plan", "--detailed-exitcode", policy_file).exit_code == 0
+
+
+def test_apply_creates_tagged_recovery_points_and_a_second_run_creates_nothing(
+    runner, ec2, policy_file
+):
+    (instance,) = launch(ec2, 1, tags={"backup": "true", "Name": "web"}, volumes=2)
+    run(runner, "audit", "init")
+
+    first = run(runner, "apply", "--yes", policy_file)
+    second = run(runner, "apply", "--yes", policy_file)
+
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    assert "Nothing to do." in second.output
+    snapshots = managed_snapshots(ec2)
+    assert len(snapshots) == 2  # one per attached volume, one recovery point
+    for snapshot in snapshots:
+        tags = tags_of(snapshot)
+        assert tags["CreatedBy"] == "SmartVault"
+        assert tags["InstanceId"] == instance
+        assert tags["smartvault:policy"] == "nightly"
+        assert tags["smartvault:recovery-point"].startswith(f"nightly/{instance}/")
+        assert "smartvault:devices" in tags
+
+
+def test_keep_last_keeps_recovery_points_past_max_age(runner, ec2, policy_file):
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    run(runner, "apply", "--yes", policy_file)
+    (old,) = managed_snapshots(ec2)
+    age_recovery_point(ec2, old, days=12)
+
+    run(runner, "apply", "--yes", policy_file)  # today's recovery point
+    result = run(runner, "apply", "--yes", policy_file)
+
+    assert result.exit_code == 0, result.output
+    assert old["SnapshotId"] in {s["SnapshotId"] for s in managed_snapshots(ec2)}
+    assert len(managed_snapshots(ec2)) == 2
+
+
+def test_expired_snapshots_are_deleted_with_a_succeeded_audit_record(runner, ec2, tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(POLICY.replace("keep_last: 2", "keep_last: 1"))
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    run(runner, "apply", "--yes", str(path))
+    (old,) = managed_snapshots(ec2)
+    age_recovery_point(ec2, old, days=10)
+
+    created = run(runner, "apply", "--yes", str(path))  # today's; the old one is still newest
+    deleted = run(runner, "apply", "--yes", str(path))
+
+    assert created.exit_code == 0, created.output
+    assert deleted.exit_code == 0, deleted.output
+    remaining = {s["SnapshotId"] for s in managed_snapshots(ec2)}
+    assert old["SnapshotId"] not in remaining
+    assert len(remaining) == 1
+    records = json.loads(run(runner, "audit", "list", "--format", "json").output)
+    deletes = [r for r in records if r["action"] == "delete"]
+    assert [(r["outcome"], r["snapshot_ids"]) for r in deletes] == [
+        ("succeeded", [old["SnapshotId"]])
+    ]
+    timestamps = [r["timestamp"] for r in records]
+    assert timestamps == sorted(timestamps, reverse=True)
+
+
+def test_apply_without_yes_and_without_a_terminal_refuses(runner, ec2, policy_file):
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+
+    result = run(runner, "apply", policy_file)
+
+    assert result.exit_code == 1
+    assert "--yes" in result.output
+    assert managed_snapshots(ec2) == []
+
+
+def test_saved_plan_applies_exactly_its_actions(runner, ec2, policy_file, tmp_path):
+    launch(ec2, 2)
+    run(runner, "audit", "init")
+    saved = tmp_path / "plan.json"
+
+    assert run(runner, "plan", "--out", str(saved), policy_file).exit_code == 0
+    result = run(runner, "apply", "--plan", str(saved), "--yes", policy_file)
+
+    assert result.exit_code == 0, result.output
+    assert len(managed_snapshots(ec2)) == 2
+
+
+def test_saved_plan_is_refused_when_the_account_changed(runner, ec2, policy_file, tmp_path):
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    saved = tmp_path / "plan.json"
+    run(runner, "plan", "--out", str(saved), policy_file)
+    launch(ec2, 1)  # a new instance now matches: planning again gives another create
+
+    result = run(runner, "apply", "--plan", str(saved), "--yes", policy_file)
+
+    assert result.exit_code == 1
+    assert "no longer matches" in result.output
+    assert managed_snapshots(ec2) == []
+
+
+def test_saved_plan_older_than_max_plan_age_is_refused(runner, ec2, policy_file, tmp_path):
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    saved = tmp_path / "plan.json"
+    run(runner, "plan", "--out", str(saved), policy_file)
+    data = json.loads(saved.read_text())
+    data["generated_at"] = "2020-01-01T00:00:00Z"
+    saved.write_text(json.dumps(data))
+
+    result = run(runner, "apply", "--plan", str(saved), "--yes", policy_file)
+
+    assert result.exit_code == 1
+    assert "--max-plan-age" in result.output
+    assert managed_snapshots(ec2) == []
+
+
+def test_invalid_policies_fail_plan_with_located_errors_and_no_traceback(runner, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(POLICY.replace("keep_last: 2", "keep_last: 0"))
+
+    result = run(runner, "plan", str(bad))
+
+    assert result.exit_code == 1
+    assert f"{bad}:9:18: keep_last: 0 is less than the minimum of 1" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_plan_without_a_region_says_how_to_set_one(runner, policy_file, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+
+    result = runner.invoke(cli, ["plan", policy_file])
+
+    assert result.exit_code == 1
+    assert "--region" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_plan_with_an_unreachable_endpoint_fails_in_one_readable_line(runner, policy_file):
+    result = runner.invoke(
+        cli, ["--region", "us-east-1", "--endpoint-url", "http://127.0.0.1:9", "plan", policy_file]
+    )
+
+    assert result.exit_code == 1
+    assert "could not reach" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_plan_markdown_starts_with_a_summary_table(runner, ec2, policy_file):
+    launch(ec2, 1)
+
+    result = run(runner, "plan", "--format", "markdown", policy_file)
+
+    assert result.exit_code == 0
+    assert "| create |" in result.output.lower() or "create" in result.output.split("\n\n")[1]
+
+
+def test_plan_at_a_later_time_shows_what_that_run_would_delete(runner, ec2, tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(POLICY.replace("keep_last: 2", "keep_last: 1"))
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    run(runner, "apply", "--yes", str(path))
+    later = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    result = run(runner, "plan", "--format", "json", "--at", later, str(path))
+
+    plan = json.loads(result.output)
+    # 30 days on, the recovery point is past max_age, but it is the newest: keep_last 1 keeps it.
+    assert plan["summary"]["delete"] == 0
+    assert plan["summary"]["create"] == 1
+    assert plan["kept"][0]["kept_by"] == ["keep_last"]

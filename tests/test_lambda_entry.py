@@ -1,0 +1,199 @@
+"""The Lambda handler, invoked as EventBridge would, against moto."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+import lambda_entry
+from smartvault.errors import ConfigError
+from smartvault.errors import PolicyError
+from tests.moto_helpers import launch
+from tests.moto_helpers import managed_snapshots
+
+ROOT = Path(__file__).resolve().parent.parent
+
+POLICY = """\
+version: 1
+policies:
+  - name: nightly
+    selector:
+      tags: {backup: "true"}
+    schedule:
+      expression: cron(0 3 * * ? *)
+  - name: weekly
+    selector:
+      tags: {tier: gold}
+    schedule:
+      expression: cron(0 4 ? * SUN *)
+"""
+
+SCHEDULER_EVENT = {"policies": ["nightly"], "dry_run": False}
+EVENTBRIDGE_EVENT = {
+    "version": "0",
+    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-11-28T03:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/smartvault"],
+    "detail": {},
+}
+
+
+class FakeContext:
+    """What the Lambda runtime passes: a name and the time left (ms), fixed or computed."""
+
+    function_name = "smartvault"
+
+    def __init__(self, remaining_ms: Callable[[], int] | int = 600_000) -> None:
+        self._remaining = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining if isinstance(self._remaining, int) else self._remaining()
+
+
+@pytest.fixture
+def account(tmp_path, monkeypatch):
+    """A simulated account with an audit table, and the handler's environment."""
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "policies.yaml").write_text(POLICY)
+    monkeypatch.setenv("SMARTVAULT_POLICY_PATH", str(tmp_path / "policies"))
+    monkeypatch.setenv("SMARTVAULT_REGIONS", "us-east-1")
+    monkeypatch.setenv("SMARTVAULT_AUDIT_TABLE", "audit")
+    with mock_aws():
+        from smartvault.engine import Engine
+        from smartvault.engine import Settings
+
+        Engine(Settings(regions=("us-east-1",), audit_table="audit")).audit_log().ensure_table()
+        yield boto3.client("ec2", region_name="us-east-1")
+
+
+def audit_items() -> list[dict]:
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table("audit")
+    return [i for i in table.scan()["Items"] if str(i["pk"]).startswith("DAY#")]
+
+
+@pytest.mark.parametrize(
+    "event", [SCHEDULER_EVENT, EVENTBRIDGE_EVENT, {}], ids=["scheduler", "eventbridge", "manual"]
+)
+def test_each_event_form_creates_snapshots_audits_and_returns_a_summary(account, event, capsys):
+    instances = launch(account, 2)
+
+    summary = lambda_entry.handler(event, FakeContext())
+
+    json.dumps(summary)  # JSON-serialisable
+    assert summary["ok"] is True
+    assert summary["outcomes"]["succeeded"] == 2
+    assert {s["Tags"][0]["Value"] for s in managed_snapshots(account)}  # tagged
+    created = {
+        t["Value"]
+        for s in managed_snapshots(account)
+        for t in s["Tags"]
+        if t["Key"] == "InstanceId"
+    }
+    assert created == set(instances)
+    outcomes = sorted((i["action"], i["outcome"]) for i in audit_items())
+    assert outcomes == [("create", "succeeded"), ("create", "succeeded")]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert all(line["run_id"] == summary["run_id"] for line in lines if "run_id" in line)
+    assert any(line.get("action") == "create" and line["outcome"] == "succeeded" for line in lines)
+
+
+def test_a_second_invoke_in_the_same_slot_creates_nothing(account):
+    launch(account, 2)
+    lambda_entry.handler({}, FakeContext())
+
+    summary = lambda_entry.handler({}, FakeContext())
+
+    assert summary["planned"]["create"] == 0
+    assert len(managed_snapshots(account)) == 2
+
+
+def test_dry_run_plans_but_changes_nothing(account):
+    launch(account, 1)
+
+    summary = lambda_entry.handler({"dry_run": True}, FakeContext())
+
+    assert summary["dry_run"] is True
+    assert summary["planned"]["create"] == 1
+    assert managed_snapshots(account) == []
+
+
+def test_little_time_left_stops_early_and_the_next_invoke_finishes(account):
+    launch(account, 3)
+
+    # Ten minutes left until the first recovery point exists, then ten seconds.
+    def remaining() -> int:
+        return 600_000 if not managed_snapshots(account) else 10_000
+
+    first = lambda_entry.handler({}, FakeContext(remaining))
+    second = lambda_entry.handler({}, FakeContext())
+
+    assert first["stopped_early"] is True
+    assert first["outcomes"]["succeeded"] == 1
+    assert first["outcomes"]["not_started"] == 2
+    assert second["outcomes"]["succeeded"] == 2
+    assert len(managed_snapshots(account)) == 3
+
+
+def test_policies_named_in_the_event_are_the_only_ones_applied(account):
+    launch(account, 1, tags={"backup": "true"})
+    launch(account, 1, tags={"tier": "gold"})
+
+    summary = lambda_entry.handler({"policies": ["weekly"]}, FakeContext())
+
+    assert summary["policies"] == ["weekly"]
+    assert summary["outcomes"]["succeeded"] == 1
+    assert summary["planned"]["create"] == 1
+
+
+def test_invalid_policies_fail_the_invocation_before_any_aws_call(account, tmp_path, monkeypatch):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "p.yaml").write_text(POLICY.replace("cron(0 3 * * ? *)", "cron(0 3 * * * *)"))
+    monkeypatch.setenv("SMARTVAULT_POLICY_PATH", str(bad))
+    launch(account, 1)
+
+    with pytest.raises(PolicyError, match="day-of-month and day-of-week"):
+        lambda_entry.handler({}, FakeContext())
+    assert managed_snapshots(account) == []
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"dryrun": True}, "unknown event key"),
+        ({"policies": ["nope"]}, "no policy named nope"),
+        ({"dry_run": "yes"}, "true or false"),
+        (["nightly"], "JSON object"),
+    ],
+    ids=["misspelt-key", "unknown-policy", "non-bool-dry-run", "not-an-object"],
+)
+def test_a_malformed_event_is_refused_before_anything_is_done(account, event, message):
+    launch(account, 1)
+
+    with pytest.raises(ConfigError, match=message):
+        lambda_entry.handler(event, FakeContext())
+    assert managed_snapshots(account) == []
+
+
+def test_importing_the_handler_stays_light():
+    """No CLI layer, no test libraries on the Lambda's import path."""
+    code = (
+        "import sys, lambda_entry; "
+        "heavy = ('click', 'pytest', 'hypothesis', 'moto', 'smartvault.cli', 'smartvault.render'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
