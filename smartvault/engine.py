@@ -68,6 +68,8 @@ class Settings:
     verbose: bool = False
     #: days an audit record is kept before DynamoDB's TTL removes it
     audit_ttl_days: int = 400
+    #: where the audit table lives; default: the first region worked in
+    audit_region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ class Engine:
     # --- applying -----------------------------------------------------------
 
     def audit_region(self) -> str:
-        return self.session.regions()[0]
+        return self.settings.audit_region or self.session.regions()[0]
 
     def audit_log(self) -> AuditLog:
         return AuditLog(
@@ -324,6 +326,8 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
     ttl = environ.get("SMARTVAULT_AUDIT_TTL_DAYS", "")
     return Settings(
         regions=regions,
+        # The deployment template creates the table in the function's own region.
+        audit_region=environ.get("AWS_REGION") or None,
         audit_table=environ.get("SMARTVAULT_AUDIT_TABLE") or DEFAULT_AUDIT_TABLE,
         audit_ttl_days=int(ttl) if ttl.isdigit() and int(ttl) > 0 else 400,
     )

@@ -1,0 +1,225 @@
+"""SNS notifications about one policy's run (a policy's ``notify`` block, DESIGN.md §2).
+
+``should_notify`` and ``compose`` are pure; ``publish`` is the only AWS call and
+raises :class:`~smartvault.errors.AwsError`. A notification that cannot be sent
+never fails the backups: the caller logs it and audits it as a ``notify`` action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import NamedTuple
+
+from smartvault.aws import translate_errors
+from smartvault.errors import AwsError
+from smartvault.model import Notify
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+
+#: SNS: a subject is under 100 characters, ASCII, no line breaks or control characters.
+SUBJECT_MAX = 99
+#: SNS takes messages up to 256 KiB; leave room for the subject and the envelope.
+BODY_MAX_BYTES = 256 * 1024 - 4 * 1024
+#: Items listed per section before "... and N more"; lowered further when a body is too big.
+ITEMS_PER_SECTION = 100
+ERROR_MAX_CHARS = 1000
+
+
+class RecoveryPointResult(NamedTuple):
+    """A recovery point created, deleted, archived or copied, and its snapshots."""
+
+    recovery_point: str
+    snapshot_ids: tuple[str, ...] = ()
+    region: str = ""
+
+
+class FailedItem(NamedTuple):
+    """What failed (a recovery point id, or a description of the action) and why."""
+
+    what: str
+    error: str
+
+
+class SkippedItem(NamedTuple):
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PolicyRunSummary:
+    """What one run did for one policy; the caller maps the executor's results into it."""
+
+    policy: str
+    run_id: str
+    regions: tuple[str, ...] = ()
+    created: tuple[RecoveryPointResult, ...] = ()
+    deleted: tuple[RecoveryPointResult, ...] = ()
+    archived: tuple[RecoveryPointResult, ...] = ()
+    copied: tuple[RecoveryPointResult, ...] = ()
+    failed: tuple[FailedItem, ...] = ()
+    skipped: tuple[SkippedItem, ...] = ()
+    dry_run: bool = False
+    #: the run stopped starting actions near its deadline; the next run goes on
+    stopped_early: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """No failure and nothing left undone.
+
+        A run that stopped early is not ok: what it did not reach (a backup due now,
+        say) may only happen at the next scheduled run, which for a nightly policy is
+        a missed night. People who asked to hear about failures want to hear that.
+        """
+        return not self.failed and not self.stopped_early
+
+
+def should_notify(notify: Notify, summary: PolicyRunSummary) -> bool:
+    """Whether this run's outcome is one the policy's ``notify.on`` asks to hear about.
+
+    ``always``: every run. ``failure``: a run with a failed action or one that stopped
+    early (see :attr:`PolicyRunSummary.ok`). ``success``: a run that is ok, even one with
+    nothing to do (it confirms the schedule ran).
+    """
+    on = set(notify.on)
+    if "always" in on:
+        return True
+    if summary.ok:
+        return "success" in on
+    return "failure" in on
+
+
+def compose(summary: PolicyRunSummary) -> tuple[str, str]:
+    """``(subject, body)`` for SNS: a short ASCII subject and a plain-text report.
+
+    The body lists what was created, deleted, archived, copied, what failed (with the
+    error) and what was skipped, then the run id and the command that shows its audit
+    records. Long lists are cut with a count of what was left out, so the body always
+    fits in one SNS message.
+    """
+    subject = _subject(summary)
+    for per_section, error_chars in ((ITEMS_PER_SECTION, ERROR_MAX_CHARS), (20, 300), (5, 200)):
+        body = _body(summary, per_section, error_chars)
+        if len(body.encode()) <= BODY_MAX_BYTES:
+            return subject, body
+    return subject, _cut_to_bytes(body, BODY_MAX_BYTES)
+
+
+def publish(sns_client: SNSClient, topic_arn: str, subject: str, body: str) -> None:
+    """Send one message to ``topic_arn``; raise ``AwsError`` saying why it was not sent."""
+    region = topic_arn.split(":")[3] if topic_arn.count(":") >= 5 else ""
+    try:
+        with translate_errors("sns", "Publish", region):
+            sns_client.publish(TopicArn=topic_arn, Subject=subject, Message=body)
+    except AwsError as exc:
+        raise AwsError(
+            f"notification to {topic_arn} not sent: {exc}; check the topic exists and the "
+            "role may sns:Publish to it"
+        ) from exc
+
+
+def _subject(summary: PolicyRunSummary) -> str:
+    if summary.failed:
+        outcome = "FAILED"
+    elif summary.stopped_early:
+        outcome = "INCOMPLETE"
+    else:
+        outcome = "ok"
+    counts = ", ".join(
+        f"{len(items)} {label}"
+        for label, items in (
+            ("failed", summary.failed),
+            ("created", summary.created),
+            ("deleted", summary.deleted),
+            ("archived", summary.archived),
+            ("copied", summary.copied),
+        )
+        if items
+    )
+    prefix = "[dry run] " if summary.dry_run else ""
+    text = f"{prefix}SmartVault {summary.policy}: {outcome}"
+    if counts:
+        text += f" ({counts})"
+    return _ascii_subject(text)
+
+
+def _ascii_subject(text: str) -> str:
+    """Printable ASCII on one line, under SNS's 100 characters, starting with a letter,
+    digit or punctuation mark (no leading space)."""
+    clean = "".join(c if " " <= c <= "~" else "?" for c in text).strip() or "SmartVault"
+    if len(clean) > SUBJECT_MAX:
+        clean = clean[: SUBJECT_MAX - 3].rstrip() + "..."
+    return clean
+
+
+def _body(summary: PolicyRunSummary, per_section: int, error_chars: int) -> str:
+    lines = [
+        f"SmartVault policy {summary.policy}: "
+        + ("FAILED" if summary.failed else "stopped early" if summary.stopped_early else "ok"),
+        "",
+        f"Run id:   {summary.run_id}",
+        f"Regions:  {', '.join(summary.regions) or '-'}",
+    ]
+    if summary.dry_run:
+        lines.append("Dry run:  yes, nothing was changed")
+    if summary.stopped_early:
+        lines += [
+            "",
+            "The run stopped starting new actions near its time limit; the next run does the rest.",
+        ]
+    sections: Sequence[tuple[str, Sequence[str]]] = (
+        (
+            "Failed",
+            [
+                f"{_clip(f.what, error_chars)}: {_clip(f.error, error_chars)}"
+                for f in summary.failed
+            ],
+        ),
+        ("Created", [_point(r) for r in summary.created]),
+        ("Deleted", [_point(r) for r in summary.deleted]),
+        ("Archived", [_point(r) for r in summary.archived]),
+        ("Copied", [_point(r) for r in summary.copied]),
+        (
+            "Skipped",
+            [
+                f"{_clip(s.what, error_chars)}: {_clip(s.reason, error_chars)}"
+                for s in summary.skipped
+            ],
+        ),
+    )
+    for title, items in sections:
+        if not items:
+            continue
+        lines += ["", f"{title} ({len(items)}):"]
+        lines += [f"  - {item}" for item in items[:per_section]]
+        if len(items) > per_section:
+            lines.append(f"  ... and {len(items) - per_section} more (see the audit log)")
+    if not any(items for _, items in sections):
+        lines += ["", "Nothing to do: every resource already had its recovery point."]
+    lines += [
+        "",
+        "Every action is in the audit log:",
+        f"  smartvault audit list --since 1d --policy {summary.policy}",
+        f"(records of this run carry run_id {summary.run_id})",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _point(result: RecoveryPointResult) -> str:
+    where = f" [{result.region}]" if result.region else ""
+    snapshots = f": {', '.join(result.snapshot_ids)}" if result.snapshot_ids else ""
+    return f"{result.recovery_point}{where}{snapshots}"
+
+
+def _clip(text: str, limit: int) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 3] + "..."
+
+
+def _cut_to_bytes(body: str, limit: int) -> str:
+    marker = "\n... (cut to fit one SNS message; see the audit log)\n"
+    room = limit - len(marker.encode())
+    # errors="ignore" drops a multi-byte character split by the cut.
+    return body.encode()[:room].decode(errors="ignore") + marker
