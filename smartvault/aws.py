@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
+from typing import cast
 from typing import overload
 
 import boto3
@@ -356,7 +357,21 @@ class AwsSession:
 
     def client(self, service: str, region: str) -> Any:
         """The cached client for ``service`` in ``region``, created on first use."""
-        key = (service, region)
+        return self._client(service, region, self._config)
+
+    def ec2_for_changes(self, region: str) -> EC2Client:
+        """An EC2 client that sends each request once, for the executor.
+
+        ``CreateSnapshot(s)`` has no idempotency token: if botocore retried one after
+        a 5xx or a lost response, the account could get a second snapshot. The
+        executor retries throttling itself and looks for a lost create by its tag
+        instead. Adaptive mode still paces requests when EC2 starts throttling.
+        """
+        once = self._config.merge(Config(retries={"mode": "adaptive", "total_max_attempts": 1}))
+        return cast("EC2Client", self._client("ec2", region, once, cache_as="ec2:once"))
+
+    def _client(self, service: str, region: str, config: Config, cache_as: str = "") -> Any:
+        key = (cache_as or service, region)
         cached = self._clients.get(key)
         if cached is not None:
             return cached
@@ -371,7 +386,7 @@ class AwsSession:
                         service,  # type: ignore[call-overload]
                         region_name=region,
                         endpoint_url=self._endpoint_url,
-                        config=self._config,
+                        config=config,
                     )
                 self._clients[key] = cached
         return cached

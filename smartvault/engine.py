@@ -220,7 +220,7 @@ class Engine:
         """Carry out ``plan``, audit every action, then send the policies' notifications."""
         audit = self.audit_log()
         executor = Executor(
-            lambda region: self.session.client("ec2", region),
+            self.session.ec2_for_changes,
             audit,
             run_id=run_id or new_run_id(self._clock()),
             actor=actor,

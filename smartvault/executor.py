@@ -1,0 +1,848 @@
+"""Apply a plan through EC2, with an audit record for every action.
+
+The guarantees (docs/audit-and-apply.md says them for operators):
+
+- No action without its audit record: the table is checked before anything is done, a
+  ``pending`` record is written before every create and delete call, and when a record
+  cannot be written nothing more is changed in this run.
+- No duplicate recovery point: a create first claims its recovery point id in the audit
+  table (a conditional write with a lease), then looks in EC2 for snapshots already
+  tagged with it, and only then calls ``CreateSnapshots``/``CreateSnapshot`` with every
+  tag set at creation. A rerun after a crash finds what the crashed run made.
+- Nothing is deleted that the action does not name, nor a snapshot that no longer carries
+  the action's policy and recovery point tags.
+- A failed action never stops the others; a run told to stop starts nothing new and lists
+  what it did not start; the next run converges, since the plan is a pure function of
+  the account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import as_completed
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+from datetime import datetime
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Final
+from typing import TypeVar
+from typing import cast
+
+from botocore.exceptions import BotoCoreError
+from botocore.exceptions import ClientError
+
+from smartvault.audit import AuditLog
+from smartvault.audit import AuditRecordRef
+from smartvault.audit import ClaimResult
+from smartvault.errors import AuditError
+from smartvault.model import CREATED_BY_VALUE
+from smartvault.model import TAG_CREATED_BY
+from smartvault.model import TAG_POLICY
+from smartvault.model import TAG_RECOVERY_POINT
+from smartvault.model import Action
+from smartvault.model import AuditAction
+from smartvault.model import AuditRecord
+from smartvault.model import CreateAction
+from smartvault.model import DeleteAction
+from smartvault.model import Outcome
+from smartvault.model import Plan
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import SnapshotTypeDef
+    from mypy_boto3_ec2.type_defs import TagTypeDef
+
+T = TypeVar("T")
+
+#: Our own bound on retries of one call, on top of botocore's adaptive retry mode.
+MAX_ATTEMPTS: Final = 5
+THROTTLING_CODES: Final = frozenset(
+    {"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException"}
+)
+#: How many values one DescribeSnapshots filter takes (FilterLimitExceeded beyond).
+FILTER_VALUES_MAX: Final = 200
+#: EC2's mutating bucket refills at 5 calls/s per region and action; 4 workers keep a
+#: steady flow of DeleteSnapshot calls near that rate without burning the 100-call
+#: burst that CreateSnapshot(s) share with us, and botocore's adaptive mode slows the
+#: clients down further when EC2 answers RequestLimitExceeded.
+DEFAULT_MAX_WORKERS: Final = 4
+DEFAULT_CLAIM_LEASE: Final = timedelta(minutes=15)
+_DESCRIPTION_MAX = 255
+_NOT_SUPPORTED = "{type} is not supported yet by this version; the recovery point is kept"
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What became of one action. ``audit_error``: the action's record is incomplete."""
+
+    action: Action
+    outcome: Outcome
+    snapshot_ids: tuple[str, ...] = ()
+    error: str = ""
+    reason: str = ""
+    audit_error: str = ""
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.outcome == "failed" or bool(self.audit_error)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Every action's result (in plan order) and the actions this run did not start."""
+
+    run_id: str
+    results: tuple[ActionResult, ...]
+    stopped_early: bool = False
+    not_started: tuple[Action, ...] = ()
+    #: why the run stopped early: asked to stop, or the audit log could not be written
+    stop_reason: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {"succeeded": 0, "failed": 0, "skipped": 0}
+        for result in self.results:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        counts["not_started"] = len(self.not_started)
+        return counts
+
+    @property
+    def failed(self) -> tuple[ActionResult, ...]:
+        """Failed actions, and actions whose audit record could not be completed."""
+        return tuple(r for r in self.results if r.needs_attention)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class _Failed(Exception):
+    """One call or action failed; the message says what and what to do."""
+
+    def __init__(self, message: str, code: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        #: AWS's own message, for reasons built from it
+        self.detail = detail or message
+
+
+@dataclass
+class _RunState:
+    results: dict[int, ActionResult] = field(default_factory=dict)
+    not_started: dict[int, Action] = field(default_factory=dict)
+    #: claims this run holds and has not completed (released if the run ends early)
+    held_claims: set[str] = field(default_factory=set)
+    stop_reason: str = ""
+    halted: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Executor:
+    """Applies plans. One instance per run id; ``apply`` may be called once per plan.
+
+    ``ec2_clients(region)`` returns the EC2 client of a region (configured with botocore's
+    adaptive retries); ``clock`` returns an aware UTC datetime; ``sleep`` waits between
+    our own retries; ``should_stop`` is asked before each action is started.
+    """
+
+    def __init__(
+        self,
+        ec2_clients: Callable[[str], EC2Client],
+        audit: AuditLog,
+        *,
+        run_id: str,
+        actor: str,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], None] = time.sleep,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_result: Callable[[ActionResult], None] | None = None,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        claim_lease: timedelta = DEFAULT_CLAIM_LEASE,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self._ec2_factory = ec2_clients
+        self._clients: dict[str, EC2Client] = {}
+        self._clients_lock = threading.Lock()
+        self._audit = audit
+        self.run_id = run_id
+        self._actor = actor
+        self._clock = clock
+        self._sleep = sleep
+        self._should_stop = should_stop
+        self._on_result = on_result
+        self._max_workers = max_workers
+        self._lease = claim_lease
+        self._rng = rng or random.Random()
+        self._state = _RunState()
+
+    # --- the run ------------------------------------------------------------------
+
+    def apply(self, plan: Plan) -> RunResult:
+        """Carry out every action of ``plan``; never raises for a failed action.
+
+        Creates run first, in plan order (grouped by region); then deletes, on a bounded
+        thread pool; then archive and copy, which this version records as skipped.
+        """
+        self._state = state = _RunState()
+        actions: tuple[Action, ...] = tuple(plan.actions)
+        if not actions:
+            return RunResult(self.run_id, ())
+        try:
+            self._audit.check_writable()
+        except AuditError as exc:
+            for index, action in enumerate(actions):
+                self._finish(
+                    index,
+                    ActionResult(
+                        action,
+                        "failed",
+                        error=str(exc),
+                        reason="not attempted: SmartVault takes no action without its audit record",
+                    ),
+                )
+            return RunResult(
+                self.run_id,
+                tuple(state.results[i] for i in sorted(state.results)),
+                stopped_early=True,
+                stop_reason=str(exc),
+            )
+
+        indexed = list(enumerate(actions))
+        try:
+            self._apply_creates([(i, a) for i, a in indexed if isinstance(a, CreateAction)])
+            self._apply_deletes([(i, a) for i, a in indexed if isinstance(a, DeleteAction)])
+            self._apply_unsupported(
+                [(i, a) for i, a in indexed if not isinstance(a, CreateAction | DeleteAction)]
+            )
+        finally:
+            # Claims taken but never completed (asked to stop, or a crash in this process):
+            # hand them back now rather than make the next run wait for the lease.
+            for rp in sorted(state.held_claims):
+                # Best effort: if this fails too, the lease still ends the claim.
+                with contextlib.suppress(Exception):
+                    self._audit.release_claim(rp, self.run_id)
+        return RunResult(
+            self.run_id,
+            tuple(state.results[i] for i in sorted(state.results)),
+            stopped_early=bool(state.not_started),
+            not_started=tuple(state.not_started[i] for i in sorted(state.not_started)),
+            stop_reason=state.stop_reason if state.not_started else "",
+        )
+
+    def _stopping(self) -> bool:
+        state = self._state
+        if state.halted.is_set():
+            return True
+        if self._should_stop():
+            with state.lock:
+                if not state.stop_reason:
+                    state.stop_reason = "asked to stop (time limit): the next run does the rest"
+            return True
+        return False
+
+    def _halt(self, reason: str) -> None:
+        """Start nothing more: the audit log cannot be written."""
+        state = self._state
+        with state.lock:
+            if not state.halted.is_set():
+                state.stop_reason = (
+                    f"stopped: the audit log could not be written ({reason}); nothing more "
+                    "was changed"
+                )
+                state.halted.set()
+
+    def _finish(self, index: int, result: ActionResult) -> None:
+        with self._state.lock:
+            self._state.results[index] = result
+        if self._on_result is not None:
+            self._on_result(result)
+
+    def _skip_start(self, index: int, action: Action) -> None:
+        with self._state.lock:
+            self._state.not_started[index] = action
+
+    def _ec2(self, region: str) -> EC2Client:
+        with self._clients_lock:
+            client = self._clients.get(region)
+            if client is None:
+                client = self._clients[region] = self._ec2_factory(region)
+            return client
+
+    def _record(self, action: Action, outcome: Outcome, **fields: Any) -> AuditRecord:
+        return AuditRecord(
+            run_id=self.run_id,
+            timestamp=self._clock(),
+            action=cast(AuditAction, action.type),
+            outcome=outcome,
+            policy=action.policy,
+            region=action.region,
+            resource_id=action.resource_id,
+            recovery_point=action.recovery_point,
+            reason=fields.pop("reason", action.reason),
+            actor=self._actor,
+            **fields,
+        )
+
+    def _write_final(self, action: Action, result: ActionResult) -> ActionResult:
+        """Record an action that needed no EC2 call (skipped before starting)."""
+        try:
+            self._audit.record(
+                self._record(
+                    action,
+                    result.outcome,
+                    reason=result.reason or action.reason,
+                    snapshot_ids=result.snapshot_ids,
+                    error=result.error,
+                )
+            )
+        except AuditError as exc:
+            self._halt(str(exc))
+            return _with(result, audit_error=str(exc))
+        return result
+
+    def _update(self, ref: AuditRecordRef, result: ActionResult, **kwargs: Any) -> ActionResult:
+        """Turn the pending record into the final one; a failure halts the run."""
+        try:
+            self._audit.update_outcome(
+                ref,
+                result.outcome,
+                error=result.error,
+                snapshot_ids=result.snapshot_ids,
+                reason=result.reason or None,
+                **kwargs,
+            )
+        except AuditError as exc:
+            self._halt(str(exc))
+            return _with(
+                result,
+                audit_error=f"its audit record was left 'pending' ({ref.pk} {ref.sk}): {exc}",
+            )
+        return result
+
+    # --- creates --------------------------------------------------------------------
+
+    def _apply_creates(self, items: list[tuple[int, CreateAction]]) -> None:
+        by_region: dict[str, list[tuple[int, CreateAction]]] = {}
+        for index, action in items:
+            by_region.setdefault(action.region, []).append((index, action))
+        for region_items in by_region.values():
+            # Claim, then look, then create, a chunk at a time: the look must come after
+            # the claim (or a crashed run's snapshot could be missed), and one look per
+            # chunk keeps the DescribeSnapshots calls few and within the 200-value limit.
+            for chunk in _chunks(region_items, FILTER_VALUES_MAX):
+                self._create_chunk(chunk)
+
+    def _create_chunk(self, chunk: Sequence[tuple[int, CreateAction]]) -> None:
+        state = self._state
+        claims: dict[int, ClaimResult] = {}
+        for index, action in chunk:
+            if self._stopping():
+                break
+            try:
+                claim = self._audit.claim(action.recovery_point, self.run_id, self._lease)
+            except AuditError as exc:
+                self._halt(str(exc))
+                self._finish(index, ActionResult(action, "failed", error=f"not created: {exc}"))
+                break
+            if claim.status == "claimed":
+                with state.lock:
+                    state.held_claims.add(action.recovery_point)
+            claims[index] = claim
+        region = chunk[0][1].region
+        try:
+            found = self._snapshots_by_recovery_point(
+                self._ec2(region),
+                [a.recovery_point for i, a in chunk if i in claims],
+            )
+            look_error = ""
+        except _Failed as exc:
+            found, look_error = {}, str(exc)
+        for index, action in chunk:
+            if index in state.results:
+                continue
+            taken = claims.get(index)
+            if taken is None or self._stopping():
+                self._skip_start(index, action)
+                continue
+            if look_error:
+                result = ActionResult(action, "failed", error=f"not created: {look_error}")
+                self._release(action.recovery_point)
+                self._finish(index, self._write_final(action, result))
+                continue
+            self._finish(index, self._create_one(action, taken, found.get(action.recovery_point)))
+
+    def _create_one(
+        self, action: CreateAction, claim: ClaimResult, found: list[SnapshotTypeDef] | None
+    ) -> ActionResult:
+        rp = action.recovery_point
+        if claim.status == "held":
+            return self._write_final(
+                action,
+                ActionResult(
+                    action,
+                    "skipped",
+                    reason=f"another run is creating it: run {claim.run_id} holds its claim "
+                    f"until {claim.lease_until:%Y-%m-%dT%H:%M:%SZ}",
+                ),
+            )
+        snapshots = found or []
+        errored = sorted(s["SnapshotId"] for s in snapshots if s.get("State") == "error")
+        live = sorted(s["SnapshotId"] for s in snapshots if s.get("State") != "error")
+        if errored:
+            # A failed recovery point: its policy deletes it (and that delete releases
+            # the claim); creating beside it would mix good and failed snapshots under
+            # one recovery point id.
+            self._release(rp)
+            return self._write_final(
+                action,
+                ActionResult(
+                    action,
+                    "skipped",
+                    snapshot_ids=tuple(errored),
+                    reason=f"its snapshots {', '.join(errored)} are in state error; the slot "
+                    "is tried again once its policy has deleted them",
+                ),
+            )
+        if live:
+            if claim.status == "claimed":
+                reason = (
+                    f"already exists: {', '.join(live)} (made by an earlier run that did not "
+                    "finish)"
+                )
+                try:
+                    self._audit.complete_claim(rp, self.run_id, live)
+                    self._forget_claim(rp)
+                except AuditError as exc:
+                    self._halt(str(exc))
+                    return ActionResult(
+                        action, "skipped", tuple(live), reason=reason, audit_error=str(exc)
+                    )
+            else:
+                reason = f"already created by run {claim.run_id}"
+            return self._write_final(
+                action, ActionResult(action, "skipped", tuple(live), reason=reason)
+            )
+        if claim.status == "done":
+            # Done, but its snapshots are gone: the slot may be taken again, by one run only.
+            try:
+                claim = self._audit.take_over_claim(claim, self.run_id, self._lease)
+            except AuditError as exc:
+                self._halt(str(exc))
+                return ActionResult(action, "failed", error=f"not created: {exc}")
+            if claim.status != "claimed":
+                # Another run took the slot over first: it creates, not this one.
+                return self._write_final(
+                    action,
+                    ActionResult(
+                        action,
+                        "skipped",
+                        reason=f"another run ({claim.run_id}) took over its claim first",
+                    ),
+                )
+            with self._state.lock:
+                self._state.held_claims.add(rp)
+        return self._create(action, claim)
+
+    def _create(self, action: CreateAction, claim: ClaimResult) -> ActionResult:
+        rp = action.recovery_point
+        try:
+            ref = self._audit.record(
+                self._record(action, "pending", details=dict(action.full_tag_values))
+            )
+        except AuditError as exc:
+            self._release(rp)
+            self._halt(str(exc))
+            return ActionResult(action, "failed", error=f"not created: {exc}")
+        # A long run may outlive half its lease: renew it (only this run can) before the
+        # call, so no other run takes the slot while this one creates.
+        if self._clock() >= claim.lease_until - self._lease / 2:
+            try:
+                claim = self._audit.claim(rp, self.run_id, self._lease)
+            except AuditError as exc:
+                self._halt(str(exc))
+                return self._update(
+                    ref, ActionResult(action, "failed", error=f"not created: {exc}")
+                )
+            if claim.status != "claimed":
+                self._forget_claim(rp)
+                return self._update(
+                    ref,
+                    ActionResult(
+                        action,
+                        "skipped",
+                        reason=f"its claim passed to run {claim.run_id} while this run waited",
+                    ),
+                )
+        try:
+            snapshot_ids = self._call_create(action)
+        except _Failed as exc:
+            self._release(rp)
+            return self._update(ref, ActionResult(action, "failed", error=str(exc)))
+        result = self._update(ref, ActionResult(action, "succeeded", snapshot_ids))
+        try:
+            self._audit.complete_claim(rp, self.run_id, snapshot_ids)
+            self._forget_claim(rp)
+        except AuditError as exc:
+            # The snapshots exist and carry the recovery point tag: later runs find them.
+            self._halt(str(exc))
+            return _with(result, audit_error=result.audit_error or str(exc))
+        return result
+
+    def _call_create(self, action: CreateAction) -> tuple[str, ...]:
+        ec2 = self._ec2(action.region)
+        tags = _tags_for(action)
+        description = (
+            f"SmartVault {action.recovery_point} ({action.policy}, {action.resource_id})"
+        )[:_DESCRIPTION_MAX]
+        tag_specs: list[Any] = [{"ResourceType": "snapshot", "Tags": tags}]
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                if action.resource_type == "instance":
+                    response = ec2.create_snapshots(
+                        InstanceSpecification={
+                            "InstanceId": action.resource_id,
+                            "ExcludeBootVolume": action.exclude_boot_volume,
+                        },
+                        Description=description,
+                        TagSpecifications=tag_specs,
+                    )
+                    return tuple(s["SnapshotId"] for s in response.get("Snapshots", []))
+                single = ec2.create_snapshot(
+                    VolumeId=action.resource_id,
+                    Description=description,
+                    TagSpecifications=tag_specs,
+                )
+                return (single["SnapshotId"],)
+            except ClientError as exc:
+                if _code(exc) in THROTTLING_CODES:
+                    last = _describe_error(exc)  # refused before anything was made: retry
+                elif _status(exc) >= 500:
+                    return self._after_unknown_create(action, _describe_error(exc))
+                else:
+                    raise _Failed(f"not created: {_describe_error(exc)}", _code(exc)) from exc
+            except BotoCoreError as exc:
+                return self._after_unknown_create(action, f"{type(exc).__name__}: {exc}")
+            if attempt + 1 < MAX_ATTEMPTS:
+                self._sleep(self._backoff(attempt))
+        raise _Failed(
+            f"not created: EC2 kept throttling CreateSnapshots in {action.region} after "
+            f"{MAX_ATTEMPTS} attempts ({last}); the next run tries again"
+        )
+
+    def _after_unknown_create(self, action: CreateAction, error: str) -> tuple[str, ...]:
+        """After a server error or a lost connection: the snapshot may or may not exist.
+
+        CreateSnapshot(s) has no ClientToken, so it is never called again in this run; a
+        snapshot EC2 did make is found by its recovery point tag (now, or by the next run,
+        which claims the slot and looks before creating).
+        """
+        try:
+            found = self._snapshots_by_recovery_point(
+                self._ec2(action.region), [action.recovery_point]
+            ).get(action.recovery_point, [])
+        except _Failed:
+            found = []
+        live = tuple(sorted(s["SnapshotId"] for s in found if s.get("State") != "error"))
+        if live:
+            return live
+        raise _Failed(
+            f"not created: {error}. EC2 may still have made it; it is not asked again in this "
+            "run (CreateSnapshots has no idempotency token). The next run finds it by its "
+            "recovery point tag, or creates it"
+        )
+
+    def _release(self, rp: str) -> None:
+        """Give back this run's claim, best effort: its lease ends it anyway."""
+        try:
+            self._audit.release_claim(rp, self.run_id)
+        except AuditError:
+            return
+        self._forget_claim(rp)
+
+    def _forget_claim(self, rp: str) -> None:
+        with self._state.lock:
+            self._state.held_claims.discard(rp)
+
+    def _snapshots_by_recovery_point(
+        self, ec2: EC2Client, recovery_points: Sequence[str]
+    ) -> dict[str, list[SnapshotTypeDef]]:
+        """Our snapshots tagged with any of these recovery points, by recovery point."""
+        found: dict[str, list[SnapshotTypeDef]] = {}
+        for chunk in _chunks(sorted(set(recovery_points)), FILTER_VALUES_MAX):
+            for snapshot in self._describe_snapshots(
+                ec2, {"Name": f"tag:{TAG_RECOVERY_POINT}", "Values": list(chunk)}
+            ):
+                tags = _tag_map(snapshot.get("Tags", []))
+                found.setdefault(tags.get(TAG_RECOVERY_POINT, ""), []).append(snapshot)
+        return found
+
+    def _describe_snapshots(
+        self, ec2: EC2Client, snapshot_filter: Mapping[str, Any]
+    ) -> Iterator[SnapshotTypeDef]:
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "OwnerIds": ["self"],
+                "Filters": [snapshot_filter],
+                "MaxResults": 1000,
+            }
+            if token:
+                kwargs["NextToken"] = token
+            page = self._retrying(
+                "read snapshots (DescribeSnapshots)",
+                functools.partial(ec2.describe_snapshots, **kwargs),
+            )
+            yield from page.get("Snapshots", [])
+            token = page.get("NextToken")
+            if not token:
+                return
+
+    # --- deletes ----------------------------------------------------------------------
+
+    def _apply_deletes(self, items: list[tuple[int, DeleteAction]]) -> None:
+        if not items:
+            return
+        looked: dict[str, dict[str, SnapshotTypeDef] | str] = {}
+        for region in sorted({a.region for _, a in items}):
+            ids = sorted({s for _, a in items if a.region == region for s in a.snapshot_ids})
+            try:
+                looked[region] = self._snapshots_by_id(self._ec2(region), ids)
+            except _Failed as exc:
+                looked[region] = str(exc)
+        pool = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="delete")
+        futures: dict[Future[ActionResult | None], tuple[int, DeleteAction]] = {
+            pool.submit(self._delete_one, action, looked[action.region]): (index, action)
+            for index, action in items
+        }
+        try:
+            for future in as_completed(futures):
+                index, action = futures[future]
+                result = future.result()
+                if result is None:
+                    self._skip_start(index, action)
+                else:
+                    self._finish(index, result)
+        except BaseException:
+            # A crash: queued deletes must not start; in-flight ones finish.
+            self._halt("the run ended with an unexpected error")
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+    def _snapshots_by_id(self, ec2: EC2Client, ids: Sequence[str]) -> dict[str, SnapshotTypeDef]:
+        found: dict[str, SnapshotTypeDef] = {}
+        # A snapshot-id *filter*, not SnapshotIds=: a missing id must not fail the call.
+        for chunk in _chunks(ids, FILTER_VALUES_MAX):
+            for snapshot in self._describe_snapshots(
+                ec2, {"Name": "snapshot-id", "Values": list(chunk)}
+            ):
+                found[snapshot["SnapshotId"]] = snapshot
+        return found
+
+    def _delete_one(
+        self, action: DeleteAction, looked: dict[str, SnapshotTypeDef] | str
+    ) -> ActionResult | None:
+        """Delete one recovery point; None when it was not started (asked to stop)."""
+        if self._stopping():
+            return None
+        if isinstance(looked, str):
+            return self._write_final(
+                action,
+                ActionResult(action, "failed", error=f"nothing deleted: {looked}"),
+            )
+        foreign = [
+            sid for sid in action.snapshot_ids if sid in looked and not _ours(looked[sid], action)
+        ]
+        if foreign:
+            return self._write_final(
+                action,
+                ActionResult(
+                    action,
+                    "skipped",
+                    reason=f"not SmartVault's to delete any more: {', '.join(foreign)} lack "
+                    f"the tags {TAG_CREATED_BY}={CREATED_BY_VALUE}, {TAG_POLICY}={action.policy} "
+                    f"and {TAG_RECOVERY_POINT}={action.recovery_point}; nothing deleted",
+                ),
+            )
+        was_failed = any(
+            looked[s].get("State") == "error" for s in action.snapshot_ids if s in looked
+        )
+        try:
+            ref = self._audit.record(
+                self._record(action, "pending", snapshot_ids=tuple(action.snapshot_ids))
+            )
+        except AuditError as exc:
+            self._halt(str(exc))
+            return ActionResult(action, "failed", error=f"nothing deleted: {exc}")
+
+        ec2 = self._ec2(action.region)
+        deleted: list[str] = []
+        gone: list[str] = []
+        in_use: list[str] = []
+        errors: list[str] = []
+        for sid in action.snapshot_ids:
+            if sid not in looked:
+                gone.append(sid)  # already deleted (by a person, or a run that crashed)
+                continue
+            try:
+                self._retrying(
+                    f"delete {sid}", functools.partial(ec2.delete_snapshot, SnapshotId=sid)
+                )
+                deleted.append(sid)
+            except _Failed as exc:
+                if exc.code == "InvalidSnapshot.NotFound":
+                    gone.append(sid)
+                elif exc.code == "InvalidSnapshot.InUse":
+                    in_use.append(exc.detail)
+                else:
+                    errors.append(exc.message)
+        details = {
+            "deleted": ",".join(deleted),
+            "already_gone": ",".join(gone),
+        }
+        if errors:
+            result = ActionResult(
+                action,
+                "failed",
+                tuple(action.snapshot_ids),
+                error="; ".join(errors) + "; the next run tries again",
+            )
+        elif in_use:
+            details["in_use"] = "; ".join(in_use)
+            result = ActionResult(
+                action,
+                "skipped",
+                tuple(action.snapshot_ids),
+                reason="in use by an AMI registered after planning, so kept: " + "; ".join(in_use),
+            )
+        else:
+            result = ActionResult(action, "succeeded", tuple(action.snapshot_ids))
+        result = self._update(ref, result, details=details)
+        if result.outcome == "succeeded" and was_failed:
+            # A failed recovery point's slot may be attempted again: drop its claim (only
+            # a done one: never pull a live claim from under a run that is creating).
+            try:
+                self._audit.release_claim(action.recovery_point, only_done=True)
+            except AuditError as exc:
+                return _with(result, audit_error=result.audit_error or str(exc))
+        return result
+
+    # --- archive and copy --------------------------------------------------------------
+
+    def _apply_unsupported(self, items: list[tuple[int, Action]]) -> None:
+        started: list[tuple[int, ActionResult]] = []
+        for index, action in items:
+            if self._stopping():
+                self._skip_start(index, action)
+                continue
+            reason = _NOT_SUPPORTED.format(type=action.type)
+            started.append((index, ActionResult(action, "skipped", reason=reason)))
+        if not started:
+            return
+        audit_error = ""
+        try:
+            self._audit.record_many(
+                self._record(r.action, "skipped", reason=r.reason) for _, r in started
+            )
+        except AuditError as exc:
+            self._halt(str(exc))
+            audit_error = str(exc)
+        for index, result in started:
+            self._finish(index, _with(result, audit_error=audit_error))
+
+    # --- retries --------------------------------------------------------------------------
+
+    def _retrying(self, what: str, call: Callable[[], T]) -> T:
+        """Call, retrying throttling and server errors (up to MAX_ATTEMPTS, with jitter).
+
+        Only for calls that are safe to repeat. Raises _Failed(message, error code).
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return call()
+            except ClientError as exc:
+                code = _code(exc)
+                retryable = code in THROTTLING_CODES or _status(exc) >= 500
+                if not retryable or attempt + 1 == MAX_ATTEMPTS:
+                    raise _Failed(
+                        f"could not {what}: {_describe_error(exc)}",
+                        code,
+                        str(exc.response.get("Error", {}).get("Message") or code),
+                    ) from exc
+            except BotoCoreError as exc:
+                if attempt + 1 == MAX_ATTEMPTS:
+                    raise _Failed(
+                        f"could not {what}: {type(exc).__name__}: {exc}", type(exc).__name__
+                    ) from exc
+            self._sleep(self._backoff(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: 0..min(20, 2^attempt) seconds."""
+        return self._rng.uniform(0, min(20.0, 2.0**attempt))
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _tags_for(action: CreateAction) -> list[TagTypeDef]:
+    """The planner's tags, with the three tags SmartVault's own safety rests on forced."""
+    tags = dict(action.tags)
+    tags[TAG_CREATED_BY] = CREATED_BY_VALUE
+    tags[TAG_POLICY] = action.policy
+    tags[TAG_RECOVERY_POINT] = action.recovery_point
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _ours(snapshot: SnapshotTypeDef, action: DeleteAction) -> bool:
+    tags = _tag_map(snapshot.get("Tags", []))
+    return (
+        tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE
+        and tags.get(TAG_POLICY) == action.policy
+        and tags.get(TAG_RECOVERY_POINT) == action.recovery_point
+    )
+
+
+def _tag_map(tags: Iterable[TagTypeDef]) -> dict[str, str]:
+    return {t.get("Key", ""): t.get("Value", "") for t in tags}
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def _describe_error(exc: ClientError) -> str:
+    message = exc.response.get("Error", {}).get("Message") or "no message"
+    status = _status(exc)
+    suffix = f" (HTTP {status})" if status >= 500 else ""
+    return f"{_code(exc)}: {message}{suffix}"
+
+
+def _with(result: ActionResult, **changes: Any) -> ActionResult:
+    return replace(result, **changes)

@@ -1,0 +1,411 @@
+"""The audit table: its layout, records, claims and queries (moto DynamoDB)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from smartvault.audit import POLICY_INDEX
+from smartvault.audit import TABLE_DEFINITION
+from smartvault.audit import AuditLog
+from smartvault.audit import format_timestamp
+from smartvault.errors import AuditError
+from smartvault.model import AuditRecord
+
+TABLE = "smartvault-audit"
+T0 = datetime(2026, 11, 28, 17, 0, 2, 123456, tzinfo=UTC)
+LEASE = timedelta(minutes=15)
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def make_record(**overrides) -> AuditRecord:
+    fields = {
+        "run_id": "run-1",
+        "timestamp": T0,
+        "action": "delete",
+        "outcome": "pending",
+        "policy": "nightly",
+        "region": "us-east-1",
+        "resource_id": "i-0001",
+        "recovery_point": "nightly/i-0001/20261119T0300Z",
+        "snapshot_ids": ("snap-1", "snap-2"),
+        "reason": "older than max_age 7d",
+        "actor": "arn:aws:iam::123456789012:user/ops",
+    }
+    fields.update(overrides)
+    return AuditRecord(**fields)
+
+
+def fail_with(code: str, status: int = 400):
+    def hook(**_kwargs):
+        raise ClientError(
+            {
+                "Error": {"Code": code, "Message": f"injected {code}"},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            },
+            "Injected",
+        )
+
+    return hook
+
+
+@pytest.fixture
+def ddb():
+    with mock_aws():
+        yield boto3.client("dynamodb", region_name="us-east-1")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def log(ddb, clock) -> AuditLog:
+    audit = AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None)
+    audit.ensure_table()
+    return audit
+
+
+class TestTable:
+    def test_table_definition_matches_the_fixed_design(self):
+        assert TABLE_DEFINITION["KeySchema"] == [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ]
+        (index,) = TABLE_DEFINITION["GlobalSecondaryIndexes"]
+        assert index["IndexName"] == "by-policy"
+        assert index["KeySchema"] == [
+            {"AttributeName": "policy", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ]
+        assert index["Projection"] == {"ProjectionType": "ALL"}
+        assert TABLE_DEFINITION["BillingMode"] == "PAY_PER_REQUEST"
+        assert TABLE_DEFINITION["TimeToLiveSpecification"]["AttributeName"] == "expires_at"
+
+    def test_ensure_table_creates_an_on_demand_table_with_index_ttl_and_pitr(self, ddb, clock):
+        audit = AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None)
+        assert audit.ensure_table() is True
+        table = ddb.describe_table(TableName=TABLE)["Table"]
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == [POLICY_INDEX]
+        assert table["SSEDescription"]["Status"] == "ENABLED"
+        ttl = ddb.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
+        assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+        backups = ddb.describe_continuous_backups(TableName=TABLE)["ContinuousBackupsDescription"]
+        assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+    def test_ensure_table_a_second_time_changes_nothing(self, ddb, clock):
+        audit = AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None)
+        audit.ensure_table()
+        writes: list[str] = []
+        for op in ("CreateTable", "UpdateTimeToLive", "UpdateContinuousBackups", "UpdateTable"):
+            ddb.meta.events.register(
+                f"before-call.dynamodb.{op}", lambda op=op, **_k: writes.append(op)
+            )
+        assert audit.ensure_table() is False
+        assert writes == []
+
+    def test_ensure_table_waits_for_a_new_table_to_become_active(self, ddb, clock):
+        sleeps: list[float] = []
+        describes = {"n": 0}
+
+        def still_creating(parsed, **_kwargs):
+            describes["n"] += 1
+            if "Table" in parsed and describes["n"] <= 3:
+                parsed["Table"]["TableStatus"] = "CREATING"
+
+        ddb.meta.events.register("after-call.dynamodb.DescribeTable", still_creating)
+        audit = AuditLog(ddb, TABLE, clock=clock, sleep=sleeps.append)
+        assert audit.ensure_table() is True
+        assert len(sleeps) >= 2
+
+    def test_a_table_with_another_key_schema_is_refused(self, ddb, clock):
+        ddb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        audit = AuditLog(ddb, TABLE, clock=clock)
+        with pytest.raises(AuditError, match=r"not a SmartVault audit table.*id \(S, HASH\)"):
+            audit.ensure_table()
+        with pytest.raises(AuditError, match="not a SmartVault audit table"):
+            audit.check_writable()
+
+    def test_check_writable_says_how_to_create_a_missing_table(self, ddb, clock):
+        audit = AuditLog(ddb, TABLE, clock=clock)
+        with pytest.raises(AuditError) as info:
+            audit.check_writable()
+        message = str(info.value)
+        assert "audit table smartvault-audit not found in us-east-1" in message
+        assert "smartvault audit init" in message
+
+    def test_check_writable_passes_on_a_ready_table(self, log):
+        log.check_writable()
+
+
+class TestRecords:
+    def test_a_record_is_keyed_by_utc_day_and_sortable_time(self, log, ddb):
+        ref = log.record(make_record())
+        assert ref.pk == "DAY#2026-11-28"
+        assert ref.sk == "2026-11-28T17:00:02.123456Z#run-1#000000"
+        item = ddb.get_item(TableName=TABLE, Key={"pk": {"S": ref.pk}, "sk": {"S": ref.sk}})["Item"]
+        assert item["policy"] == {"S": "nightly"}
+        assert item["snapshot_ids"] == {"L": [{"S": "snap-1"}, {"S": "snap-2"}]}
+        assert int(item["expires_at"]["N"]) == int((T0 + timedelta(days=400)).timestamp())
+
+    def test_a_record_in_another_time_zone_lands_on_its_utc_day(self, log):
+        berlin_just_after_midnight = datetime.fromisoformat("2026-11-29T00:30:00+01:00")
+        ref = log.record(make_record(timestamp=berlin_just_after_midnight))
+        assert ref.pk == "DAY#2026-11-28"
+        assert ref.sk.startswith("2026-11-28T23:30:00.000000Z#")
+
+    def test_records_round_trip_through_list(self, log):
+        record = make_record(details={"smartvault:devices": '{"vol-1":"/dev/xvda"}'})
+        log.record(record)
+        assert log.list(T0 - timedelta(hours=1), T0 + timedelta(hours=1)) == [record]
+
+    def test_update_outcome_sets_outcome_error_ids_and_merges_details(self, log):
+        ref = log.record(make_record(details={"a": "1"}))
+        log.update_outcome(
+            ref, "failed", error="InternalError", snapshot_ids=["snap-9"], details={"b": "2"}
+        )
+        (stored,) = log.list(T0, T0)
+        assert stored.outcome == "failed"
+        assert stored.error == "InternalError"
+        assert stored.snapshot_ids == ("snap-9",)
+        assert stored.details == {"a": "1", "b": "2"}
+
+    def test_update_outcome_of_a_record_that_does_not_exist_is_an_audit_error(self, log):
+        from smartvault.audit import AuditRecordRef
+
+        with pytest.raises(AuditError, match="update an audit record"):
+            log.update_outcome(AuditRecordRef("DAY#2026-11-28", "nope"), "succeeded")
+
+    def test_a_failed_write_names_table_region_and_what_to_do(self, log, ddb):
+        ddb.meta.events.register("before-call.dynamodb.PutItem", fail_with("AccessDeniedException"))
+        with pytest.raises(AuditError) as info:
+            log.record(make_record())
+        message = str(info.value)
+        assert "smartvault-audit (us-east-1)" in message
+        assert "dynamodb:PutItem" in message
+        assert info.value.__cause__ is not None
+
+    def test_record_many_writes_in_batches_of_25(self, log, ddb):
+        calls: list[int] = []
+        ddb.meta.events.register(
+            "before-parameter-build.dynamodb.BatchWriteItem",
+            lambda params, **_k: calls.append(len(params["RequestItems"][TABLE])),
+        )
+        records = [make_record(resource_id=f"i-{n:04d}") for n in range(60)]
+        refs = log.record_many(records)
+        assert calls == [25, 25, 10]
+        assert len(set(refs)) == 60
+        assert len(log.list(T0, T0)) == 60
+
+    def test_record_many_retries_unprocessed_items_with_backoff(self, ddb, clock):
+        sleeps: list[float] = []
+        audit = AuditLog(ddb, TABLE, clock=clock, sleep=sleeps.append)
+        audit.ensure_table()
+        attempts = {"n": 0}
+        sent: list = []
+
+        def bounce_some(parsed, **_kwargs):
+            attempts["n"] += 1
+            if attempts["n"] <= 2:  # written, but DynamoDB says "try these again"
+                parsed["UnprocessedItems"] = {TABLE: sent[-1][:3]}
+
+        ddb.meta.events.register(
+            "before-parameter-build.dynamodb.BatchWriteItem",
+            lambda params, **_k: sent.append(params["RequestItems"][TABLE]),
+        )
+        ddb.meta.events.register("after-call.dynamodb.BatchWriteItem", bounce_some)
+        audit.record_many([make_record(resource_id=f"i-{n}") for n in range(5)])
+        assert attempts["n"] == 3
+        assert len(sleeps) == 2
+        assert len(audit.list(T0, T0)) == 5
+
+    def test_record_many_gives_up_with_an_audit_error(self, ddb, clock):
+        audit = AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None)
+        audit.ensure_table()
+
+        sent: list = []
+
+        def bounce_all(parsed, **_kwargs):
+            parsed["UnprocessedItems"] = {TABLE: sent[-1]}
+
+        ddb.meta.events.register(
+            "before-parameter-build.dynamodb.BatchWriteItem",
+            lambda params, **_k: sent.append(params["RequestItems"][TABLE]),
+        )
+        ddb.meta.events.register("after-call.dynamodb.BatchWriteItem", bounce_all)
+        with pytest.raises(AuditError, match="2 audit records could not be written"):
+            audit.record_many([make_record(), make_record()])
+
+
+class TestList:
+    def _fill(self, log):
+        # Three days, two policies, and a claim that must never show up.
+        for day in range(3):
+            for policy in ("nightly", "weekly"):
+                log.record(make_record(timestamp=T0 - timedelta(days=day), policy=policy))
+        log.claim("nightly/i-0001/20261128T0300Z", "run-1", LEASE)
+
+    def test_list_returns_records_in_the_range_newest_first(self, log):
+        self._fill(log)
+        found = log.list(T0 - timedelta(days=1, minutes=1), T0)
+        day_before = T0 - timedelta(days=1)
+        assert [r.timestamp for r in found] == [T0, T0, day_before, day_before]
+
+    def test_list_by_policy_uses_the_index_and_never_returns_claims(self, log, ddb):
+        self._fill(log)
+        queries: list[str] = []
+        ddb.meta.events.register(
+            "before-parameter-build.dynamodb.Query",
+            lambda params, **_k: queries.append(params.get("IndexName", "table")),
+        )
+        found = log.list(T0 - timedelta(days=7), T0, policy="nightly")
+        assert [r.policy for r in found] == ["nightly"] * 3
+        assert queries == [POLICY_INDEX]
+        indexed = ddb.scan(TableName=TABLE, IndexName=POLICY_INDEX)["Items"]
+        assert not [i for i in indexed if i["pk"]["S"].startswith("CLAIM#")]
+
+    def test_list_stops_at_the_limit(self, log):
+        self._fill(log)
+        assert len(log.list(T0 - timedelta(days=7), T0, limit=3)) == 3
+        assert log.list(T0 - timedelta(days=7), T0, limit=0) == []
+
+    def test_list_follows_pages(self, log, ddb):
+        self._fill(log)
+
+        def small_pages(params, **_kwargs):
+            params["Limit"] = 1
+
+        ddb.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
+        assert len(log.list(T0 - timedelta(days=7), T0)) == 6
+
+    def test_list_includes_a_record_at_exactly_until(self, log):
+        log.record(make_record())
+        assert len(log.list(T0, T0)) == 1
+        assert log.list(T0 + timedelta(microseconds=1), T0 + timedelta(seconds=1)) == []
+
+
+class TestClaims:
+    RP = "nightly/i-0001/20261128T0300Z"
+
+    def test_the_first_claim_wins_and_a_second_run_sees_it_held(self, log):
+        assert log.claim(self.RP, "run-1", LEASE).status == "claimed"
+        other = log.claim(self.RP, "run-2", LEASE)
+        assert other.status == "held"
+        assert other.run_id == "run-1"
+
+    def test_the_holder_may_renew_its_own_claim(self, log, clock):
+        log.claim(self.RP, "run-1", LEASE)
+        clock.advance(minutes=10)
+        renewed = log.claim(self.RP, "run-1", LEASE)
+        assert renewed.status == "claimed"
+        assert renewed.lease_until == clock.now + LEASE
+
+    def test_an_expired_lease_may_be_claimed_by_another_run(self, log, clock):
+        log.claim(self.RP, "run-1", LEASE)
+        clock.advance(minutes=16)
+        assert log.claim(self.RP, "run-2", LEASE).status == "claimed"
+        assert log.claim(self.RP, "run-1", LEASE).status == "held"
+
+    def test_a_done_claim_is_never_claimed_again_even_after_its_lease(self, log, clock):
+        log.claim(self.RP, "run-1", LEASE)
+        log.complete_claim(self.RP, "run-1", ["snap-1", "snap-2"])
+        clock.advance(days=1)
+        done = log.claim(self.RP, "run-2", LEASE)
+        assert done.status == "done"
+        assert done.snapshot_ids == ("snap-1", "snap-2")
+        assert done.run_id == "run-1"
+
+    def test_only_one_run_takes_over_a_done_claim(self, log):
+        log.claim(self.RP, "run-1", LEASE)
+        log.complete_claim(self.RP, "run-1", ["snap-1"])
+        seen_by_2 = log.claim(self.RP, "run-2", LEASE)
+        seen_by_3 = log.claim(self.RP, "run-3", LEASE)
+        assert log.take_over_claim(seen_by_2, "run-2", LEASE).status == "claimed"
+        lost = log.take_over_claim(seen_by_3, "run-3", LEASE)
+        assert lost.status == "held"
+        assert lost.run_id == "run-2"
+
+    def test_completing_a_claim_another_run_took_is_an_audit_error(self, log, clock):
+        log.claim(self.RP, "run-1", LEASE)
+        clock.advance(minutes=16)
+        log.claim(self.RP, "run-2", LEASE)
+        with pytest.raises(AuditError, match="no longer held by run run-1"):
+            log.complete_claim(self.RP, "run-1", ["snap-1"])
+
+    def test_release_is_conditional_on_the_holder_and_on_done(self, log):
+        log.claim(self.RP, "run-1", LEASE)
+        assert log.release_claim(self.RP, "run-2") is False
+        assert log.release_claim(self.RP, only_done=True) is False
+        assert log.release_claim(self.RP, "run-1") is True
+        assert log.get_claim(self.RP) is None
+        assert log.claim(self.RP, "run-2", LEASE).status == "claimed"
+
+    def test_a_claim_item_carries_no_policy_attribute(self, log, ddb):
+        log.claim(self.RP, "run-1", LEASE)
+        item = ddb.get_item(
+            TableName=TABLE, Key={"pk": {"S": "CLAIM#" + self.RP}, "sk": {"S": "CLAIM"}}
+        )["Item"]
+        assert "policy" not in item
+        assert item["state"] == {"S": "claimed"}
+        assert int(item["lease_until"]["N"]) == int((T0 + LEASE).timestamp())
+
+
+_runs = itertools.count()
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    reason=_text,
+    error=_text,
+    details=st.dictionaries(st.text(min_size=1, max_size=10), _text, max_size=3),
+    ids=st.lists(st.from_regex(r"snap-[0-9a-f]{8}", fullmatch=True), max_size=4),
+    microsecond=st.integers(0, 999_999),
+)
+def test_any_record_reads_back_exactly_as_written(log, reason, error, details, ids, microsecond):
+    """The audit log keeps what it was given: free text, details and ids survive unchanged."""
+    stamp = T0.replace(microsecond=microsecond)
+    run_id = f"run-{next(_runs)}"  # the table outlives the examples: tell them apart
+    record = make_record(
+        run_id=run_id,
+        timestamp=stamp,
+        reason=reason,
+        error=error,
+        details=details,
+        snapshot_ids=tuple(ids),
+    )
+    log.record(record)
+    assert [r for r in log.list(stamp, stamp) if r.run_id == run_id] == [record]
+    assert format_timestamp(stamp).endswith(f".{microsecond:06d}Z")

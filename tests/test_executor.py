@@ -1,0 +1,758 @@
+"""Applying plans against moto: idempotent creates, audited deletes, faults and crashes."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from smartvault import planner
+from smartvault.audit import AuditLog
+from smartvault.executor import Executor
+from smartvault.executor import RunResult
+from smartvault.inventory import read_images
+from smartvault.inventory import read_instances
+from smartvault.inventory import read_snapshots
+from smartvault.model import TAG_RECOVERY_POINT
+from smartvault.model import ArchiveAction
+from smartvault.model import CopyAction
+from smartvault.model import CreateAction
+from smartvault.model import DeleteAction
+from smartvault.model import Inventory
+from smartvault.model import Plan
+from smartvault.model import PolicySet
+from tests.factories import make_policy
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's
+TABLE = "smartvault-audit"
+MUTATING = {"CreateSnapshots", "CreateSnapshot", "DeleteSnapshot"}
+AUDIT_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def client_error(code: str, status: int = 400, operation: str = "Injected") -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        operation,
+    )
+
+
+class Crash(BaseException):
+    """The process died (a Lambda timeout, a kill): nothing after it runs."""
+
+
+@dataclass
+class World:
+    """One moto account: EC2 and the audit table, a clock, and the policies."""
+
+    ec2: object
+    ddb: object
+    clock: Clock
+    policies: PolicySet = field(default_factory=lambda: PolicySet((make_policy("nightly"),)))
+    runs: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.ddb, TABLE, clock=self.clock, sleep=lambda _s: None)
+
+    def instance(self, volumes: int = 2) -> str:
+        mappings = [
+            {"DeviceName": f"/dev/sd{chr(ord('f') + n)}", "Ebs": {"VolumeSize": 8}}
+            for n in range(volumes)
+        ]
+        reservation = self.ec2.run_instances(
+            ImageId="ami-12345678",
+            MinCount=1,
+            MaxCount=1,
+            BlockDeviceMappings=mappings,
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": "backup", "Value": "true"}]}
+            ],
+        )
+        return reservation["Instances"][0]["InstanceId"]
+
+    def plan(self, at: datetime) -> Plan:
+        selectors = [p.selector for p in self.policies.policies]
+        inventory = Inventory(
+            account_id=ACCOUNT,
+            regions=(REGION,),
+            instances=read_instances(self.ec2, REGION, selectors),
+            snapshots=read_snapshots(self.ec2, REGION),
+            images=read_images(self.ec2, REGION),
+        )
+        return planner.plan(self.policies, inventory, at)
+
+    def executor(self, **overrides) -> Executor:
+        kwargs = {
+            "run_id": f"run-{next(self.runs)}",
+            "actor": "tester",
+            "clock": self.clock,
+            "sleep": lambda _s: None,
+        }
+        kwargs.update(overrides)
+        return Executor(lambda _region: self.ec2, self.audit, **kwargs)
+
+    def apply(self, at: datetime, **overrides) -> RunResult:
+        self.clock.now = at
+        return self.executor(**overrides).apply(self.plan(at))
+
+    def snapshots(self) -> list[dict]:
+        return self.ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+
+    def recovery_points(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for snap in self.snapshots():
+            tags = {t["Key"]: t["Value"] for t in snap.get("Tags", [])}
+            found.setdefault(tags.get(TAG_RECOVERY_POINT, "?"), []).append(snap["SnapshotId"])
+        return found
+
+    def records(self, **filters):
+        # Every clock in these tests lies between DAY1 and LATER (one Query per day).
+        everything = self.audit.list(DAY1 - timedelta(days=1), LATER + timedelta(days=1))
+        return [r for r in everything if all(getattr(r, k) == v for k, v in filters.items())]
+
+
+# Days apart, at the same hour: each apply is a new daily slot of cron(0 3 * * ? *).
+DAY1 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+DAY2 = DAY1 + timedelta(days=1)
+LATER = DAY1 + timedelta(days=30)
+
+
+@pytest.fixture
+def world():
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        clock = Clock(DAY1)
+        AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None).ensure_table()
+        stamp_snapshots_with(ec2, clock)
+        yield World(ec2, ddb, clock)
+
+
+def stamp_snapshots_with(ec2, clock: Clock) -> None:
+    """Moto stamps new snapshots with the real time; the planner needs the run's time."""
+    from moto.ec2.models import ec2_backends
+
+    def stamp(parsed, **_kwargs):
+        made = parsed.get("Snapshots", []) or ([parsed] if "SnapshotId" in parsed else [])
+        for snap in made:
+            stored = ec2_backends[ACCOUNT][REGION].snapshots[snap["SnapshotId"]]
+            stored.start_time = clock.now.astimezone(UTC).replace(tzinfo=None)
+
+    ec2.meta.events.register("after-call.ec2.CreateSnapshots", stamp)
+    ec2.meta.events.register("after-call.ec2.CreateSnapshot", stamp)
+
+
+def on(client, event: str, handler) -> None:
+    client.meta.events.register(event, handler)
+
+
+def count_calls(client, service: str) -> list[str]:
+    calls: list[str] = []
+    lock = threading.Lock()
+
+    def note(model, **_kwargs):
+        with lock:
+            calls.append(model.name)
+
+    on(client, f"before-call.{service}", note)
+    return calls
+
+
+# --- creates ---------------------------------------------------------------------------
+
+
+def test_first_apply_creates_one_recovery_point_per_instance_with_every_tag(world):
+    instances = [world.instance(volumes=2), world.instance(volumes=1)]
+    plan = world.plan(DAY1)
+    creates = [a for a in plan.actions if isinstance(a, CreateAction)]
+    assert sorted(a.resource_id for a in creates) == sorted(instances)
+
+    result = world.executor().apply(plan)
+
+    assert result.ok
+    assert result.counts["succeeded"] == 2
+    points = world.recovery_points()
+    assert sorted(points) == sorted(a.recovery_point for a in creates)
+    for action in creates:
+        made = next(r for r in result.results if r.action == action).snapshot_ids
+        assert sorted(points[action.recovery_point]) == sorted(made)
+        assert len(made) == len(action.volume_ids)
+        for snap in world.ec2.describe_snapshots(SnapshotIds=list(made))["Snapshots"]:
+            tags = {t["Key"]: t["Value"] for t in snap["Tags"]}
+            assert tags == dict(action.tags)
+        (record,) = world.records(recovery_point=action.recovery_point)
+        assert (record.action, record.outcome) == ("create", "succeeded")
+        assert sorted(record.snapshot_ids) == sorted(made)
+        assert world.audit.get_claim(action.recovery_point).status == "done"
+
+
+def test_the_same_plan_applied_twice_creates_nothing_the_second_time(world):
+    world.instance(volumes=1)
+    plan = world.plan(DAY1)
+    world.executor().apply(plan)
+    calls = count_calls(world.ec2, "ec2")
+
+    again = world.executor().apply(plan)
+
+    assert "CreateSnapshots" not in calls
+    assert [r.outcome for r in again.results] == ["skipped"]
+    assert again.results[0].reason.startswith("already created by run run-1")
+    assert len(world.snapshots()) == 1
+    assert world.plan(DAY1).actions == ()
+
+
+def test_a_create_records_full_tag_values_in_its_audit_details(world):
+    instance = world.instance(volumes=1)
+    action = CreateAction(
+        region=REGION,
+        policy="nightly",
+        resource_id=instance,
+        resource_type="instance",
+        recovery_point=f"nightly/{instance}/20261201T0300Z",
+        slot=DAY1,
+        volume_ids=(),
+        reason="due",
+        tags={"smartvault:resource-tags": '{"a":"b"}'},
+        full_tag_values={"smartvault:resource-tags": '{"a":"b","c":"' + "x" * 300 + '"}'},
+    )
+    world.executor().apply(Plan(DAY1, DAY1, ACCOUNT, (REGION,), actions=(action,)))
+    (record,) = world.records(action="create")
+    assert record.details == dict(action.full_tag_values)
+
+
+def test_a_volume_policy_creates_one_snapshot_of_the_volume(world):
+    volume = world.ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8)["VolumeId"]
+    action = CreateAction(
+        region=REGION,
+        policy="vols",
+        resource_id=volume,
+        resource_type="volume",
+        recovery_point=f"vols/{volume}/20261201T0300Z",
+        slot=DAY1,
+        volume_ids=(volume,),
+        reason="due",
+        tags={"CreatedBy": "SmartVault"},
+    )
+    result = world.executor().apply(Plan(DAY1, DAY1, ACCOUNT, (REGION,), actions=(action,)))
+    (snap,) = world.snapshots()
+    assert snap["VolumeId"] == volume
+    assert result.results[0].snapshot_ids == (snap["SnapshotId"],)
+    tags = {t["Key"]: t["Value"] for t in snap["Tags"]}
+    assert tags["smartvault:recovery-point"] == action.recovery_point
+    assert tags["smartvault:policy"] == "vols"
+
+
+def test_a_recovery_point_another_live_run_is_creating_is_skipped(world):
+    world.instance()
+    plan = world.plan(DAY1)
+    (action,) = plan.actions
+    world.audit.claim(action.recovery_point, "run-elsewhere", timedelta(minutes=15))
+
+    result = world.executor().apply(plan)
+
+    assert result.results[0].outcome == "skipped"
+    assert "another run is creating it: run run-elsewhere" in result.results[0].reason
+    assert world.snapshots() == []
+
+
+def test_a_done_claim_whose_snapshots_are_gone_is_taken_over_and_created_again(world):
+    world.instance(volumes=1)
+    plan = world.plan(DAY1)
+    world.executor().apply(plan)
+    for snap in world.snapshots():  # someone deleted the recovery point by hand
+        world.ec2.delete_snapshot(SnapshotId=snap["SnapshotId"])
+
+    result = world.executor().apply(world.plan(DAY1))
+
+    assert [r.outcome for r in result.results] == ["succeeded"]
+    assert len(world.snapshots()) == 1
+    assert world.audit.get_claim(plan.actions[0].recovery_point).version == 2
+
+
+def test_a_server_error_on_create_is_not_retried_and_the_next_run_creates_once(world):
+    world.instance(volumes=1)
+    calls: list[str] = []
+    failing = {"on": True}
+
+    def unavailable(**_kwargs):
+        calls.append("CreateSnapshots")
+        if failing["on"]:
+            raise client_error("Unavailable", 503)
+
+    on(world.ec2, "before-call.ec2.CreateSnapshots", unavailable)
+    first = world.apply(DAY1)
+    assert first.results[0].outcome == "failed"
+    assert "EC2 may still have made it" in first.results[0].error
+    assert calls == ["CreateSnapshots"]
+
+    failing["on"] = False
+    second = world.apply(DAY1)
+    assert [r.outcome for r in second.results] == ["succeeded"]
+    assert len(world.snapshots()) == 1
+
+
+def test_a_create_whose_response_was_lost_is_found_by_its_tag(world):
+    world.instance()
+    seen = {"n": 0}
+
+    def lose_response(**_kwargs):
+        seen["n"] += 1
+        if seen["n"] == 1:
+            raise client_error("InternalError", 500)
+
+    on(world.ec2, "after-call.ec2.CreateSnapshots", lose_response)
+    result = world.apply(DAY1)
+
+    assert [r.outcome for r in result.results] == ["succeeded"]
+    made = sorted(result.results[0].snapshot_ids)
+    assert made == sorted(s["SnapshotId"] for s in world.snapshots())
+    assert seen["n"] == 1
+
+
+# --- deletes ---------------------------------------------------------------------------
+
+
+def aged_world(world, instances: int = 2) -> Plan:
+    """Two daily recovery points per instance, then a plan a month later that deletes one."""
+    for _ in range(instances):
+        world.instance(volumes=2)
+    world.apply(DAY1)
+    world.apply(DAY2)
+    plan = world.plan(LATER)
+    assert sum(isinstance(a, DeleteAction) for a in plan.actions) == instances
+    return plan
+
+
+def test_deletion_leaves_a_succeeded_record_listing_its_snapshot_ids(world):
+    plan = aged_world(world, instances=1)
+    delete = next(a for a in plan.actions if isinstance(a, DeleteAction))
+    world.clock.now = LATER
+
+    result = world.executor().apply(plan)
+
+    assert result.ok
+    assert delete.recovery_point not in world.recovery_points()
+    (record,) = world.records(action="delete")
+    assert record.outcome == "succeeded"
+    assert sorted(record.snapshot_ids) == sorted(delete.snapshot_ids)
+    assert record.details["deleted"].split(",") == list(delete.snapshot_ids)
+
+
+def test_audit_table_unavailable_means_nothing_is_deleted_or_created(world):
+    plan = aged_world(world, instances=1)
+    before = world.recovery_points()
+    world.ddb.delete_table(TableName=TABLE)
+    calls = count_calls(world.ec2, "ec2")
+
+    result = world.executor().apply(plan)
+
+    assert not MUTATING.intersection(calls)
+    assert world.recovery_points() == before
+    assert result.stopped_early
+    assert {r.outcome for r in result.results} == {"failed"}
+    assert "smartvault audit init" in result.results[0].error
+
+
+def test_a_pending_record_that_cannot_be_written_stops_every_further_delete(world):
+    plan = aged_world(world, instances=3)
+    before = world.recovery_points()
+    world.clock.now = LATER
+
+    def denied(**_kwargs):
+        raise client_error("AccessDeniedException")
+
+    on(world.ddb, "before-call.dynamodb.PutItem", denied)
+    calls = count_calls(world.ec2, "ec2")
+
+    result = world.executor(max_workers=1).apply(plan)
+
+    assert "DeleteSnapshot" not in calls
+    assert world.recovery_points() == before
+    assert result.stopped_early
+    assert "audit log could not be written" in result.stop_reason
+    assert not result.ok
+
+
+def test_a_snapshot_deleted_by_someone_else_counts_as_done(world):
+    plan = aged_world(world, instances=1)
+    delete = next(a for a in plan.actions if isinstance(a, DeleteAction))
+    world.ec2.delete_snapshot(SnapshotId=delete.snapshot_ids[0])
+    world.clock.now = LATER
+
+    result = world.executor().apply(plan)
+
+    outcome = next(r for r in result.results if r.action == delete)
+    assert outcome.outcome == "succeeded"
+    (record,) = world.records(action="delete")
+    assert record.details["already_gone"] == delete.snapshot_ids[0]
+
+
+def test_a_snapshot_gone_between_look_and_delete_counts_as_done(world):
+    plan = aged_world(world, instances=1)
+    delete = next(a for a in plan.actions if isinstance(a, DeleteAction))
+
+    def already_gone(params, **_kwargs):
+        raise client_error("InvalidSnapshot.NotFound")
+
+    on(world.ec2, "before-call.ec2.DeleteSnapshot", already_gone)
+    world.clock.now = LATER
+    result = world.executor().apply(plan)
+
+    assert next(r for r in result.results if r.action == delete).outcome == "succeeded"
+
+
+def test_a_snapshot_used_by_an_ami_registered_after_planning_is_skipped(world):
+    plan = aged_world(world, instances=1)
+    delete = next(a for a in plan.actions if isinstance(a, DeleteAction))
+    in_use = delete.snapshot_ids[0]
+
+    def used_by_ami(params, **_kwargs):
+        if params["SnapshotId"] == in_use:
+            raise client_error("InvalidSnapshot.InUse")
+
+    on(world.ec2, "before-parameter-build.ec2.DeleteSnapshot", used_by_ami)
+    world.clock.now = LATER
+    result = world.executor().apply(plan)
+
+    outcome = next(r for r in result.results if r.action == delete)
+    assert outcome.outcome == "skipped"
+    assert "in use by an AMI" in outcome.reason
+    assert in_use in {s["SnapshotId"] for s in world.snapshots()}
+    (record,) = world.records(action="delete")
+    assert record.outcome == "skipped"
+    assert "in use by an AMI" in record.reason
+
+
+def test_an_ami_made_from_a_snapshot_keeps_it_in_moto_too(world):
+    """moto's CreateImage makes a snapshot that is really InUse: it is never deleted."""
+    instance = world.instance(volumes=1)
+    image = world.ec2.create_image(InstanceId=instance, Name="golden-image")["ImageId"]
+    (snap,) = world.ec2.describe_images(ImageIds=[image])["Images"][0]["BlockDeviceMappings"]
+    snapshot_id = snap["Ebs"]["SnapshotId"]
+    world.ec2.create_tags(
+        Resources=[snapshot_id],
+        Tags=[
+            {"Key": "CreatedBy", "Value": "SmartVault"},
+            {"Key": "smartvault:policy", "Value": "nightly"},
+            {"Key": TAG_RECOVERY_POINT, "Value": "nightly/x/20261101T0300Z"},
+        ],
+    )
+    delete = DeleteAction(
+        REGION, "nightly", instance, "nightly/x/20261101T0300Z", (snapshot_id,), DAY1, "old"
+    )
+    result = world.executor().apply(Plan(DAY1, DAY1, ACCOUNT, (REGION,), actions=(delete,)))
+    assert result.results[0].outcome == "skipped"
+    assert image in result.results[0].reason
+
+
+def test_a_snapshot_that_lost_its_smartvault_tags_is_never_deleted(world):
+    plan = aged_world(world, instances=1)
+    delete = next(a for a in plan.actions if isinstance(a, DeleteAction))
+    world.ec2.delete_tags(Resources=[delete.snapshot_ids[1]], Tags=[{"Key": "CreatedBy"}])
+    calls = count_calls(world.ec2, "ec2")
+    world.clock.now = LATER
+
+    result = world.executor().apply(plan)
+
+    assert "DeleteSnapshot" not in calls
+    outcome = next(r for r in result.results if r.action == delete)
+    assert outcome.outcome == "skipped"
+    assert delete.snapshot_ids[1] in outcome.reason
+
+
+def test_a_failed_recovery_point_is_deleted_and_its_slot_tried_again(world):
+    from moto.ec2.models import ec2_backends
+
+    world.instance(volumes=1)
+    world.apply(DAY1)
+    (snap,) = world.snapshots()
+    ec2_backends[ACCOUNT][REGION].snapshots[snap["SnapshotId"]].status = "error"
+
+    second = world.apply(DAY1)  # deletes the failed point, and releases its claim
+    assert [(type(r.action).__name__, r.outcome) for r in second.results] == [
+        ("DeleteAction", "succeeded")
+    ]
+    third = world.apply(DAY1)
+    assert [(type(r.action).__name__, r.outcome) for r in third.results] == [
+        ("CreateAction", "succeeded")
+    ]
+    assert len(world.snapshots()) == 1
+
+
+def test_a_create_beside_failed_snapshots_is_skipped_until_they_are_gone(world):
+    from moto.ec2.models import ec2_backends
+
+    world.instance(volumes=1)
+    plan = world.plan(DAY1)
+    world.executor().apply(plan)
+    (snap,) = world.snapshots()
+    ec2_backends[ACCOUNT][REGION].snapshots[snap["SnapshotId"]].status = "error"
+
+    result = world.executor().apply(plan)  # a stale plan that still says "create"
+
+    assert result.results[0].outcome == "skipped"
+    assert "in state error" in result.results[0].reason
+    assert len(world.snapshots()) == 1
+
+
+# --- archive, copy, stopping --------------------------------------------------------------
+
+
+def test_archive_and_copy_are_reported_and_audited_as_skipped(world):
+    archive = ArchiveAction(REGION, "nightly", "i-1", "nightly/i-1/x", ("snap-1",), DAY1, "old")
+    copy = CopyAction(
+        REGION, "nightly", "i-1", "nightly/i-1/x", ("snap-1",), DAY1, "eu-west-1", "dr"
+    )
+    result = world.executor().apply(Plan(DAY1, DAY1, ACCOUNT, (REGION,), actions=(archive, copy)))
+    assert [r.outcome for r in result.results] == ["skipped", "skipped"]
+    assert result.results[0].reason == (
+        "archive is not supported yet by this version; the recovery point is kept"
+    )
+    assert sorted(r.action for r in world.records(outcome="skipped")) == ["archive", "copy"]
+
+
+def test_a_run_told_to_stop_starts_nothing_new_and_lists_the_rest(world):
+    for _ in range(3):
+        world.instance(volumes=1)
+    plan = world.plan(DAY1)
+    results: list = []
+    result = world.executor(should_stop=lambda: len(results) >= 1, on_result=results.append).apply(
+        plan
+    )
+
+    assert result.stopped_early
+    assert len(result.results) == 1
+    assert len(result.not_started) == 2
+    assert "asked to stop" in result.stop_reason
+    assert len(world.snapshots()) == 1
+    # Claims of what was not started were handed back: the next run does the rest now.
+    rerun = world.apply(DAY1)
+    assert rerun.counts["succeeded"] == 2
+    assert len(world.snapshots()) == 3
+
+
+# --- faults and crashes ------------------------------------------------------------------
+
+
+def test_throttling_on_a_third_of_the_calls_still_converges(world):
+    plan = aged_world(world, instances=3)
+    counter = itertools.count(1)
+    lock = threading.Lock()
+    sleeps: list[float] = []
+
+    throttling = {"on": True}
+
+    def throttle_every_third(model, **_kwargs):
+        with lock:
+            n = next(counter)
+        if throttling["on"] and n % 3 == 0:
+            raise client_error("RequestLimitExceeded", 503, model.name)
+
+    on(world.ec2, "before-call.ec2", throttle_every_third)
+    world.clock.now = LATER
+    result = world.executor(sleep=sleeps.append).apply(plan)
+    throttling["on"] = False
+
+    assert result.ok, result.failed
+    assert sleeps
+    assert max(sleeps) <= 20
+    assert_converged(world, plan, LATER)
+
+
+def assert_converged(world, plan: Plan, at: datetime) -> None:
+    """The plan's work is done, once: every create made once, every delete gone."""
+    replan = world.plan(at)
+    assert not [a for a in replan.actions if isinstance(a, CreateAction)]
+    points = world.recovery_points()
+    for action in plan.actions:
+        if isinstance(action, CreateAction):
+            assert len(points[action.recovery_point]) == len(action.volume_ids), points
+        else:
+            assert action.recovery_point not in points
+    assert all(len(ids) == 2 for ids in points.values()), points
+
+
+def _crash_after(world, k: int) -> dict:
+    """Arm a crash right after the k-th mutating call (EC2 or audit); the process is dead after."""
+    state = {"n": 0, "dead": False, "armed": True}
+    lock = threading.Lock()
+
+    def after(model, **_kwargs):
+        if not state["armed"] or model.name not in MUTATING | AUDIT_WRITES:
+            return
+        with lock:
+            state["n"] += 1
+            if state["n"] >= k:
+                state["dead"] = True
+        if state["dead"]:
+            raise Crash(f"killed after call {k}")
+
+    def before(model, **_kwargs):
+        if state["armed"] and state["dead"]:
+            raise Crash("the process is dead")
+
+    for client in (world.ec2, world.ddb):
+        on(client, "after-call", after)
+        on(client, "before-call", before)
+    return state
+
+
+# 18 mutating calls in all: 2 claims, 2 pending records, 2 CreateSnapshots, 2 record
+# updates, 2 claim completions, 2 pending records, 4 DeleteSnapshot, 2 record updates.
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 18])
+def test_a_run_killed_after_any_call_is_finished_by_the_next_run(world, k):
+    plan = aged_world(world, instances=2)
+    assert {type(a) for a in plan.actions} == {CreateAction, DeleteAction}
+    crash = _crash_after(world, k)
+    world.clock.now = LATER
+    with pytest.raises(Crash):
+        world.executor(max_workers=2).apply(plan)
+
+    crash["armed"] = False
+    # A killed run's claims end with their lease.
+    rerun = world.apply(LATER + timedelta(minutes=16))
+    assert rerun.ok, rerun.failed
+
+    assert_converged(world, plan, LATER + timedelta(minutes=16))
+    audited = {s for r in world.records(action="delete") for s in r.snapshot_ids}
+    for action in plan.actions:
+        if isinstance(action, DeleteAction):
+            assert set(action.snapshot_ids) <= audited
+
+
+# --- the audit invariant ----------------------------------------------------------------
+
+_faults = st.sampled_from(
+    [
+        None,
+        None,
+        "RequestLimitExceeded",
+        "InvalidSnapshot.NotFound",
+        "InvalidSnapshot.InUse",
+        "InternalError",
+        "audit",
+    ]
+)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    sizes=st.lists(st.integers(1, 3), min_size=1, max_size=5),
+    faults=st.lists(_faults, min_size=12, max_size=12),
+    workers=st.integers(1, 4),
+)
+def test_every_delete_that_reaches_ec2_has_its_audit_record_written_first(sizes, faults, workers):
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        clock = Clock(DAY1)
+        audit = AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None)
+        audit.ensure_table()
+        volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8)["VolumeId"]
+        actions = []
+        for n, size in enumerate(sizes):
+            rp = f"nightly/{volume}/2026110{n}T0300Z"
+            tags = [
+                {"Key": "CreatedBy", "Value": "SmartVault"},
+                {"Key": "smartvault:policy", "Value": "nightly"},
+                {"Key": TAG_RECOVERY_POINT, "Value": rp},
+            ]
+            ids = tuple(
+                ec2.create_snapshot(
+                    VolumeId=volume,
+                    TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags}],
+                )["SnapshotId"]
+                for _ in range(size)
+            )
+            actions.append(DeleteAction(REGION, "nightly", volume, rp, ids, DAY1, "old"))
+
+        events: list[tuple[str, frozenset[str]]] = []
+        lock = threading.Lock()
+        fault_iter = itertools.cycle(faults)
+
+        def next_fault():
+            with lock:
+                return next(fault_iter)
+
+        def audit_written(model, params, **_kwargs):
+            if model.name == "PutItem" and next_fault() == "audit":
+                raise client_error("InternalServerError", 500, "PutItem")
+
+        def remember_ids(params, context, **_kwargs):
+            item = params["Item"]
+            context["ids"] = frozenset(v["S"] for v in item.get("snapshot_ids", {}).get("L", []))
+
+        def record_written(parsed, context, **_kwargs):
+            if "Error" not in parsed:  # a write DynamoDB accepted
+                with lock:
+                    events.append(("record", context.get("ids", frozenset())))
+
+        def delete_called(params, **_kwargs):
+            with lock:
+                events.append(("delete", frozenset({params["SnapshotId"]})))
+            fault = next_fault()
+            if fault not in (None, "audit"):
+                raise client_error(fault, 503 if fault == "RequestLimitExceeded" else 400)
+
+        on(ddb, "before-parameter-build.dynamodb.PutItem", remember_ids)
+        on(ddb, "before-call.dynamodb.PutItem", audit_written)
+        on(ddb, "after-call.dynamodb.PutItem", record_written)
+        on(ec2, "before-parameter-build.ec2.DeleteSnapshot", delete_called)
+
+        executor = Executor(
+            lambda _r: ec2,
+            audit,
+            run_id="run-p",
+            actor="t",
+            clock=clock,
+            sleep=lambda _s: None,
+            max_workers=workers,
+        )
+        result = executor.apply(Plan(DAY1, DAY1, ACCOUNT, (REGION,), actions=tuple(actions)))
+
+        recorded: set[str] = set()
+        for kind, ids in events:  # in the order they happened
+            if kind == "record":
+                recorded |= ids
+            else:
+                assert ids <= recorded, f"{set(ids)} reached DeleteSnapshot before its record"
+        remaining = {
+            s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+        }
+        stored = {
+            s
+            for r in audit.list(DAY1 - timedelta(days=1), DAY1 + timedelta(days=1))
+            for s in r.snapshot_ids
+        }
+        for action in actions:
+            assert set(action.snapshot_ids) - remaining <= stored
+        assert len(result.results) + len(result.not_started) == len(actions)
