@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 PERMISSIONS_DOC = "docs/permissions-and-errors.md"
 
-#: What DESIGN.md §2 calls a well-formed region name; used only when talking to a simulator.
+#: A well-formed region name (the policy language's rule); used only when talking to a simulator.
 REGION_NAME_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 
 #: Seconds. Generous enough for a 1,000-item DescribeSnapshots page on a busy account,

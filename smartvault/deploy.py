@@ -1,7 +1,7 @@
 """The Lambda deployment: a CloudFormation template and the zip it runs.
 
 ``cloudformation_template`` is pure: policies in, template text and warnings out,
-no AWS call (DESIGN.md §4 ``deploy template``). The template is plain
+no AWS call. The template is plain
 CloudFormation (no SAM transform), written in the long intrinsic form
 (``Fn::Sub``, never ``!Sub``) so any YAML reader can load it, and deploys with
 ``aws cloudformation deploy --capabilities CAPABILITY_NAMED_IAM`` alone.
@@ -83,7 +83,7 @@ _TABLE_INDEX_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}"
     ":table/${AuditTableName}/index/*"
 }
-#: The conditions that confine SmartVault to its own snapshots (DESIGN.md §1 "managed").
+#: The conditions that confine SmartVault to its own snapshots.
 _TAGGED_AT_CREATION = {"StringEquals": {f"aws:RequestTag/{TAG_CREATED_BY}": CREATED_BY_VALUE}}
 _MANAGED_SNAPSHOT = {
     "StringEquals": {f"aws:ResourceTag/{TAG_CREATED_BY}": CREATED_BY_VALUE},
@@ -100,9 +100,9 @@ def cloudformation_template(
     """The CloudFormation template (YAML text) for the scheduled Lambda, and warnings.
 
     One EventBridge Scheduler schedule per enabled policy; disabled policies get none
-    (their snapshots are kept, DESIGN.md §2). ``regions`` are the regions the function
+    (their snapshots are kept). ``regions`` are the regions the function
     will work in: they become the ``Regions`` parameter's default, and a policy whose
-    ``regions`` lie wholly outside them is a warning (DESIGN.md §6). Deterministic:
+    ``regions`` lie wholly outside them is a warning. Deterministic:
     the same policies give the same text.
     """
     deploy_regions = tuple(dict.fromkeys(regions)) if regions else ()
@@ -362,7 +362,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
             "CopyOnlyToTaggedSnapshots", ["ec2:CopySnapshot"], _SNAPSHOT_ARN, _TAGGED_AT_CREATION
         ),
         # Retention and archive: only snapshots that already carry both SmartVault tags
-        # (DESIGN.md §1 "managed"); anyone else's snapshots stay out of reach.
+        #; anyone else's snapshots stay out of reach.
         _statement(
             "DeleteAndArchiveOnlyManagedSnapshots",
             ["ec2:DeleteSnapshot", "ec2:ModifySnapshotTier"],
@@ -506,7 +506,7 @@ def _function() -> Json:
 
 
 def _audit_table() -> Json:
-    # The audit log's fixed design (DESIGN.md §7): items by run and time under pk/sk, the
+    # The audit log's fixed design: items by run and time under pk/sk, the
     # by-policy index for `audit list --policy` without a scan, TTL for expired claims.
     return {
         "Type": "AWS::DynamoDB::Table",
@@ -754,7 +754,7 @@ def _walk(root: Path) -> Iterator[Path]:
 
 def _policy_files(policy_paths: Sequence[Path]) -> Iterator[tuple[str, Path]]:
     """``(policies/<name>, path)``: a directory's *.yaml/*.yml below it, keeping their
-    relative paths (as the loader reads them, DESIGN.md §4); a file under its own name."""
+    relative paths (as the loader reads them); a file under its own name."""
     found = False
     for given in policy_paths:
         if given.is_dir():

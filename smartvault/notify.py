@@ -1,4 +1,4 @@
-"""SNS notifications about one policy's run (a policy's ``notify`` block, DESIGN.md §2).
+"""SNS notifications about one policy's run (a policy's ``notify`` block).
 
 ``should_notify`` and ``compose`` are pure; ``publish`` is the only AWS call and
 raises :class:`~smartvault.errors.AwsError`. A notification that cannot be sent

@@ -1,4 +1,4 @@
-"""The plan as JSON (DESIGN.md §5): write it, read it back, and compare two plans' actions.
+"""The plan as JSON: write it, read it back, and compare two plans' actions.
 
 The JSON is deterministic: equal plans give byte-identical text, so a saved plan
 can be diffed, hashed and committed. Reading validates against
@@ -124,7 +124,7 @@ def action_to_dict(action: Action) -> dict[str, Any]:
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """The plan in the JSON shape of DESIGN.md §5, ready for ``json.dumps``."""
+    """The plan in its JSON shape (docs/plan-format.md), ready for ``json.dumps``."""
     return {
         "format_version": plan.format_version,
         "at": format_time(plan.at),

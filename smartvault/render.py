@@ -518,7 +518,7 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
 
 
 def render(plan: Plan, fmt: Format, *, color: bool = False, verbose: bool = False) -> str:
-    """The plan in ``fmt``: ``text`` (terminal), ``json`` (DESIGN.md §5) or ``markdown`` (PRs)."""
+    """The plan in ``fmt``: ``text`` (terminal), ``json`` or ``markdown`` (PRs)."""
     if fmt == "text":
         return render_text(plan, color=color, verbose=verbose)
     if fmt == "json":
