@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import ClassVar
 from typing import Literal
 
-# --- tags SmartVault writes (DESIGN.md §3) ---------------------------------
+# --- tags SmartVault writes ---------------------------------
 
 TAG_CREATED_BY = "CreatedBy"
 CREATED_BY_VALUE = "SmartVault"
@@ -137,7 +137,7 @@ class Retention:
     yearly: int = 0
 
 
-#: What a policy without a ``retention`` block keeps (DESIGN.md §2).
+#: What a policy without a ``retention`` block keeps.
 DEFAULT_RETENTION = Retention(keep_last=1, max_age=Duration.parse("7d"))
 
 
@@ -313,7 +313,7 @@ class Inventory:
     images: tuple[Image, ...] = ()
 
 
-# --- the plan (DESIGN.md §5) --------------------------------------------------
+# --- the plan --------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -329,9 +329,11 @@ class CreateAction:
     slot: datetime
     volume_ids: tuple[str, ...]
     reason: str
-    #: every tag to write at creation (DESIGN.md §3), computed by the planner
+    #: every tag to write at creation, computed by the planner
     tags: Tags = field(default_factory=dict)
     exclude_boot_volume: bool = False
+    #: key -> whole value of each tag in ``tags`` cut to 256 characters (for the audit record)
+    full_tag_values: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -453,7 +455,7 @@ class Plan:
         return bool(self.actions)
 
 
-# --- audit (DESIGN.md §7) -----------------------------------------------------
+# --- audit -----------------------------------------------------
 
 AuditAction = Literal["create", "delete", "archive", "copy", "restore", "notify"]
 Outcome = Literal["pending", "succeeded", "failed", "skipped"]

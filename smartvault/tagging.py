@@ -1,0 +1,204 @@
+"""The tags SmartVault writes on the snapshots it creates (docs/retention.md).
+
+Pure. Precedence, highest first:
+
+1. SmartVault's own keys (``CreatedBy``, ``InstanceId``, ``smartvault:*``): a user
+   tag can never override them, and user tags under ``smartvault:`` are dropped.
+2. ``snapshot.tags`` (with ``{policy}``, ``{resource_id}`` and ``{slot}`` filled in).
+3. ``snapshot.copy_tags``: the resource's tags (``true``: all but ``aws:*``).
+4. ``Name``: unless 2 or 3 give one, ``<resource Name tag or id> <policy> <slot>``,
+   for example ``web-1 prod-nightly 2026-11-28T03:00Z``.
+
+AWS limits: a key holds 128 characters, a value 256, a resource 50 tags. A JSON
+tag that does not fit is cut to the entries that fit (it stays valid JSON) and
+its whole value is returned in ``full_values`` for the audit record; any other
+value that does not fit is cut the same way. Over 50 tags, the lowest-priority
+tags are dropped: copied tags last in ``copy_tags`` order (alphabetical for
+``true``) first, then ``snapshot.tags`` in reverse key order. Every cut or drop
+is described in ``problems`` so the plan can warn about it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+
+from smartvault.model import CREATED_BY_VALUE
+from smartvault.model import TAG_CREATED_BY
+from smartvault.model import TAG_DEVICES
+from smartvault.model import TAG_INSTANCE_ID
+from smartvault.model import TAG_NAME
+from smartvault.model import TAG_POLICY
+from smartvault.model import TAG_RECOVERY_POINT
+from smartvault.model import TAG_RESOURCE_TAGS
+from smartvault.model import TAG_SLOT
+from smartvault.model import TAG_VALUE_MAX
+from smartvault.model import Instance
+from smartvault.model import Policy
+from smartvault.model import Volume
+
+#: AWS caps a tag key at 128 characters and a resource at 50 tags.
+TAG_KEY_MAX = 128
+TAGS_PER_RESOURCE_MAX = 50
+
+_RESERVED_PREFIX = "smartvault:"
+_AWS_PREFIX = "aws:"
+
+
+@dataclass(frozen=True)
+class SnapshotTags:
+    #: what to write on every snapshot of the recovery point
+    tags: dict[str, str]
+    #: key -> whole value, for each value that had to be cut to 256 characters
+    full_values: dict[str, str] = field(default_factory=dict)
+    #: one readable sentence per tag cut or dropped, for plan warnings
+    problems: tuple[str, ...] = ()
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-11-28T03:00:00Z``: how SmartVault writes a time in tags and plans."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def compact_json(value: Mapping[str, str]) -> str:
+    """Compact JSON with sorted keys: the same mapping always gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def retention_tag_keys(policy: Policy) -> tuple[str, ...]:
+    """The resource tag keys that choose a policy's retention, sorted."""
+    keys = {key for rule in policy.retention_by_tag for key in rule.match.keys}
+    if policy.retention_tag:
+        keys.add(policy.retention_tag)
+    return tuple(sorted(keys))
+
+
+def devices_to_snapshot(policy: Policy, resource: Instance | Volume) -> dict[str, str]:
+    """volume id -> device name of what one recovery point of ``resource`` holds.
+
+    An instance: its attached volumes, without the root device when the policy sets
+    ``exclude_boot_volume``. A volume: itself (device ``""`` when detached).
+    """
+    if isinstance(resource, Volume):
+        device = resource.attachments[0].device if resource.attachments else ""
+        return {resource.volume_id: device}
+    exclude_root = policy.snapshot.exclude_boot_volume
+    return {
+        d.volume_id: d.device_name
+        for d in resource.block_devices
+        if not (exclude_root and d.device_name == resource.root_device_name)
+    }
+
+
+def _fit_json(value: Mapping[str, str]) -> tuple[str, str | None]:
+    """The JSON text of ``value`` and, when it had to be cut, its whole text."""
+    full = compact_json(value)
+    if len(full) <= TAG_VALUE_MAX:
+        return full, None
+    # Drop whole entries, never cut inside one: a reader can still parse what is left.
+    fitted: dict[str, str] = {}
+    for entry_key in sorted(value):
+        candidate = {**fitted, entry_key: value[entry_key]}
+        if len(compact_json(candidate)) <= TAG_VALUE_MAX:
+            fitted = candidate
+    return compact_json(fitted), full
+
+
+def _substitute(template: str, policy: str, resource_id: str, slot: str) -> str:
+    # Plain replacement, not str.format: other braces in a value stay as written.
+    return (
+        template.replace("{policy}", policy)
+        .replace("{resource_id}", resource_id)
+        .replace("{slot}", slot)
+    )
+
+
+def snapshot_tags(
+    policy: Policy, resource: Instance | Volume, slot: datetime, recovery_point: str
+) -> SnapshotTags:
+    """Every tag of the snapshots of one new recovery point, and what had to give way."""
+    resource_id = resource.instance_id if isinstance(resource, Instance) else resource.volume_id
+    slot_text = iso_utc(slot)
+    problems: list[str] = []
+    full_values: dict[str, str] = {}
+
+    own: dict[str, str] = {TAG_CREATED_BY: CREATED_BY_VALUE}
+    if isinstance(resource, Instance):
+        own[TAG_INSTANCE_ID] = resource.instance_id
+    own[TAG_POLICY] = policy.name
+    own[TAG_RECOVERY_POINT] = recovery_point
+    own[TAG_SLOT] = slot_text
+    relevant = {k: resource.tags[k] for k in retention_tag_keys(policy) if k in resource.tags}
+    json_tags: dict[str, dict[str, str]] = {TAG_RESOURCE_TAGS: relevant}
+    if isinstance(resource, Instance):
+        json_tags[TAG_DEVICES] = devices_to_snapshot(policy, resource)
+    for key, mapping in json_tags.items():
+        text, full = _fit_json(mapping)
+        own[key] = text
+        if full is not None:
+            full_values[key] = full
+            problems.append(
+                f"tag {key} is {len(full)} characters, more than AWS's {TAG_VALUE_MAX}: "
+                "written with the entries that fit; the whole value is in the audit record"
+            )
+
+    # (key, value, origin) in priority order, highest first
+    candidates: list[tuple[str, str, str]] = [
+        (key, _substitute(value, policy.name, resource_id, slot_text), "snapshot.tags")
+        for key, value in sorted(policy.snapshot.tags.items())
+    ]
+    copy_tags = policy.snapshot.copy_tags
+    if copy_tags is True:
+        copied = [k for k in sorted(resource.tags) if not k.startswith(_AWS_PREFIX)]
+    elif copy_tags is False:
+        copied = []
+    else:
+        copied = [k for k in copy_tags if k in resource.tags]
+    candidates.extend((key, resource.tags[key], "copy_tags") for key in copied)
+
+    user: dict[str, str] = {}
+    for key, value, origin in candidates:
+        if key in own or key in user:
+            continue  # a higher-priority source already set it
+        if key.startswith((_RESERVED_PREFIX, _AWS_PREFIX)):
+            problems.append(f"{origin} tag {key} not written: the prefix is reserved")
+            continue
+        if len(key) > TAG_KEY_MAX:
+            problems.append(
+                f"{origin} tag {key[:40]}… not written: its key is longer than "
+                f"AWS's {TAG_KEY_MAX} characters"
+            )
+            continue
+        if len(value) > TAG_VALUE_MAX:
+            full_values[key] = value
+            value = value[:TAG_VALUE_MAX]
+            problems.append(
+                f"{origin} tag {key} cut to {TAG_VALUE_MAX} characters; "
+                "the whole value is in the audit record"
+            )
+        user[key] = value
+
+    if TAG_NAME not in user:
+        label = resource.tags.get(TAG_NAME) or resource_id
+        user[TAG_NAME] = f"{label} {policy.name} {slot.astimezone(UTC):%Y-%m-%dT%H:%MZ}"[
+            :TAG_VALUE_MAX
+        ]
+
+    room = TAGS_PER_RESOURCE_MAX - len(own)
+    if len(user) > room:
+        # Keep Name and the highest-priority tags; candidates is already in priority order.
+        keep = [TAG_NAME, *(k for k, _, _ in candidates if k in user and k != TAG_NAME)][:room]
+        dropped = [k for k in user if k not in keep]
+        user = {k: user[k] for k in keep}
+        for key in dropped:
+            full_values.pop(key, None)
+        problems.append(
+            f"AWS allows {TAGS_PER_RESOURCE_MAX} tags per snapshot: not writing "
+            + ", ".join(dropped)
+        )
+
+    return SnapshotTags(tags={**own, **user}, full_values=full_values, problems=tuple(problems))

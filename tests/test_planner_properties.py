@@ -1,0 +1,343 @@
+"""Invariants of the planner over random accounts and policies (hypothesis).
+
+These are the promises people's backups rest on: SmartVault touches only its own
+snapshots, never deletes what a rule keeps, what an AMI uses, what is pending, or
+what belongs to a disabled or unknown policy; and the same account gives the same plan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from smartvault import retention
+from smartvault.model import CREATED_BY_VALUE
+from smartvault.model import TAG_CREATED_BY
+from smartvault.model import TAG_INSTANCE_ID
+from smartvault.model import TAG_POLICY
+from smartvault.model import TAG_RECOVERY_POINT
+from smartvault.model import TAG_RESOURCE_TAGS
+from smartvault.model import TAG_SOURCE
+from smartvault.model import CopyRule
+from smartvault.model import DeleteAction
+from smartvault.model import Duration
+from smartvault.model import Image
+from smartvault.model import Inventory
+from smartvault.model import Plan
+from smartvault.model import Policy
+from smartvault.model import PolicySet
+from smartvault.model import Retention
+from smartvault.model import RetentionRule
+from smartvault.model import Schedule
+from smartvault.model import Snapshot
+from smartvault.model import recovery_point_id
+from smartvault.planner import plan
+from tests.factories import make_instance
+from tests.factories import make_policy
+from tests.factories import tag_filter
+from tests.factories import utc
+
+AT = utc(2026, 11, 28, 17)
+EAST, WEST = "us-east-1", "us-west-2"
+RESOURCES = ("i-1", "i-2", "i-gone")
+SCHEDULES = (
+    Schedule("rate(1 day)"),
+    Schedule("cron(0 3 * * ? *)", "Europe/Berlin"),
+    Schedule("rate(6 hours)"),
+    Schedule("cron(30 1 ? * 2 *)", "America/New_York"),
+)
+AGES = (None, Duration.parse("36h"), Duration.parse("7d"), Duration.parse("30d"))
+
+retentions = st.builds(
+    Retention,
+    keep_last=st.integers(1, 4),
+    max_age=st.sampled_from(AGES),
+    hourly=st.integers(0, 3),
+    daily=st.integers(0, 5),
+    weekly=st.integers(0, 3),
+    monthly=st.integers(0, 3),
+    yearly=st.integers(0, 1),
+)
+
+
+@st.composite
+def policies(draw: st.DrawFn, name: str) -> Policy:
+    by_tag = draw(
+        st.lists(
+            st.builds(
+                RetentionRule,
+                st.sampled_from([tag_filter(tier="gold"), tag_filter(tier="bronze")]),
+                retentions,
+            ),
+            max_size=2,
+        )
+    )
+    copies = draw(st.sampled_from([(), (CopyRule(WEST, draw(retentions)),)]))
+    return make_policy(
+        name,
+        enabled=draw(st.booleans()) or draw(st.booleans()),
+        schedule=draw(st.sampled_from(SCHEDULES)),
+        regions=draw(st.sampled_from([(), (EAST,)])),
+        retention=draw(retentions),
+        retention_by_tag=tuple(by_tag),
+        retention_tag=draw(st.sampled_from([None, "keep"])),
+        archive_after=draw(st.sampled_from([None, Duration.parse("10d")])),
+        copies=copies,
+    )
+
+
+resource_tags = st.fixed_dictionaries(
+    {},
+    optional={
+        "backup": st.sampled_from(["true", "false"]),
+        "tier": st.sampled_from(["gold", "bronze", "silver"]),
+        "keep": st.sampled_from(["2d", "20d", "oops", ""]),
+    },
+)
+
+
+snapshot_states = st.sampled_from(["completed"] * 6 + ["pending", "error", "recoverable"])
+tiers = st.sampled_from(["standard", "standard", "archive"])
+point_volumes = st.lists(
+    st.tuples(snapshot_states, tiers, st.integers(0, 2)), min_size=1, max_size=2
+)
+# A series of recovery points of one resource, drawn as plain values (a composite per
+# point is ten times slower): long lineages, so the calendar rules have work to do.
+series_specs = st.tuples(
+    st.sampled_from(["p0", "p0", "p1", "ghost"]),
+    st.sampled_from(RESOURCES),
+    st.sampled_from(["managed", "managed", "managed", "copy", "unmanaged", "half"]),
+    st.sampled_from([WEST, WEST, EAST]),  # where a copy lives
+    st.integers(-120, 60 * 24 * 60),  # minutes before AT of the newest (negative: clock skew)
+    st.sampled_from([0, 50, 360, 1440, 1500, 7 * 1440]),  # minutes between points
+    st.lists(point_volumes, min_size=1, max_size=15),
+    resource_tags,
+)
+
+
+def snapshots_of(number: int, spec: tuple) -> list[Snapshot]:  # type: ignore[type-arg]
+    """The snapshots of one series: managed (maybe copies) or unmanaged."""
+    policy, resource, kind, copy_region, newest, step, points, recorded = spec
+    snapshots = []
+    for n, volumes in enumerate(points):
+        created = AT - timedelta(minutes=newest + n * step)
+        rp = recovery_point_id(policy, resource, created - timedelta(seconds=n))
+        tags = {
+            TAG_CREATED_BY: CREATED_BY_VALUE,
+            TAG_POLICY: policy,
+            TAG_RECOVERY_POINT: rp,
+            TAG_INSTANCE_ID: resource,
+            TAG_RESOURCE_TAGS: json.dumps(recorded),
+        }
+        if kind == "unmanaged":
+            tags = {TAG_POLICY: policy, TAG_RECOVERY_POINT: rp}
+        elif kind == "half":  # CreatedBy alone is not enough
+            tags = {TAG_CREATED_BY: CREATED_BY_VALUE, TAG_RECOVERY_POINT: rp}
+        region = EAST
+        if kind == "copy":
+            region = copy_region
+            tags[TAG_SOURCE] = f"{EAST}/snap-src{number}-{n}"
+        snapshots.extend(
+            Snapshot(
+                snapshot_id=f"snap-{number:02d}{n:02d}{i}",
+                region=region,
+                volume_id=f"vol-{resource}-{i}",
+                state=state,
+                start_time=created + timedelta(seconds=jitter),
+                tags=tags,
+                storage_tier=tier,
+            )
+            for i, (state, tier, jitter) in enumerate(volumes)
+        )
+    return snapshots
+
+
+@dataclass(frozen=True)
+class Case:
+    policies: PolicySet
+    inventory: Inventory
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    names = ["p0", *draw(st.lists(st.sampled_from(["p1", "p2"]), max_size=2, unique=True))]
+    loaded = PolicySet(tuple(draw(policies(n)) for n in names))
+    instances = [
+        make_instance(
+            rid,
+            tags=draw(resource_tags),
+            volumes=draw(st.integers(0, 2)),
+            state=draw(st.sampled_from(["running", "stopped", "terminated"])),
+        )
+        for rid in RESOURCES[:-1]
+        if draw(st.booleans())
+    ]
+    specs = draw(st.lists(series_specs, max_size=6))
+    snaps = [s for n, spec in enumerate(specs) for s in snapshots_of(n, spec)]
+    ids = [s.snapshot_id for s in snaps]
+    images = [
+        Image(f"ami-{i}", EAST, tuple(draw(st.lists(st.sampled_from(ids), max_size=2))))
+        for i in range(draw(st.integers(0, 2) if ids else st.just(0)))
+    ]
+    inventory = Inventory(
+        account_id="123456789012",
+        regions=draw(st.sampled_from([(EAST,), (EAST, WEST)])),
+        instances=tuple(instances),
+        snapshots=tuple(snaps),
+        images=tuple(images),
+    )
+    return Case(loaded, inventory)
+
+
+def shuffled(inventory: Inventory, seed: int) -> Inventory:
+    rng = random.Random(seed)
+
+    def mix(items: tuple) -> tuple:  # type: ignore[type-arg]
+        items_list = list(items)
+        rng.shuffle(items_list)
+        return tuple(items_list)
+
+    return replace(
+        inventory,
+        instances=mix(inventory.instances),
+        snapshots=mix(inventory.snapshots),
+        images=mix(inventory.images),
+    )
+
+
+def touched_snapshots(p: Plan) -> set[str]:
+    return {
+        s
+        for a in p.actions
+        if a.type in ("delete", "archive", "copy")
+        for s in a.snapshot_ids  # type: ignore[union-attr]
+    }
+
+
+def deleted(p: Plan) -> list[DeleteAction]:
+    return [a for a in p.actions if isinstance(a, DeleteAction)]
+
+
+PROPERTY = settings(max_examples=150, deadline=None)
+
+
+@PROPERTY
+@given(case=cases())
+def test_nothing_smartvault_may_not_touch_is_ever_changed(case: Case) -> None:
+    """Unmanaged, AMI-used, pending, orphaned and disabled snapshots are never changed."""
+    p = plan(case.policies, case.inventory, AT)
+    managed = {s.snapshot_id for s in case.inventory.snapshots if s.managed}
+    assert touched_snapshots(p) <= managed
+
+    in_use = {s for image in case.inventory.images for s in image.snapshot_ids}
+    pending = {s.snapshot_id for s in case.inventory.snapshots if s.state == "pending"}
+    removed = {s for a in deleted(p) for s in a.snapshot_ids}
+    assert not removed & in_use
+    assert not removed & pending
+
+    loaded = {policy.name for policy in case.policies.policies}
+    enabled = {policy.name for policy in case.policies.policies if policy.enabled}
+    assert {a.policy for a in p.actions if a.type != "create"} <= enabled
+    assert {o.policy for o in p.orphans}.isdisjoint(loaded)
+
+
+@PROPERTY
+@given(case=cases())
+def test_every_managed_snapshot_is_accounted_for_exactly_once(case: Case) -> None:
+    p = plan(case.policies, case.inventory, AT)
+    listed = [
+        s
+        for group in (deleted(p), p.kept, p.skipped, p.orphans)
+        for entry in group
+        for s in entry.snapshot_ids
+    ]
+    expected = {
+        s.snapshot_id for s in case.inventory.snapshots if s.managed and s.state != "recoverable"
+    }
+    assert sorted(listed) == sorted(expected)
+
+
+def _lineages(p: Plan, inventory: Inventory) -> dict[tuple, list]:  # type: ignore[type-arg]
+    """(region, policy, resource, is copy) -> every entry of the plan for its points."""
+    by_id = {s.snapshot_id: s for s in inventory.snapshots}
+    lineages: dict[tuple, list] = defaultdict(list)  # type: ignore[type-arg]
+    for entry in [*deleted(p), *p.kept, *p.skipped]:
+        first = by_id[entry.snapshot_ids[0]]
+        is_copy = TAG_SOURCE in first.tags
+        lineages[(entry.region, entry.policy, entry.resource_id, is_copy)].append(entry)
+    return lineages
+
+
+def _oracle_retention(
+    policy: Policy, tags: dict[str, str], region: str, is_copy: bool
+) -> Retention | None:
+    """How a lineage's retention is chosen, written out again independently of the planner."""
+    if is_copy:
+        return next((r.retention for r in policy.copies if r.region == region), None)
+    chosen = next(
+        (r.retention for r in policy.retention_by_tag if r.match.matches_all(tags)),
+        policy.retention,
+    )
+    if policy.retention_tag and policy.retention_tag in tags:
+        with contextlib.suppress(ValueError):
+            chosen = replace(chosen, max_age=Duration.parse(tags[policy.retention_tag]))
+    return chosen
+
+
+@PROPERTY
+@given(case=cases())
+def test_a_deleted_point_is_failed_or_kept_by_no_rule(case: Case) -> None:
+    p = plan(case.policies, case.inventory, AT)
+    snapshots = {s.snapshot_id: s for s in case.inventory.snapshots}
+    instances = {(i.region, i.instance_id): i for i in case.inventory.instances}
+    for (region, name, resource_id, is_copy), entries in _lineages(p, case.inventory).items():
+        policy = case.policies.get(name)
+        if policy is None or not policy.enabled:
+            continue
+        points = {
+            id(e): retention.Point(
+                e.recovery_point,
+                min(snapshots[s].start_time for s in e.snapshot_ids),
+                min(e.snapshot_ids),
+            )
+            for e in entries
+        }
+        states = {id(e): {snapshots[s].state for s in e.snapshot_ids} for e in entries}
+        completed = [points[id(e)] for e in entries if states[id(e)] == {"completed"}]
+        instance = instances.get((region, resource_id))
+        if instance is not None:
+            tags = dict(instance.tags)
+        else:
+            newest = min(entries, key=lambda e: retention.order_key(points[id(e)]))
+            tags = json.loads(snapshots[min(newest.snapshot_ids)].tags[TAG_RESOURCE_TAGS])
+        rules = _oracle_retention(policy, tags, region, is_copy)
+        removed = [e for e in entries if isinstance(e, DeleteAction)]
+        if rules is None:
+            assert not removed  # a copy lineage without its rule keeps everything
+            continue
+        verdicts = retention.evaluate(completed, rules, AT, ZoneInfo(policy.schedule.timezone))
+        newest_ids = {pt.id for pt in retention.newest_first(completed)[: rules.keep_last]}
+        for entry in removed:
+            if "error" in states[id(entry)]:
+                continue
+            # the keep_last newest completed points are never deleted, nor any point a rule keeps
+            assert entry.recovery_point not in newest_ids
+            assert verdicts[entry.recovery_point] == ()
+
+
+@PROPERTY
+@given(case=cases(), seed=st.integers())
+def test_the_plan_is_deterministic_whatever_the_inventory_order(case: Case, seed: int) -> None:
+    first = plan(case.policies, case.inventory, AT)
+    assert plan(case.policies, case.inventory, AT) == first
+    assert plan(case.policies, shuffled(case.inventory, seed), AT) == first

@@ -1,0 +1,197 @@
+"""The tags written on new snapshots."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from smartvault.model import Retention
+from smartvault.model import RetentionRule
+from smartvault.model import SnapshotSettings
+from smartvault.model import Volume
+from smartvault.model import VolumeAttachment
+from smartvault.model import recovery_point_id
+from smartvault.tagging import TAGS_PER_RESOURCE_MAX
+from smartvault.tagging import devices_to_snapshot
+from smartvault.tagging import snapshot_tags
+from tests.factories import make_instance
+from tests.factories import make_policy
+from tests.factories import tag_filter
+from tests.factories import utc
+
+SLOT = utc(2026, 11, 28, 3)
+
+
+def tags_for(policy=None, resource=None):
+    policy = policy or make_policy("prod-nightly")
+    resource = resource or make_instance("i-0abc", volumes=2)
+    rid = getattr(resource, "instance_id", None) or resource.volume_id
+    return snapshot_tags(policy, resource, SLOT, recovery_point_id(policy.name, rid, SLOT))
+
+
+def test_an_instance_snapshot_carries_every_smartvault_tag() -> None:
+    result = tags_for()
+    assert result.tags == {
+        "CreatedBy": "SmartVault",
+        "InstanceId": "i-0abc",
+        "smartvault:policy": "prod-nightly",
+        "smartvault:recovery-point": "prod-nightly/i-0abc/20261128T0300Z",
+        "smartvault:slot": "2026-11-28T03:00:00Z",
+        "smartvault:resource-tags": "{}",
+        "smartvault:devices": '{"vol-0abc0":"/dev/xvda","vol-0abc1":"/dev/xvdb"}',
+        "Name": "i-0abc prod-nightly 2026-11-28T03:00Z",
+    }
+    assert result.full_values == {}
+    assert result.problems == ()
+
+
+def test_a_volume_snapshot_has_no_instance_id_and_no_devices() -> None:
+    volume = Volume("vol-9", "us-east-1", tags={"backup": "true", "Name": "data"})
+    result = tags_for(make_policy("vols", resource="volume"), volume)
+    assert "InstanceId" not in result.tags
+    assert "smartvault:devices" not in result.tags
+    assert result.tags["Name"] == "data vols 2026-11-28T03:00Z"
+
+
+def test_resource_tags_records_only_the_tags_that_choose_retention() -> None:
+    policy = make_policy(
+        retention_by_tag=(RetentionRule(tag_filter(tier="gold"), Retention(keep_last=5)),),
+        retention_tag="backup-retention",
+    )
+    instance = make_instance(
+        tags={"backup": "true", "tier": "gold", "backup-retention": "30d", "Team": "x"}
+    )
+    recorded = json.loads(tags_for(policy, instance).tags["smartvault:resource-tags"])
+    assert recorded == {"backup-retention": "30d", "tier": "gold"}
+
+
+def test_copy_tags_true_copies_every_tag_but_aws_ones() -> None:
+    policy = make_policy(snapshot=SnapshotSettings(copy_tags=True))
+    instance = make_instance(tags={"backup": "true", "Team": "a", "aws:cloudformation:x": "y"})
+    tags = tags_for(policy, instance).tags
+    assert tags["Team"] == "a"
+    assert tags["backup"] == "true"
+    assert "aws:cloudformation:x" not in tags
+
+
+def test_copy_tags_list_copies_only_the_named_tags_present() -> None:
+    policy = make_policy(snapshot=SnapshotSettings(copy_tags=("Team", "Missing")))
+    instance = make_instance(tags={"backup": "true", "Team": "a", "Other": "b"})
+    tags = tags_for(policy, instance).tags
+    assert tags["Team"] == "a"
+    assert "Missing" not in tags
+    assert "Other" not in tags
+
+
+def test_snapshot_tags_are_filled_in_and_beat_copied_tags() -> None:
+    policy = make_policy(
+        "p1",
+        snapshot=SnapshotSettings(
+            copy_tags=("Team",),
+            tags={"Team": "backup-{policy}", "Source": "{resource_id}@{slot} {other}"},
+        ),
+    )
+    instance = make_instance("i-7", tags={"backup": "true", "Team": "web"})
+    tags = tags_for(policy, instance).tags
+    assert tags["Team"] == "backup-p1"
+    assert tags["Source"] == "i-7@2026-11-28T03:00:00Z {other}"
+
+
+def test_a_copied_name_replaces_the_default_name_and_snapshot_tags_beat_both() -> None:
+    instance = make_instance(tags={"backup": "true", "Name": "web-1"})
+    copied = make_policy(snapshot=SnapshotSettings(copy_tags=("Name",)))
+    assert tags_for(copied, instance).tags["Name"] == "web-1"
+    explicit = make_policy(
+        snapshot=SnapshotSettings(copy_tags=("Name",), tags={"Name": "{resource_id} nightly"})
+    )
+    assert tags_for(explicit, instance).tags["Name"] == "i-0000000000000001 nightly"
+
+
+def test_the_default_name_uses_the_resource_name_tag() -> None:
+    instance = make_instance(tags={"backup": "true", "Name": "web-1"})
+    assert tags_for(make_policy("p"), instance).tags["Name"] == "web-1 p 2026-11-28T03:00Z"
+
+
+@pytest.mark.parametrize(
+    "key", ["CreatedBy", "InstanceId", "smartvault:policy", "smartvault:recovery-point"]
+)
+def test_user_tags_never_override_smartvault_keys(key: str) -> None:
+    policy = make_policy("p", snapshot=SnapshotSettings(copy_tags=True, tags={key: "forged"}))
+    instance = make_instance("i-1", tags={"backup": "true", key: "forged-too"})
+    result = tags_for(policy, instance)
+    assert result.tags[key] != "forged"
+    assert result.tags[key] != "forged-too"
+
+
+def test_user_tags_under_the_smartvault_prefix_are_dropped_with_a_problem() -> None:
+    policy = make_policy(snapshot=SnapshotSettings(tags={"smartvault:source": "x"}))
+    result = tags_for(policy)
+    assert "smartvault:source" not in result.tags
+    assert any("smartvault:source" in p for p in result.problems)
+
+
+def test_a_resource_tags_value_over_256_characters_is_cut_to_valid_json() -> None:
+    keys = [f"k{i:02d}" for i in range(6)]
+    policy = make_policy(
+        retention_by_tag=tuple(RetentionRule(tag_filter(**{k: "*"}), Retention()) for k in keys)
+    )
+    instance = make_instance(tags={"backup": "true", **dict.fromkeys(keys, "v" * 60)})
+    result = tags_for(policy, instance)
+    written = result.tags["smartvault:resource-tags"]
+    assert len(written) <= 256
+    assert json.loads(written) == dict.fromkeys(keys[:3], "v" * 60)
+    full = result.full_values["smartvault:resource-tags"]
+    assert json.loads(full) == dict.fromkeys(keys, "v" * 60)
+    assert any("smartvault:resource-tags" in p for p in result.problems)
+
+
+def test_a_devices_map_over_256_characters_keeps_the_entries_that_fit() -> None:
+    instance = make_instance("i-00000000000000001", volumes=12)
+    result = tags_for(resource=instance)
+    written = json.loads(result.tags["smartvault:devices"])
+    full = json.loads(result.full_values["smartvault:devices"])
+    assert len(full) == 12
+    assert 0 < len(written) < 12
+    assert all(full[k] == v for k, v in written.items())
+
+
+def test_a_long_snapshot_tag_value_is_cut_and_its_whole_value_kept() -> None:
+    policy = make_policy(snapshot=SnapshotSettings(tags={"Note": "x" * 300}))
+    result = tags_for(policy)
+    assert result.tags["Note"] == "x" * 256
+    assert result.full_values["Note"] == "x" * 300
+
+
+def test_a_key_longer_than_128_characters_is_not_written() -> None:
+    policy = make_policy(snapshot=SnapshotSettings(tags={"k" * 129: "v"}))
+    result = tags_for(policy)
+    assert "k" * 129 not in result.tags
+    assert result.problems
+
+
+def test_more_than_50_tags_drops_the_lowest_priority_copied_tags() -> None:
+    copied = {f"c{i:02d}": "v" for i in range(60)}
+    policy = make_policy(snapshot=SnapshotSettings(copy_tags=True, tags={"Owner": "ops"}))
+    instance = make_instance(tags=copied)
+    result = tags_for(policy, instance)
+    assert len(result.tags) == TAGS_PER_RESOURCE_MAX
+    assert result.tags["Owner"] == "ops"
+    assert "Name" in result.tags
+    assert "c00" in result.tags
+    assert "c59" not in result.tags
+    assert any("50 tags" in p and "c59" in p for p in result.problems)
+
+
+def test_exclude_boot_volume_leaves_the_root_device_out() -> None:
+    policy = make_policy(snapshot=SnapshotSettings(exclude_boot_volume=True))
+    instance = make_instance("i-0abc", volumes=3)
+    assert devices_to_snapshot(policy, instance) == {
+        "vol-0abc1": "/dev/xvdb",
+        "vol-0abc2": "/dev/xvdc",
+    }
+
+
+def test_an_attached_volume_records_its_device() -> None:
+    volume = Volume("vol-1", "us-east-1", attachments=(VolumeAttachment("i-1", "/dev/sdf"),))
+    assert devices_to_snapshot(make_policy(resource="volume"), volume) == {"vol-1": "/dev/sdf"}
