@@ -362,7 +362,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
             "CopyOnlyToTaggedSnapshots", ["ec2:CopySnapshot"], _SNAPSHOT_ARN, _TAGGED_AT_CREATION
         ),
         # Retention and archive: only snapshots that already carry both SmartVault tags
-        #; anyone else's snapshots stay out of reach.
+        # ; anyone else's snapshots stay out of reach.
         _statement(
             "DeleteAndArchiveOnlyManagedSnapshots",
             ["ec2:DeleteSnapshot", "ec2:ModifySnapshotTier"],

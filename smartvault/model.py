@@ -277,9 +277,7 @@ class Snapshot:
     @property
     def managed(self) -> bool:
         """Made by SmartVault: the only snapshots it may ever delete, archive or copy."""
-        return self.tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE and bool(
-            self.tags.get(TAG_POLICY)
-        )
+        return self.tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE and bool(self.tags.get(TAG_POLICY))
 
     @property
     def policy(self) -> str | None:

@@ -9,8 +9,8 @@ import socket
 os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-import pytest  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
+import pytest
+from click.testing import CliRunner
 
 
 class TestReachedBeyondThisMachineError(RuntimeError):
@@ -23,7 +23,7 @@ _real_connect = socket.socket.connect
 def _loopback_only_connect(self: socket.socket, address, *args, **kwargs):  # type: ignore[no-untyped-def]
     host = address[0] if isinstance(address, tuple) else address
     if isinstance(host, str) and not (
-        host in ("localhost", "::1") or host.startswith("127.") or host.startswith("/")
+        host in ("localhost", "::1") or host.startswith(("127.", "/"))
     ):
         raise TestReachedBeyondThisMachineError(f"test tried to connect to {address!r}")
     return _real_connect(self, address, *args, **kwargs)

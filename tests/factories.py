@@ -72,7 +72,9 @@ def make_instance(
         availability_zone=f"{region}a",
         root_device_name="/dev/xvda",
         block_devices=tuple(
-            BlockDevice("/dev/xvda" if i == 0 else f"/dev/xvd{chr(ord('b') + i - 1)}", f"vol-{suffix}{i}")
+            BlockDevice(
+                "/dev/xvda" if i == 0 else f"/dev/xvd{chr(ord('b') + i - 1)}", f"vol-{suffix}{i}"
+            )
             for i in range(volumes)
         ),
     )
