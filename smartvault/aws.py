@@ -394,11 +394,17 @@ class AwsSession:
     def account_id(self, region: str | None = None) -> str:
         """The account the credentials belong to (STS GetCallerIdentity, asked once).
 
-        STS is asked in ``region``, else in the first of :meth:`regions`.
+        STS is asked in ``region``, else in the first of :meth:`regions`. It is the first
+        call of every run, so it is tried twice only: an endpoint that does not answer
+        (a wrong ``--endpoint-url``, no network) is reported in seconds instead of after
+        a minute and a half of retries meant for throttling.
         """
         if self._account_id is None:
             region = region or self.regions()[0]
-            sts = self.client("sts", region)
+            quick = self._config.merge(
+                Config(retries={"mode": "standard", "total_max_attempts": 2})
+            )
+            sts = cast("STSClient", self._client("sts", region, quick, cache_as="sts:quick"))
             with translate_errors("sts", "GetCallerIdentity", region):
                 identity = sts.get_caller_identity()
             self._account_id = identity["Account"]
