@@ -13,7 +13,11 @@ from smartvault.model import TAG_INSTANCE_ID
 from smartvault.model import TAG_POLICY
 from smartvault.model import TAG_RECOVERY_POINT
 from smartvault.model import TAG_SLOT
+from smartvault.model import ArchiveAction
 from smartvault.model import BlockDevice
+from smartvault.model import CopyAction
+from smartvault.model import CreateAction
+from smartvault.model import DeleteAction
 from smartvault.model import Image
 from smartvault.model import Instance
 from smartvault.model import Inventory
@@ -154,3 +158,46 @@ def make_inventory(
         snapshots=tuple(snapshots or []),
         images=tuple(images or []),
     )
+
+
+# One action of each type, as in the plan format's documentation.
+CREATE = CreateAction(
+    region="us-east-1",
+    policy="prod-nightly",
+    resource_id="i-0abc",
+    resource_type="instance",
+    recovery_point="prod-nightly/i-0abc/20261128T0200Z",
+    slot=utc(2026, 11, 28, 2),
+    volume_ids=("vol-1", "vol-2"),
+    reason="due: newest recovery point 2026-11-27T02:00:04Z is before slot 2026-11-28T02:00:00Z",
+    tags={"smartvault:policy": "prod-nightly", "CreatedBy": "SmartVault"},
+)
+DELETE = DeleteAction(
+    region="us-east-1",
+    policy="prod-nightly",
+    resource_id="i-0abc",
+    recovery_point="prod-nightly/i-0abc/20261119T0200Z",
+    snapshot_ids=("snap-1", "snap-2"),
+    created_at=utc(2026, 11, 19, 2, 0, 3),
+    reason="older than max_age 7d; not kept by keep_last 3",
+)
+ARCHIVE = ArchiveAction(
+    region="us-east-1",
+    policy="prod-nightly",
+    resource_id="i-0abc",
+    recovery_point="prod-nightly/i-0abc/20260801T0200Z",
+    snapshot_ids=("snap-7",),
+    created_at=utc(2026, 8, 1, 2, 0, 5),
+    reason="older than archive.after 90d",
+)
+COPY = CopyAction(
+    region="us-east-1",
+    policy="prod-nightly",
+    resource_id="i-0abc",
+    recovery_point="prod-nightly/i-0abc/20261127T0200Z",
+    snapshot_ids=("snap-3",),
+    created_at=utc(2026, 11, 27, 2, 0, 4),
+    target_region="us-west-2",
+    reason="copy rule us-west-2",
+    kms_key_id="alias/backup",
+)

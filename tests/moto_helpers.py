@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC
 from datetime import datetime
+from typing import TYPE_CHECKING
 from typing import Any
+
+if TYPE_CHECKING:
+    from smartvault.aws import AwsSession
 
 ACCOUNT = "123456789012"
 
@@ -69,3 +74,15 @@ def age_recovery_point(ec2: Any, snapshot: dict[str, Any], days: int) -> None:
         ],
     )
     backdate(region, snapshot["SnapshotId"], snapshot["StartTime"] - timedelta(days=days))
+
+
+def count_calls(session: AwsSession) -> Counter[str]:
+    """Count the API calls (``ec2:DescribeSnapshots``) of the clients ``session`` creates next."""
+    calls: Counter[str] = Counter()
+
+    def on_call(event_name: str, **kwargs: object) -> None:
+        _, service, operation = event_name.split(".")
+        calls[f"{service}:{operation}"] += 1
+
+    session.boto_session.events.register("before-parameter-build", on_call)
+    return calls

@@ -16,18 +16,7 @@ from smartvault.aws import translate_errors
 from smartvault.engine import Settings
 from smartvault.errors import AwsError
 from smartvault.inventory import read_snapshots
-
-
-def count_calls(session: AwsSession) -> Counter[str]:
-    """Count API calls (``ec2:DescribeSnapshots``) made by clients the session creates next."""
-    calls: Counter[str] = Counter()
-
-    def on_call(event_name: str, **kwargs: object) -> None:
-        _, service, operation = event_name.split(".")
-        calls[f"{service}:{operation}"] += 1
-
-    session.boto_session.events.register("before-parameter-build", on_call)
-    return calls
+from tests.moto_helpers import count_calls
 
 
 def unused_local_port() -> int:

@@ -29,21 +29,10 @@ from smartvault.model import PolicySet
 from smartvault.model import Selector
 from tests.factories import make_policy
 from tests.factories import tag_filter
+from tests.moto_helpers import count_calls
 
 REGION = "us-east-1"
 MANAGED_TAGS = {"CreatedBy": "SmartVault", "smartvault:policy": "nightly"}
-
-
-def count_calls(session: AwsSession) -> Counter[str]:
-    """Count API calls (``ec2:DescribeSnapshots``) made by clients the session creates next."""
-    calls: Counter[str] = Counter()
-
-    def on_call(event_name: str, **kwargs: object) -> None:
-        _, service, operation = event_name.split(".")
-        calls[f"{service}:{operation}"] += 1
-
-    session.boto_session.events.register("before-parameter-build", on_call)
-    return calls
 
 
 def tag_spec(resource_type: str, tags: dict[str, str]) -> list[Any]:

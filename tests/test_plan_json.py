@@ -31,6 +31,10 @@ from smartvault.model import Plan
 from smartvault.model import PlanWarning
 from smartvault.model import PolicySlot
 from smartvault.model import Skipped
+from tests.factories import ARCHIVE
+from tests.factories import COPY
+from tests.factories import CREATE
+from tests.factories import DELETE
 from tests.factories import utc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,47 +51,6 @@ KEPT_BY = (
     "disabled",
     "pending",
     "no_copy_rule",
-)
-
-CREATE = CreateAction(
-    region="us-east-1",
-    policy="prod-nightly",
-    resource_id="i-0abc",
-    resource_type="instance",
-    recovery_point="prod-nightly/i-0abc/20261128T0200Z",
-    slot=utc(2026, 11, 28, 2),
-    volume_ids=("vol-1", "vol-2"),
-    reason="due: newest recovery point 2026-11-27T02:00:04Z is before slot 2026-11-28T02:00:00Z",
-    tags={"smartvault:policy": "prod-nightly", "CreatedBy": "SmartVault"},
-)
-DELETE = DeleteAction(
-    region="us-east-1",
-    policy="prod-nightly",
-    resource_id="i-0abc",
-    recovery_point="prod-nightly/i-0abc/20261119T0200Z",
-    snapshot_ids=("snap-1", "snap-2"),
-    created_at=utc(2026, 11, 19, 2, 0, 3),
-    reason="older than max_age 7d; not kept by keep_last 3",
-)
-ARCHIVE = ArchiveAction(
-    region="us-east-1",
-    policy="prod-nightly",
-    resource_id="i-0abc",
-    recovery_point="prod-nightly/i-0abc/20260801T0200Z",
-    snapshot_ids=("snap-7",),
-    created_at=utc(2026, 8, 1, 2, 0, 5),
-    reason="older than archive.after 90d",
-)
-COPY = CopyAction(
-    region="us-east-1",
-    policy="prod-nightly",
-    resource_id="i-0abc",
-    recovery_point="prod-nightly/i-0abc/20261127T0200Z",
-    snapshot_ids=("snap-3",),
-    created_at=utc(2026, 11, 27, 2, 0, 4),
-    target_region="us-west-2",
-    reason="copy rule us-west-2",
-    kms_key_id="alias/backup",
 )
 
 
