@@ -707,7 +707,11 @@ def build_package(
     if not (package_dir / "__init__.py").is_file():
         raise ConfigError(f"{package_dir} is not the smartvault package: pass the project root")
     if not entry.is_file():
-        raise ConfigError(f"{entry} is missing: the Lambda handler lives there")
+        raise ConfigError(
+            f"{entry} is missing: the Lambda handler lives there. Build the package from a "
+            "clone of the SmartVault repository (pip install -e . in it), not from an "
+            "installed wheel"
+        )
     for path in _walk(package_dir):
         files[path.relative_to(project_root).as_posix()] = path
     files["lambda_entry.py"] = entry
