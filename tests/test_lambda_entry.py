@@ -197,3 +197,66 @@ def test_importing_the_handler_stays_light():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+NOTIFYING_POLICY = """\
+version: 1
+policies:
+  - name: nightly
+    selector:
+      tags: {backup: "true"}
+    schedule:
+      expression: cron(0 3 * * ? *)
+    notify:
+      sns_topic_arn: TOPIC
+      on: [always]
+"""
+
+
+def use_policy(tmp_path, monkeypatch, text: str) -> None:
+    folder = tmp_path / "notifying"
+    folder.mkdir()
+    (folder / "p.yaml").write_text(text)
+    monkeypatch.setenv("SMARTVAULT_POLICY_PATH", str(folder))
+
+
+def test_a_run_publishes_one_message_per_policy_with_its_run_id(account, tmp_path, monkeypatch):
+    sns = boto3.client("sns", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    topic = sns.create_topic(Name="backup-alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    use_policy(tmp_path, monkeypatch, NOTIFYING_POLICY.replace("TOPIC", topic))
+    launch(account, 2)
+
+    summary = lambda_entry.handler({}, FakeContext())
+
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 1
+    body = json.loads(messages[0]["Body"])
+    assert summary["run_id"] in body["Message"]
+    assert "2 created" in body["Subject"]
+    assert summary["notifications"] == [
+        {"policy": "nightly", "topic_arn": topic, "sent": True, "error": ""}
+    ]
+    assert ("notify", "succeeded") in {(i["action"], i["outcome"]) for i in audit_items()}
+
+
+def test_a_failed_publish_is_audited_and_never_fails_the_backups(account, tmp_path, monkeypatch):
+    missing = "arn:aws:sns:us-east-1:123456789012:no-such-topic"
+    use_policy(tmp_path, monkeypatch, NOTIFYING_POLICY.replace("TOPIC", missing))
+    launch(account, 1)
+
+    summary = lambda_entry.handler({}, FakeContext())
+
+    assert summary["ok"] is True
+    assert summary["outcomes"]["succeeded"] == 1
+    assert len(managed_snapshots(account)) == 1
+    (note,) = summary["notifications"]
+    assert note["sent"] is False
+    assert "no-such-topic" in note["error"]
+    notify_records = [i for i in audit_items() if i["action"] == "notify"]
+    assert [(r["outcome"], r["resource_id"]) for r in notify_records] == [("failed", missing)]
