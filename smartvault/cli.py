@@ -228,7 +228,10 @@ def plan(
     policies = _load(paths)
     the_plan = _engine().plan(policies, at=at)
     if out:
-        Path(out).write_text(plan_json.dumps(the_plan), encoding="utf-8")
+        try:
+            Path(out).write_text(plan_json.dumps(the_plan), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write the plan to {out}: {exc.strerror}") from exc
     color = fmt == "text" and _color()
     verbose = click.get_current_context().find_object(engine.Settings)
     click.echo(

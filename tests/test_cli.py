@@ -262,3 +262,13 @@ def test_plan_at_a_later_time_shows_what_that_run_would_delete(runner, ec2, tmp_
     assert plan["summary"]["delete"] == 0
     assert plan["summary"]["create"] == 1
     assert plan["kept"][0]["kept_by"] == ["keep_last"]
+
+
+def test_plan_out_to_an_unwritable_place_is_one_readable_line(runner, ec2, policy_file, tmp_path):
+    launch(ec2, 1)
+
+    result = run(runner, "plan", "--out", str(tmp_path / "no-such-dir" / "plan.json"), policy_file)
+
+    assert result.exit_code == 1
+    assert "cannot write the plan to" in result.output
+    assert "Traceback" not in result.output
