@@ -23,13 +23,15 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         request = engine.LambdaRequest.from_event(event)
         settings = engine.settings_from_env(env)
         policy_path = env.get("SMARTVAULT_POLICY_PATH") or str(Path(__file__).parent / "policies")
-        margin_ms = 1000 * float(env.get("SMARTVAULT_DEADLINE_MARGIN", "30"))
+        margin_ms = 1000 * engine.deadline_margin_seconds(env)
+        # Called by hand (``handler({}, None)``) there is no deadline to watch.
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
         return engine.run_scheduled(
             settings,
             [policy_path],
             request,
             actor=f"lambda:{getattr(context, 'function_name', 'local')}",
-            should_stop=lambda: context.get_remaining_time_in_millis() < margin_ms,
+            should_stop=(lambda: remaining() < margin_ms) if callable(remaining) else bool,
             log=log,
         )
     except SmartVaultError as exc:

@@ -7,6 +7,7 @@ import functools
 import getpass
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import TypeVar
 from typing import cast
 
 import click
+from botocore.exceptions import ClientError
 
 from smartvault import __version__
 from smartvault import deploy as deploy_module
@@ -27,6 +29,7 @@ from smartvault import engine
 from smartvault import plan_json
 from smartvault import policy as policy_loader
 from smartvault import render
+from smartvault.errors import AuditError
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
 from smartvault.errors import PolicyError
@@ -38,6 +41,9 @@ from smartvault.model import PolicySet
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_POLICY_PATHS = ("policies",)
+
+#: DynamoDB's rule for table names.
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 
 def _fail_readably(func: F) -> F:
@@ -58,6 +64,22 @@ def _fail_readably(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _split_regions(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``--region a --region b`` or ``--region a,b``; spaces around names are dropped."""
+    names = [name.strip() for item in value for name in item.split(",")]
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
+def _check_table_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not _TABLE_NAME.match(value):
+        raise click.BadParameter(
+            f"{value!r} is not a DynamoDB table name: 3 to 255 letters, digits, _ . or -"
+        )
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="smartvault")
 @click.option(
@@ -65,11 +87,14 @@ def _fail_readably(func: F) -> F:
     "regions",
     multiple=True,
     metavar="REGION",
-    help="AWS region to work in (repeatable). Default: the boto3 default region.",
+    callback=_split_regions,
+    help="AWS region to work in (repeatable, or comma-separated). Default: the profile's "
+    "or AWS_DEFAULT_REGION. The audit table lives in the first one.",
 )
-@click.option("--profile", help="AWS named profile to use.")
+@click.option("--profile", metavar="NAME", help="AWS named profile to use.")
 @click.option(
     "--endpoint-url",
+    metavar="URL",
     help="Send AWS calls to this endpoint (a local simulator). boto3 also reads AWS_ENDPOINT_URL.",
 )
 @click.option(
@@ -77,7 +102,10 @@ def _fail_readably(func: F) -> F:
     envvar="SMARTVAULT_AUDIT_TABLE",
     default=engine.DEFAULT_AUDIT_TABLE,
     show_default=True,
-    help="DynamoDB table that holds the audit log (env SMARTVAULT_AUDIT_TABLE).",
+    metavar="NAME",
+    callback=_check_table_name,
+    help="DynamoDB table that holds the audit log, in the first --region "
+    "(env SMARTVAULT_AUDIT_TABLE).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show details, and tracebacks on errors.")
 @click.pass_context
@@ -91,8 +119,13 @@ def cli(
 ) -> None:
     """SmartVault: declarative backup policies for Amazon EBS.
 
-    Policies are YAML files (default: ./policies). Review what they would do with
-    `smartvault plan`, then carry it out with `smartvault apply`.
+    Policies are YAML files (default: ./policies). Check them with `smartvault
+    validate`, review what they would do with `smartvault plan`, create the audit
+    table once with `smartvault audit init`, then carry the plan out with
+    `smartvault apply`.
+
+    Exit codes: 0 success; 1 invalid policies, an AWS or audit problem, or a failed
+    action; 2 wrong usage.
     """
     ctx.obj = engine.Settings(
         regions=regions,
@@ -104,6 +137,19 @@ def cli(
 
 
 policy_paths = click.argument("paths", nargs=-1, type=click.Path())
+
+
+class _PlanCommand(click.Command):
+    """With --detailed-exitcode, 2 means "changes": a usage error must then exit 1."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        detailed = "--detailed-exitcode" in args
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if detailed:
+                exc.exit_code = 1
+            raise
 
 
 @cli.command()
@@ -158,16 +204,31 @@ def _engine() -> engine.Engine:
 
 def _load(paths: tuple[str, ...]) -> PolicySet:
     """Policies of ``paths``; invalid ones end the command (exit 1) before any AWS call."""
+    missing = [p for p in paths or DEFAULT_POLICY_PATHS if not Path(p).exists()]
+    if missing:
+        where = "" if paths else " (the default; run from the folder that holds policies/)"
+        raise ConfigError(
+            f"no such file or directory: {', '.join(missing)}{where}: "
+            "name the policy files or directories to use"
+        )
     try:
         return policy_loader.load_policies(paths or DEFAULT_POLICY_PATHS)
     except PolicyError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        click.echo("policies are invalid: fix them (see `smartvault validate`)", err=True)
+        n = len(exc.problems)
+        click.echo(
+            f"{n} problem{'s' if n != 1 else ''} in the policies: fix "
+            f"{'it' if n == 1 else 'them'} (see `smartvault validate`); nothing was done",
+            err=True,
+        )
         sys.exit(1)
 
 
 _SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: Ten years: far beyond the audit records' lifetime (400 days), and one Query per day.
+_MAX_SPAN_DAYS = 3660
+_MAX_SPAN_SECONDS = _MAX_SPAN_DAYS * 86400
 
 
 def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -191,16 +252,20 @@ def _parse_span(ctx: click.Context, param: click.Parameter, value: str | None) -
     count, unit = text[:-1], text[-1:]
     if not (count.isdigit() and int(count) > 0 and unit in _SPAN_UNITS):
         raise click.BadParameter(f"{value!r} is not a duration; write e.g. 45m, 2h or 7d")
-    return timedelta(seconds=int(count) * _SPAN_UNITS[unit])
+    seconds = int(count) * _SPAN_UNITS[unit]
+    if seconds > _MAX_SPAN_SECONDS:
+        raise click.BadParameter(f"{value!r} is too long; at most {_MAX_SPAN_DAYS}d")
+    return timedelta(seconds=seconds)
 
 
-@cli.command()
+@cli.command(cls=_PlanCommand)
 @policy_paths
 @click.option(
     "--at",
     callback=_parse_time,
     metavar="TIME",
-    help="Evaluate at this time (ISO 8601) instead of now.",
+    help="Evaluate at this time instead of now: ISO 8601, e.g. 2026-12-07T03:00:00Z "
+    "(UTC when no zone is given).",
 )
 @click.option(
     "--format",
@@ -208,23 +273,29 @@ def _parse_span(ctx: click.Context, param: click.Parameter, value: str | None) -
     type=click.Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
-    help="markdown: a comment for a pull request.",
+    help="text: for a terminal; json: the plan format (docs/plan-format.md); "
+    "markdown: a comment for a pull request.",
 )
 @click.option(
     "--out",
+    metavar="FILE",
     type=click.Path(dir_okay=False, writable=True),
-    help="Also save the JSON plan here, for `smartvault apply --plan`.",
+    help="Also save the JSON plan here, for `smartvault apply --plan FILE`.",
 )
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
+    help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on any error.",
 )
 @_fail_readably
 def plan(
     paths: tuple[str, ...], at: datetime | None, fmt: str, out: str | None, detailed_exitcode: bool
 ) -> None:
-    """Show what applying the policies would do. Never writes to AWS."""
+    """Show what applying the policies would do. Never writes to AWS.
+
+    PATHS are policy files or directories (default: ./policies). Reads the
+    instances, volumes, snapshots and AMIs of every --region.
+    """
     policies = _load(paths)
     the_plan = _engine().plan(policies, at=at)
     if out:
@@ -252,23 +323,27 @@ def plan(
 @click.option(
     "--plan",
     "plan_file",
+    metavar="FILE",
     type=click.Path(exists=True, dir_okay=False),
-    help="Apply this saved plan (from `plan --out`) after checking it is still current.",
+    help="Apply this saved plan (from `plan --out`), only if planning again at its time "
+    "over the current account gives the same actions.",
 )
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal)."
+)
 @click.option(
     "--max-plan-age",
     callback=_parse_span,
     metavar="DURATION",
     default="24h",
     show_default=True,
-    help="Refuse a saved plan older than this.",
+    help="Refuse a saved plan older than this (s, m, h, d or w).",
 )
 @click.option(
     "--max-duration",
     callback=_parse_span,
     metavar="DURATION",
-    help="Start no new action after this long (e.g. 45m); the next run finishes the work.",
+    help="Start no new action after this long (e.g. 45m); running again finishes the work.",
 )
 @_fail_readably
 def apply(
@@ -278,7 +353,12 @@ def apply(
     max_plan_age: timedelta,
     max_duration: timedelta | None,
 ) -> None:
-    """Plan and apply: create due snapshots, delete expired ones, audit every action."""
+    """Plan and apply: create due snapshots, delete expired ones, audit every action.
+
+    PATHS are policy files or directories (default: ./policies). Shows the plan and
+    asks before changing anything. Needs the audit table (`smartvault audit init`).
+    Exits 1 if any action failed.
+    """
     eng = _engine()
     policies = _load(paths)
     if plan_file:
@@ -295,18 +375,35 @@ def apply(
     if not the_plan.has_changes:
         click.echo("Nothing to do.")
         return
+    # Before asking: a missing audit table would fail every action.
+    eng.audit_log().check_writable()
     if not yes:
-        if not sys.stdin.isatty():
+        if not _stdin_is_tty():
             raise ConfigError("not applying: no terminal to confirm on; pass --yes to apply anyway")
-        click.confirm(f"Apply these {len(the_plan.actions)} actions?", abort=True)
-    started = time.monotonic()
+        n = len(the_plan.actions)
+        try:
+            confirmed = click.confirm(f"Apply {'this action' if n == 1 else f'these {n} actions'}?")
+        except click.Abort:  # ^C or end of input at the prompt
+            click.echo(err=True)
+            confirmed = False
+        if not confirmed:
+            click.echo("Not applied: nothing was changed.", err=True)
+            sys.exit(1)
+    started = _monotonic()
     limit = max_duration.total_seconds() if max_duration else None
-    progress = _Progress(tty)
+    timed_out = False
+
+    def should_stop() -> bool:
+        nonlocal timed_out
+        timed_out = timed_out or (limit is not None and _monotonic() - started > limit)
+        return timed_out
+
+    progress = _Progress(tty, total=len(the_plan.actions))
     report = eng.apply(
         the_plan,
         policies,
         actor=f"cli:{getpass.getuser()}@{socket.gethostname()}",
-        should_stop=lambda: limit is not None and time.monotonic() - started > limit,
+        should_stop=should_stop,
         on_result=progress,
     )
     progress.close()
@@ -327,11 +424,33 @@ def apply(
         f"{counts['skipped']} skipped, {counts['not_started']} not started."
     )
     if result.stopped_early:
-        click.echo(
-            f"Stopped early: {result.stop_reason}. The next run finishes the work.", err=True
-        )
+        if timed_out:
+            click.echo(
+                f"Stopped after --max-duration {_span_text(max_duration)}: "
+                f"{counts['not_started']} not started; run `smartvault apply` again "
+                "to finish the work.",
+                err=True,
+            )
+        else:
+            click.echo(f"Stopped early: {result.stop_reason}", err=True)
     if not report.ok:
         sys.exit(1)
+
+
+def _span_text(span: timedelta | None) -> str:
+    seconds = int(span.total_seconds()) if span else 0
+    for unit, size in sorted(_SPAN_UNITS.items(), key=lambda item: -item[1]):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _monotonic() -> float:
+    return time.monotonic()
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin.isatty()
 
 
 def _color() -> bool:
@@ -342,18 +461,26 @@ def _color() -> bool:
 class _Progress:
     """Counts on one line on a terminal; one plain line per action otherwise."""
 
-    def __init__(self, tty: bool) -> None:
+    def __init__(self, tty: bool, total: int = 0) -> None:
         self._tty = tty
+        self._total = total
+        self._done = 0
         self._counts: dict[str, int] = {}
 
     def __call__(self, result: ActionResult) -> None:
         key = "failed" if result.needs_attention else f"{result.action.type}:{result.outcome}"
         self._counts[key] = self._counts.get(key, 0) + 1
+        self._done += 1
         if self._tty:
             created = self._counts.get("create:succeeded", 0)
             deleted = self._counts.get("delete:succeeded", 0)
             failed = self._counts.get("failed", 0)
-            click.echo(f"\rcreated {created}, deleted {deleted}, failed {failed}", nl=False)
+            skipped = sum(n for k, n in self._counts.items() if k.endswith(":skipped"))
+            click.echo(
+                f"\r{self._done}/{self._total} done: created {created}, deleted {deleted}, "
+                f"skipped {skipped}, failed {failed}",
+                nl=False,
+            )
         else:
             action = result.action
             detail = result.error or result.reason
@@ -375,7 +502,11 @@ def audit() -> None:
 @audit.command("init")
 @_fail_readably
 def audit_init() -> None:
-    """Create the audit table if it is missing (on-demand, TTL, point-in-time recovery)."""
+    """Create the audit table if it is missing (on-demand, TTL, point-in-time recovery).
+
+    The table is --audit-table in the first --region. Safe to run again: a complete
+    table is left as it is.
+    """
     eng = _engine()
     log = eng.audit_log()
     created = log.ensure_table()
@@ -390,18 +521,35 @@ def audit_init() -> None:
     metavar="DURATION",
     default="7d",
     show_default=True,
-    help="How far back to look.",
+    help="How far back to look: s, m, h, d or w (e.g. 1h, 30d).",
 )
-@click.option("--policy", help="Only records of this policy.")
+@click.option("--policy", metavar="NAME", help="Only records of this policy.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: an array of the records, newest first.",
 )
 @_fail_readably
 def audit_list(since: timedelta, policy: str | None, fmt: str) -> None:
-    """Audit records, newest first."""
+    """Audit records, newest first (from --audit-table in the first --region)."""
     eng = _engine()
     now = eng.now()
-    records = eng.audit_log().list(now - since, now, policy=policy)
+    log = eng.audit_log()
+    try:
+        records = log.list(now - since, now, policy=policy)
+    except AuditError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ClientError) and (
+            cause.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
+        ):
+            raise AuditError(
+                f"audit table {log.table_name} not found in {log.region}: pass the --audit-table "
+                "and --region it was created with, or create it with `smartvault audit init`"
+            ) from exc
+        raise
     if fmt == "json":
         click.echo(json.dumps([_record_to_json(r) for r in records], indent=2))
         return
@@ -434,9 +582,16 @@ def deploy() -> None:
 @policy_paths
 @_fail_readably
 def deploy_template(paths: tuple[str, ...]) -> None:
-    """Print the CloudFormation template for the policies (makes no AWS call)."""
+    """Print the CloudFormation template for the policies (makes no AWS call).
+
+    PATHS are policy files or directories (default: ./policies). The --region
+    options become the function's default Regions parameter; a policy that could
+    never run in them is a warning (on stderr).
+    """
     policies = _load(paths)
     settings = click.get_current_context().ensure_object(engine.Settings)
+    for region in settings.regions:  # a typo here would only fail in the deployed function
+        _engine().session.check_region(region)
     text, warnings = deploy_module.cloudformation_template(
         policies, regions=settings.regions or None
     )
@@ -450,6 +605,7 @@ def deploy_template(paths: tuple[str, ...]) -> None:
 @click.option(
     "--out",
     required=True,
+    metavar="FILE.zip",
     type=click.Path(dir_okay=False, writable=True),
     help="Where to write the deployment zip.",
 )
@@ -460,7 +616,10 @@ def deploy_template(paths: tuple[str, ...]) -> None:
 )
 @_fail_readably
 def deploy_package(paths: tuple[str, ...], out: str, no_vendor: bool) -> None:
-    """Build the Lambda deployment zip: SmartVault, its handler, policies and libraries."""
+    """Build the Lambda deployment zip: SmartVault, its handler, policies and libraries.
+
+    PATHS are the policy files or directories to package (default: ./policies).
+    """
     policies = _load(paths)
     root = Path(__file__).resolve().parent.parent
     info = deploy_module.build_package(

@@ -8,6 +8,7 @@ notify]. Clients are created here, lazily, never at import time.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import secrets
 import time
 from collections.abc import Callable
@@ -46,6 +47,8 @@ from smartvault.plan_json import compare_actions
 
 DEFAULT_AUDIT_TABLE = "smartvault-audit"
 DEFAULT_MAX_PLAN_AGE = timedelta(hours=24)
+#: seconds before the Lambda's deadline after which no new action starts
+DEFAULT_DEADLINE_MARGIN = 30.0
 
 
 def utc_now() -> datetime:
@@ -316,21 +319,52 @@ class LambdaRequest:
 
 
 def settings_from_env(environ: Mapping[str, str]) -> Settings:
-    """The Lambda's settings: ``SMARTVAULT_*`` variables, else the function's own region."""
-    regions = tuple(
-        r.strip() for r in environ.get("SMARTVAULT_REGIONS", "").split(",") if r.strip()
-    )
+    """The Lambda's settings: ``SMARTVAULT_*`` variables, else the function's own region.
+
+    A variable that is set but malformed raises :class:`ConfigError` rather than being
+    ignored: the run must not quietly work somewhere else than configured.
+    """
+    # Commas and/or spaces: "us-east-1,eu-west-1", "us-east-1, eu-west-1", "us-east-1 eu-west-1".
+    regions = tuple(dict.fromkeys(environ.get("SMARTVAULT_REGIONS", "").replace(",", " ").split()))
     if not regions:
         own = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         regions = (own,) if own else ()
-    ttl = environ.get("SMARTVAULT_AUDIT_TTL_DAYS", "")
     return Settings(
         regions=regions,
         # The deployment template creates the table in the function's own region.
         audit_region=environ.get("AWS_REGION") or None,
-        audit_table=environ.get("SMARTVAULT_AUDIT_TABLE") or DEFAULT_AUDIT_TABLE,
-        audit_ttl_days=int(ttl) if ttl.isdigit() and int(ttl) > 0 else 400,
+        audit_table=environ.get("SMARTVAULT_AUDIT_TABLE", "").strip() or DEFAULT_AUDIT_TABLE,
+        audit_ttl_days=_positive_number(environ, "SMARTVAULT_AUDIT_TTL_DAYS", 400, "days"),
     )
+
+
+def deadline_margin_seconds(environ: Mapping[str, str]) -> float:
+    """``SMARTVAULT_DEADLINE_MARGIN``: seconds before the Lambda's deadline to start nothing new."""
+    text = environ.get("SMARTVAULT_DEADLINE_MARGIN", "").strip()
+    if not text:
+        return DEFAULT_DEADLINE_MARGIN
+    try:
+        margin = float(text)
+    except ValueError:
+        margin = -1.0
+    if not margin >= 0 or margin == float("inf"):  # also refuses nan
+        raise ConfigError(
+            f"SMARTVAULT_DEADLINE_MARGIN={text!r} is not a number of seconds: set it to e.g. "
+            f"{DEFAULT_DEADLINE_MARGIN:g}, or remove it"
+        )
+    return margin
+
+
+def _positive_number(environ: Mapping[str, str], name: str, default: int, unit: str) -> int:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isdigit() and int(text) > 0):
+        raise ConfigError(
+            f"{name}={text!r} is not a whole number of {unit}: set it to e.g. {default}, "
+            "or remove it"
+        )
+    return int(text)
 
 
 def only_policies(plan: Plan, names: Sequence[str]) -> Plan:
@@ -364,9 +398,15 @@ def run_scheduled(
     policies = policy_loader.load_policies(paths)
     missing = [n for n in request.policies if policies.get(n) is None]
     if missing:
-        known = ", ".join(p.name for p in policies.policies)
+        known = [p.name for p in policies.policies]
+        hints = [
+            f"{name} (did you mean {close[0]}?)" if close else name
+            for name in missing
+            for close in [difflib.get_close_matches(name, known, n=1)]
+        ]
         raise ConfigError(
-            f"no policy named {', '.join(missing)} in {', '.join(paths)} (known: {known})"
+            f"no policy named {', '.join(hints)} in {', '.join(paths)}: fix the event's "
+            f'"policies" (known: {", ".join(known)})'
         )
     eng = Engine(settings, clock=clock)
     plan = eng.plan(policies)

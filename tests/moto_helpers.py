@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -54,15 +55,23 @@ def tags_of(resource: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
 
 
-def age_recovery_point(ec2: Any, snapshot: dict[str, Any], days: int) -> None:
+def age_recovery_point(
+    ec2: Any, snapshot: dict[str, Any], days: int, audit_table: str = "smartvault-audit"
+) -> None:
     """Make a recovery point look as if it was taken ``days`` earlier: its start time,
-    and the slot in its ``smartvault:recovery-point`` and ``smartvault:slot`` tags."""
-    from datetime import timedelta
-
+    the slot in its ``smartvault:recovery-point`` and ``smartvault:slot`` tags, and its
+    claim in ``audit_table`` (if there is one), which moves to the earlier slot's id."""
     tags = tags_of(snapshot)
     policy, resource, stamp = tags["smartvault:recovery-point"].split("/")
     slot = datetime.strptime(stamp, "%Y%m%dT%H%MZ").replace(tzinfo=UTC) - timedelta(days=days)
     region = ec2.meta.region_name
+    _move_claim(
+        ec2,
+        audit_table,
+        tags["smartvault:recovery-point"],
+        f"{policy}/{resource}/{slot:%Y%m%dT%H%MZ}",
+        timedelta(days=days),
+    )
     ec2.create_tags(
         Resources=[snapshot["SnapshotId"]],
         Tags=[
@@ -74,6 +83,32 @@ def age_recovery_point(ec2: Any, snapshot: dict[str, Any], days: int) -> None:
         ],
     )
     backdate(region, snapshot["SnapshotId"], snapshot["StartTime"] - timedelta(days=days))
+
+
+def _move_claim(ec2: Any, table: str, old_rp: str, new_rp: str, earlier: timedelta) -> None:
+    """Re-key the claim of ``old_rp`` as ``new_rp``, its lease ``earlier``: as if made then."""
+    import boto3
+
+    endpoint = ec2.meta.endpoint_url
+    dynamodb = boto3.client(
+        "dynamodb",
+        region_name=ec2.meta.region_name,
+        endpoint_url=None if "amazonaws.com" in endpoint else endpoint,
+    )
+    try:
+        item = dynamodb.get_item(
+            TableName=table, Key={"pk": {"S": "CLAIM#" + old_rp}, "sk": {"S": "CLAIM"}}
+        ).get("Item")
+    except dynamodb.exceptions.ResourceNotFoundException:
+        return
+    if item is None:
+        return
+    dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+    lease = int(item["lease_until"]["N"]) - int(earlier.total_seconds())
+    dynamodb.put_item(
+        TableName=table,
+        Item={**item, "pk": {"S": "CLAIM#" + new_rp}, "lease_until": {"N": str(lease)}},
+    )
 
 
 def count_calls(session: AwsSession) -> Counter[str]:

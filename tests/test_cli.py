@@ -272,3 +272,186 @@ def test_plan_out_to_an_unwritable_place_is_one_readable_line(runner, ec2, polic
     assert result.exit_code == 1
     assert "cannot write the plan to" in result.output
     assert "Traceback" not in result.output
+
+
+# --- what an operator gets wrong --------------------------------------------------
+
+
+def one_error_line(result) -> str:
+    """The single line a failed command printed on stderr (and no traceback)."""
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_apply_before_audit_init_fails_in_one_line_before_asking(runner, ec2, policy_file):
+    launch(ec2, 2)
+
+    result = run(runner, "apply", "--yes", policy_file)
+
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert line.startswith("Error: audit table smartvault-audit not found in us-east-1")
+    assert "smartvault audit init" in line
+    assert "failed:" not in result.output
+    assert managed_snapshots(ec2) == []
+
+
+def test_audit_list_without_the_table_says_how_to_find_or_create_it(runner, ec2):
+    result = run(runner, "audit", "list")
+
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert "audit table smartvault-audit not found in us-east-1" in line
+    assert "--audit-table" in line
+    assert "smartvault audit init" in line
+    assert "next run" not in line
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "deploy template"])
+def test_a_missing_policy_path_is_one_line_naming_it(runner, ec2, command, tmp_path):
+    result = run(runner, *command.split(), str(tmp_path / "nowhere"))
+
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert f"no such file or directory: {tmp_path / 'nowhere'}" in line
+
+
+def test_without_paths_and_without_a_policies_folder_the_error_says_so(
+    runner, ec2, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+
+    result = run(runner, "plan")
+
+    assert result.exit_code == 1
+    assert "run from the folder that holds policies/" in one_error_line(result)
+
+
+def test_an_empty_policy_folder_is_reported_with_a_count(runner, ec2, tmp_path):
+    result = run(runner, "plan", str(tmp_path))
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{tmp_path}: no policy files (*.yaml, *.yml) in this directory",
+        "1 problem in the policies: fix it (see `smartvault validate`); nothing was done",
+    ]
+
+
+def test_regions_may_be_comma_separated_with_spaces(runner, ec2, policy_file):
+    result = runner.invoke(cli, ["--region", "us-east-1, us-west-2", "plan", policy_file])
+
+    assert result.exit_code == 0, result.output
+    assert "Regions: us-east-1, us-west-2;" in result.output
+
+
+def test_a_malformed_audit_table_name_is_a_usage_error(runner, ec2):
+    result = run(runner, "--audit-table", "my table", "audit", "init")
+
+    assert result.exit_code == 2
+    assert "is not a DynamoDB table name" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("audit", "list", "--since", "100000d"),
+        ("apply", "--yes", "--max-duration", "99999999999999999999d"),
+    ],
+    ids=["since", "max-duration"],
+)
+def test_an_absurd_duration_is_a_usage_error_not_a_traceback(runner, ec2, args):
+    result = run(runner, *args)
+
+    assert result.exit_code == 2
+    assert "is too long; at most 3660d" in result.output
+
+
+def test_detailed_exitcode_turns_a_usage_error_into_1_not_2(runner, ec2, policy_file):
+    detailed = run(runner, "plan", "--detailed-exitcode", "--at", "yesterday", policy_file)
+    plain = run(runner, "plan", "--at", "yesterday", policy_file)
+
+    assert detailed.exit_code == 1
+    assert plain.exit_code == 2
+    assert "not an ISO 8601 time" in detailed.output
+
+
+@pytest.mark.parametrize("answer", ["n\n", ""], ids=["no", "end-of-input"])
+def test_declining_at_the_prompt_changes_nothing_and_says_so(
+    runner, ec2, policy_file, monkeypatch, answer
+):
+    monkeypatch.setattr("smartvault.cli._stdin_is_tty", lambda: True)
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+
+    result = runner.invoke(cli, ["--region", "us-east-1", "apply", policy_file], input=answer)
+
+    assert result.exit_code == 1
+    assert "Apply this action? [y/N]" in result.output
+    assert result.stderr.strip() == "Not applied: nothing was changed."
+    assert "Aborted" not in result.output
+    assert managed_snapshots(ec2) == []
+
+
+def test_confirming_at_the_prompt_applies(runner, ec2, policy_file, monkeypatch):
+    monkeypatch.setattr("smartvault.cli._stdin_is_tty", lambda: True)
+    launch(ec2, 2)
+    run(runner, "audit", "init")
+
+    result = runner.invoke(cli, ["--region", "us-east-1", "apply", policy_file], input="y\n")
+
+    assert result.exit_code == 0, result.output
+    assert "Apply these 2 actions? [y/N]" in result.output
+    assert len(managed_snapshots(ec2)) == 2
+
+
+def test_max_duration_stops_and_says_to_run_again_once(runner, ec2, policy_file, monkeypatch):
+    # An hour passes once the first recovery point exists.
+    monkeypatch.setattr(
+        "smartvault.cli._monotonic", lambda: 3600.0 if managed_snapshots(ec2) else 0.0
+    )
+    launch(ec2, 3)
+    run(runner, "audit", "init")
+
+    result = run(runner, "apply", "--yes", "--max-duration", "1m", policy_file)
+
+    assert result.exit_code == 0, result.output
+    assert len(managed_snapshots(ec2)) == 1
+    assert result.stderr.splitlines() == [
+        "Stopped after --max-duration 1m: 2 not started; "
+        "run `smartvault apply` again to finish the work."
+    ]
+
+
+def test_progress_on_a_terminal_counts_against_the_total(capsys):
+    from smartvault.cli import _Progress
+    from smartvault.executor import ActionResult
+    from tests.factories import CREATE
+
+    progress = _Progress(tty=True, total=3)
+    progress(ActionResult(CREATE, "succeeded"))
+    progress(ActionResult(CREATE, "failed", error="boom"))
+    progress.close()
+
+    out = capsys.readouterr().out
+    assert out.endswith("\r2/3 done: created 1, deleted 0, skipped 0, failed 1\n")
+
+
+def test_deploy_template_refuses_a_misspelt_region(runner, policy_file):
+    result = runner.invoke(cli, ["--region", "us-eest-1", "deploy", "template", policy_file])
+
+    assert result.exit_code == 1
+    assert one_error_line(result) == "Error: unknown region `us-eest-1`; did you mean `us-east-1`?"
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["", "validate", "schema", "plan", "apply", "audit", "audit init", "audit list", "deploy"],
+)
+def test_every_help_text_renders(runner, command):
+    result = runner.invoke(cli, [*command.split(), "--help"], prog_name="smartvault")
+
+    assert result.exit_code == 0
+    assert f"Usage: smartvault {command}".rstrip() in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 import lambda_entry
+from smartvault import engine
 from smartvault.errors import ConfigError
 from smartvault.errors import PolicyError
 from tests.moto_helpers import launch
@@ -260,3 +262,67 @@ def test_a_failed_publish_is_audited_and_never_fails_the_backups(account, tmp_pa
     assert "no-such-topic" in note["error"]
     notify_records = [i for i in audit_items() if i["action"] == "notify"]
     assert [(r["outcome"], r["resource_id"]) for r in notify_records] == [("failed", missing)]
+
+
+def test_an_unknown_policy_name_suggests_the_close_one(account, capsys):
+    with pytest.raises(ConfigError, match=r"no policy named nighty \(did you mean nightly\?\)"):
+        lambda_entry.handler({"policies": ["nighty"]}, FakeContext())
+
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["level"] == "ERROR"
+    assert "known: nightly, weekly" in line["error"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "us-east-1,us-west-2",
+        " us-east-1 , us-west-2 ",
+        "us-east-1 us-west-2",
+        "us-east-1,,us-west-2,",
+    ],
+)
+def test_smartvault_regions_may_be_separated_by_commas_and_spaces(value):
+    settings = engine.settings_from_env({"SMARTVAULT_REGIONS": value, "AWS_REGION": "eu-west-1"})
+
+    assert settings.regions == ("us-east-1", "us-west-2")
+    assert settings.audit_region == "eu-west-1"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SMARTVAULT_DEADLINE_MARGIN", "abc", "SMARTVAULT_DEADLINE_MARGIN='abc' is not a number"),
+        ("SMARTVAULT_DEADLINE_MARGIN", "-5", "SMARTVAULT_DEADLINE_MARGIN='-5' is not a number"),
+        ("SMARTVAULT_DEADLINE_MARGIN", "nan", "SMARTVAULT_DEADLINE_MARGIN='nan' is not a number"),
+        ("SMARTVAULT_AUDIT_TTL_DAYS", "1y", "SMARTVAULT_AUDIT_TTL_DAYS='1y' is not a whole number"),
+    ],
+    ids=["margin-text", "margin-negative", "margin-nan", "ttl-text"],
+)
+def test_a_malformed_setting_fails_in_one_log_line_before_anything_is_done(
+    account, monkeypatch, capsys, name, value, message
+):
+    monkeypatch.setenv(name, value)
+    launch(account, 1)
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        lambda_entry.handler({}, FakeContext())
+
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["level"] == "ERROR"
+    assert message in line["error"]
+    assert managed_snapshots(account) == []
+
+
+def test_a_fractional_deadline_margin_is_seconds():
+    assert engine.deadline_margin_seconds({"SMARTVAULT_DEADLINE_MARGIN": "12.5"}) == 12.5
+    assert engine.deadline_margin_seconds({}) == 30.0
+
+
+def test_called_by_hand_without_a_context_it_runs_without_a_deadline(account):
+    launch(account, 2)
+
+    summary = lambda_entry.handler({}, None)
+
+    assert summary["ok"] is True
+    assert summary["outcomes"]["succeeded"] == 2
