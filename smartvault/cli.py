@@ -373,11 +373,12 @@ def apply(
     tty = sys.stdout.isatty()
     click.echo(render.render_text(the_plan, color=_color()), nl=False)
     if not the_plan.has_changes:
+        # Still through the engine, as the Lambda does: a policy that asked to hear
+        # about successful runs hears about this one too.
         click.echo("Nothing to do.")
-        return
     # Before asking: a missing audit table would fail every action.
     eng.audit_log().check_writable()
-    if not yes:
+    if not yes and the_plan.has_changes:
         if not _stdin_is_tty():
             raise ConfigError("not applying: no terminal to confirm on; pass --yes to apply anyway")
         n = len(the_plan.actions)
@@ -419,10 +420,11 @@ def apply(
         if not note.sent:
             click.echo(f"notification for {note.policy} not sent: {note.error}", err=True)
     counts = result.counts
-    click.echo(
-        f"Run {result.run_id}: {counts['succeeded']} succeeded, {counts['failed']} failed, "
-        f"{counts['skipped']} skipped, {counts['not_started']} not started."
-    )
+    if the_plan.has_changes:
+        click.echo(
+            f"Run {result.run_id}: {counts['succeeded']} succeeded, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped, {counts['not_started']} not started."
+        )
     if result.stopped_early:
         if timed_out:
             click.echo(

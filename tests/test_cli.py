@@ -455,3 +455,23 @@ def test_every_help_text_renders(runner, command):
 
     assert result.exit_code == 0
     assert f"Usage: smartvault {command}".rstrip() in result.output
+
+
+def test_apply_with_nothing_to_do_still_sends_the_success_notification(runner, ec2, tmp_path):
+    """The CLI goes through the same engine as the Lambda, even with an empty plan."""
+    sns = boto3.client("sns", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    topic = sns.create_topic(Name="backups")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn["QueueArn"])
+    path = tmp_path / "p.yaml"
+    path.write_text(POLICY + f"    notify:\n      sns_topic_arn: {topic}\n      on: [success]\n")
+    run(runner, "audit", "init")
+
+    result = run(runner, "apply", "--yes", str(path))  # no instance: nothing to do
+
+    assert result.exit_code == 0, result.output
+    assert "Nothing to do." in result.output
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 1
