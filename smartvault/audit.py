@@ -408,8 +408,11 @@ class AuditLog:
     def take_over_claim(self, done: ClaimResult, run_id: str, lease: timedelta) -> ClaimResult:
         """Take over a ``done`` claim whose snapshots are gone or failed.
 
-        Conditional on the claim still being the very version that was read, so two runs
-        can never both take it over. Returns the claim as it now is.
+        Conditional on the claim still being the very one that was read, so two runs
+        can never both take it over. ``version`` alone is not enough: :meth:`claim` writes
+        version 1 again, so a claim taken over, renewed and completed by another run in
+        the meantime reads "done, version 1" again (ABA). Its holder and lease are compared
+        too: they change with every claim. Returns the claim as it now is.
         """
         lease_until = self._clock() + lease
         version = done.version + 1
@@ -417,11 +420,15 @@ class AuditLog:
             self._client.put_item(
                 TableName=self.table_name,
                 Item=self._claim_item(done.recovery_point, run_id, lease_until, version),
-                ConditionExpression="#st = :done AND #v = :v",
+                ConditionExpression=(
+                    "#st = :done AND #v = :v AND run_id = :holder AND lease_until = :lease"
+                ),
                 ExpressionAttributeNames={"#st": "state", "#v": "version"},
                 ExpressionAttributeValues={
                     ":done": {"S": "done"},
                     ":v": {"N": str(done.version)},
+                    ":holder": {"S": done.run_id},
+                    ":lease": {"N": str(_epoch(done.lease_until))},
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )

@@ -141,6 +141,10 @@ class _Failed(Exception):
         self.detail = detail or message
 
 
+class _Unknown(_Failed):
+    """A create whose outcome is unknown: EC2 may have made the snapshots."""
+
+
 @dataclass
 class _RunState:
     results: dict[int, ActionResult] = field(default_factory=dict)
@@ -440,6 +444,21 @@ class Executor:
                 action, ActionResult(action, "skipped", tuple(live), reason=reason)
             )
         if claim.status == "done":
+            if self._clock() < claim.lease_until:
+                # Completed moments ago, yet not listed: EC2's DescribeSnapshots is
+                # eventually consistent, so "gone" cannot be told from "not listed yet".
+                # Taking it over now could make the recovery point twice; a run after
+                # the lease can.
+                return self._write_final(
+                    action,
+                    ActionResult(
+                        action,
+                        "skipped",
+                        reason=f"created by run {claim.run_id} moments ago, but its snapshots "
+                        f"are not listed yet; not created again before "
+                        f"{claim.lease_until:%Y-%m-%dT%H:%M:%SZ}",
+                    ),
+                )
             # Done, but its snapshots are gone: the slot may be taken again, by one run only.
             try:
                 claim = self._audit.take_over_claim(claim, self.run_id, self._lease)
@@ -492,8 +511,14 @@ class Executor:
                 )
         try:
             snapshot_ids = self._call_create(action)
+        except _Unknown as exc:
+            # EC2 may have made it without listing it yet: keep the claim for its lease
+            # (never hand it back at the end of the run either), so no run creates it
+            # again before the snapshot shows; the run after the lease finds it by its tag.
+            self._forget_claim(rp)
+            return self._update(ref, ActionResult(action, "failed", error=str(exc)))
         except _Failed as exc:
-            self._release(rp)
+            self._release(rp)  # refused: nothing was made
             return self._update(ref, ActionResult(action, "failed", error=str(exc)))
         result = self._update(ref, ActionResult(action, "succeeded", snapshot_ids))
         try:
@@ -562,10 +587,10 @@ class Executor:
         live = tuple(sorted(s["SnapshotId"] for s in found if s.get("State") != "error"))
         if live:
             return live
-        raise _Failed(
+        raise _Unknown(
             f"not created: {error}. EC2 may still have made it; it is not asked again in this "
-            "run (CreateSnapshots has no idempotency token). The next run finds it by its "
-            "recovery point tag, or creates it"
+            "run (CreateSnapshots has no idempotency token). Its claim is kept for its lease; "
+            "a run after that finds it by its recovery point tag, or creates it"
         )
 
     def _release(self, rp: str) -> None:

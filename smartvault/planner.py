@@ -588,7 +588,11 @@ def _warn_if_stale(
                 region=region,
             )
         return
-    if newest.created_at < at - 2 * state.period:
+    try:
+        stale_before = at - 2 * state.period
+    except OverflowError:
+        return  # two periods reach back past year 1: nothing can be older
+    if newest.created_at < stale_before:
         warnings.add(
             "backups are failing: the newest completed recovery point is from "
             f"{tagging.iso_utc(newest.created_at)}, more than two schedule periods "
@@ -666,9 +670,11 @@ def _decide(
     completed = [p for p in points if not p.failed and not p.pending]
     verdicts = ret.evaluate_ordered(completed, retention, at, tz)
     newest_id = completed[0].id if completed else None
-    archive_before = (
-        None if is_copy or policy.archive_after is None else at - policy.archive_after.delta
-    )
+    archive_before = None
+    if not is_copy and policy.archive_after is not None:
+        # OverflowError: archive.after reaches back past year 1, so nothing is old enough
+        with contextlib.suppress(OverflowError):
+            archive_before = at - policy.archive_after.delta
     for point in points:
         images = _images(point, in_use_by) if in_use_by else ()
         if point.failed:

@@ -139,7 +139,7 @@ def evaluate_ordered(
 ) -> dict[str, tuple[str, ...]]:
     """:func:`evaluate` for points already in :func:`order_key` order (saves a sort)."""
     keep_last = max(1, retention.keep_last)
-    cutoff = None if retention.max_age is None else at - retention.max_age.delta
+    cutoff = None if retention.max_age is None else _before(at, retention.max_age.delta)
     buckets = [
         (name, period_of, count)
         for name, period_of in _BUCKETS
@@ -172,6 +172,19 @@ def evaluate_ordered(
             rules.append(FUTURE)
         result[point.id] = _interned(tuple(rules))
     return result
+
+
+def _before(at: datetime, delta: timedelta) -> datetime:
+    """``at - delta``; the first representable instant when that lies before year 1.
+
+    A valid duration such as ``999999d`` (a resource tag anyone who may tag an instance
+    can set) reaches back past datetime's range: it means "keep everything", never an
+    OverflowError that would stop the plan of every policy.
+    """
+    try:
+        return at - delta
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 _INTERNED: dict[tuple[str, ...], tuple[str, ...]] = {}

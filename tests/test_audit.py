@@ -353,6 +353,27 @@ class TestClaims:
         assert lost.status == "held"
         assert lost.run_id == "run-2"
 
+    def test_a_take_over_read_before_another_runs_whole_cycle_is_refused(self, log, clock):
+        # ABA: run-3 read "done, version 1" before run-2 took the claim over, renewed it
+        # (a plain claim writes version 1 again) and completed it with new snapshots.
+        # The claim then reads "done, version 1" again: run-3 must still lose, or it
+        # creates the recovery point a second time.
+        log.claim(self.RP, "run-1", LEASE)
+        log.complete_claim(self.RP, "run-1", ["snap-1"])
+        clock.advance(minutes=16)
+        seen_by_3 = log.claim(self.RP, "run-3", LEASE)
+        seen_by_2 = log.claim(self.RP, "run-2", LEASE)
+        assert log.take_over_claim(seen_by_2, "run-2", LEASE).status == "claimed"
+        clock.advance(minutes=8)
+        assert log.claim(self.RP, "run-2", LEASE).status == "claimed"  # renewal
+        log.complete_claim(self.RP, "run-2", ["snap-2"])
+
+        lost = log.take_over_claim(seen_by_3, "run-3", LEASE)
+
+        assert lost.status == "done"
+        assert lost.run_id == "run-2"
+        assert lost.snapshot_ids == ("snap-2",)
+
     def test_completing_a_claim_another_run_took_is_an_audit_error(self, log, clock):
         log.claim(self.RP, "run-1", LEASE)
         clock.advance(minutes=16)

@@ -287,11 +287,51 @@ def test_a_done_claim_whose_snapshots_are_gone_is_taken_over_and_created_again(w
     for snap in world.snapshots():  # someone deleted the recovery point by hand
         world.ec2.delete_snapshot(SnapshotId=snap["SnapshotId"])
 
-    result = world.executor().apply(world.plan(DAY1))
+    # Taken over once the done claim's lease has passed (see the test below for why not
+    # at once).
+    result = world.apply(DAY1 + timedelta(minutes=16))
 
     assert [r.outcome for r in result.results] == ["succeeded"]
     assert len(world.snapshots()) == 1
     assert world.audit.get_claim(plan.actions[0].recovery_point).version == 2
+
+
+def lagging_snapshot_listing(world) -> dict[str, bool]:
+    """DescribeSnapshots filtered by tag (the plan's and the executor's) lists nothing while on.
+
+    EC2 is eventually consistent: a snapshot made a moment ago may be missing from
+    DescribeSnapshots for a while.
+    """
+    lag = {"on": False}
+
+    def hide(parsed, context, **_kwargs):
+        if lag["on"] and context.get("by_recovery_point"):
+            parsed["Snapshots"] = []
+
+    def note(params, context, **_kwargs):
+        names = [f["Name"] for f in params.get("Filters", [])]
+        context["by_recovery_point"] = any(n.startswith("tag:") for n in names)
+
+    on(world.ec2, "before-parameter-build.ec2.DescribeSnapshots", note)
+    on(world.ec2, "after-call.ec2.DescribeSnapshots", hide)
+    return lag
+
+
+def test_a_claim_completed_moments_ago_is_not_taken_over_while_ec2_lags(world):
+    # Two overlapping runs with the same plan: the second claims after the first has
+    # completed, and EC2 does not list the new snapshots yet. Taking the done claim over
+    # at once would make the recovery point twice.
+    world.instance(volumes=1)
+    plan = world.plan(DAY1)
+    world.executor().apply(plan)
+    lag = lagging_snapshot_listing(world)
+    lag["on"] = True
+
+    result = world.executor().apply(plan)
+
+    assert [r.outcome for r in result.results] == ["skipped"]
+    assert "not listed yet" in result.results[0].reason
+    assert len(world.snapshots()) == 1
 
 
 def test_a_server_error_on_create_is_not_retried_and_the_next_run_creates_once(world):
@@ -310,9 +350,41 @@ def test_a_server_error_on_create_is_not_retried_and_the_next_run_creates_once(w
     assert "EC2 may still have made it" in first.results[0].error
     assert calls == ["CreateSnapshots"]
 
+    # The outcome is unknown, so the claim is kept for its lease: a run within it skips.
     failing["on"] = False
-    second = world.apply(DAY1)
+    assert [r.outcome for r in world.apply(DAY1).results] == ["skipped"]
+    second = world.apply(DAY1 + timedelta(minutes=16))
     assert [r.outcome for r in second.results] == ["succeeded"]
+    assert len(world.snapshots()) == 1
+
+
+def test_a_lost_create_response_keeps_the_claim_so_no_run_makes_it_twice(world):
+    # The create reached EC2 but its answer was lost, and EC2 does not list the snapshot
+    # yet: this run reports it failed. Releasing the claim would let the next run (an
+    # overlapping one, a Lambda retry) look, see nothing either, and create it again.
+    world.instance(volumes=1)
+    lag = lagging_snapshot_listing(world)
+    lag["on"] = True
+    lost = {"n": 0}
+
+    def lose_response(**_kwargs):
+        lost["n"] += 1
+        if lost["n"] == 1:
+            raise client_error("InternalError", 500)
+
+    on(world.ec2, "after-call.ec2.CreateSnapshots", lose_response)
+    first = world.apply(DAY1)
+    assert [r.outcome for r in first.results] == ["failed"]
+
+    soon = world.apply(DAY1 + timedelta(minutes=1))
+    assert [r.outcome for r in soon.results] == ["skipped"]
+    assert len(world.snapshots()) == 1
+
+    assert "another run is creating it" in soon.results[0].reason
+
+    lag["on"] = False  # once listed, plans see the recovery point: nothing to create
+    later = world.apply(DAY1 + timedelta(minutes=16))
+    assert later.results == ()
     assert len(world.snapshots()) == 1
 
 

@@ -41,6 +41,7 @@ AT = utc(2026, 11, 28, 17)
 I1 = "i-0abc"
 VOLS = ("vol-0abc0", "vol-0abc1")
 KEEP3_7D = Retention(keep_last=3, max_age=Duration.parse("7d"))
+KEEP3_60D = Retention(keep_last=3, max_age=Duration.parse("60d"))
 
 
 def run(*policies: Policy, at: datetime = AT, **inventory) -> Plan:
@@ -421,6 +422,29 @@ class TestRetention:
         p = run(policy, instances=[instance], snapshots=nightly("nightly", I1, range(1, 29)))
         assert set(deletes(p)) == {rp(d) for d in deleted_days}
         assert any("is not a duration" in m for m in messages(p)) is warned
+
+    @pytest.mark.parametrize(
+        ("overrides", "tags", "deleted_days"),
+        [
+            # A resource tag anyone allowed to tag an instance can set must never stop
+            # the plan of every policy. 999999d is a valid duration, but at minus it lies
+            # before year 1: "keep longer than time has existed" keeps everything.
+            ({"retention_tag": "backup-retention"}, {"backup-retention": "999999d"}, set()),
+            ({"retention_tag": "backup-retention"}, {"backup-retention": "1d"}, range(1, 26)),
+            ({"retention": Retention(keep_last=1, max_age=Duration.parse("999999w"))}, {}, set()),
+            ({"archive_after": Duration.parse("999999d")}, {}, set()),
+            ({"schedule": Schedule("rate(700000 days)", "UTC")}, {}, set()),
+        ],
+        ids=["retention_tag", "short_tag_control", "max_age", "archive_after", "rate_period"],
+    )
+    def test_durations_reaching_before_year_one_plan_and_widen_nothing(
+        self, overrides: dict[str, object], tags: dict[str, str], deleted_days: range | set[int]
+    ) -> None:
+        policy = make_policy(**{"retention": KEEP3_60D, **overrides})
+        instance = make_instance(I1, volumes=2, tags={"backup": "true", **tags})
+        p = run(policy, instances=[instance], snapshots=nightly("nightly", I1, range(1, 29)))
+        assert set(deletes(p)) == {rp(d) for d in deleted_days}
+        assert not [a for a in p.actions if a.type == "archive"]
 
     def test_a_stale_lineage_warns_that_backups_are_failing(self) -> None:
         snaps = nightly("nightly", I1, [20])

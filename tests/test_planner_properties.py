@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from hypothesis import assume
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -341,3 +342,26 @@ def test_the_plan_is_deterministic_whatever_the_inventory_order(case: Case, seed
     first = plan(case.policies, case.inventory, AT)
     assert plan(case.policies, case.inventory, AT) == first
     assert plan(case.policies, shuffled(case.inventory, seed), AT) == first
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=cases(), pick=st.integers(0, 10**6))
+def test_an_ami_on_any_snapshot_of_a_deleted_point_keeps_the_whole_point(
+    case: Case, pick: int
+) -> None:
+    # Metamorphic: random images rarely land on a point the plan deletes, so take a point
+    # the plan does delete, register an AMI on one of its snapshots, and plan again.
+    before = deleted(plan(case.policies, case.inventory, AT))
+    assume(before)
+    target = before[pick % len(before)]
+    used = target.snapshot_ids[pick % len(target.snapshot_ids)]
+    inventory = replace(
+        case.inventory, images=(*case.inventory.images, Image("ami-pinned", EAST, (used,)))
+    )
+
+    after = plan(case.policies, inventory, AT)
+
+    assert not {s for a in deleted(after) for s in a.snapshot_ids} & set(target.snapshot_ids)
+    key = (target.region, target.policy, target.recovery_point)
+    (skip,) = [s for s in after.skipped if (s.region, s.policy, s.recovery_point) == key]
+    assert "ami-pinned" in skip.reason

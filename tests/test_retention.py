@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
@@ -309,3 +310,68 @@ def test_a_larger_daily_count_never_keeps_fewer_points(
     assert kept_ids(evaluate(points, retention, at, tz)) <= kept_ids(
         evaluate(points, wider, at, tz)
     )
+
+
+def _oracle_periods(tz: ZoneInfo) -> dict[str, Callable[[datetime], object]]:
+    """Each bucket's period of an instant, written independently of retention.py.
+
+    The hour repeated when DST ends is told apart by its UTC offset, not by ``fold``.
+    """
+
+    def local(moment: datetime) -> datetime:
+        return moment.astimezone(tz)
+
+    return {
+        "hourly": lambda m: (local(m).date(), local(m).hour, local(m).utcoffset()),
+        "daily": lambda m: local(m).date(),
+        "weekly": lambda m: local(m).isocalendar()[:2],
+        "monthly": lambda m: (local(m).year, local(m).month),
+        "yearly": lambda m: local(m).year,
+    }
+
+
+# Dense points where the calendar is awkward, narrow enough that the few newest periods
+# the buckets look at hold them: the end of DST in New York, Berlin, Santiago (the clock
+# goes back across midnight) and Lord Howe (by half an hour), and the turn of 2026/2027
+# (ISO week 2026-W53 spans both years).
+def _naive(*args: int) -> datetime:
+    # hypothesis wants naive bounds; the points themselves are aware UTC
+    return utc(*args).replace(tzinfo=None)
+
+
+_AWKWARD = [
+    # (zone, first, last): each ends an hour after the repeated hour, among the newest
+    ("America/New_York", _naive(2026, 11, 1, 3), _naive(2026, 11, 1, 7)),
+    ("Europe/Berlin", _naive(2026, 10, 24, 22), _naive(2026, 10, 25, 2)),
+    ("America/Santiago", _naive(2026, 4, 5, 0), _naive(2026, 4, 5, 4)),
+    ("Australia/Lord_Howe", _naive(2026, 4, 4, 12), _naive(2026, 4, 4, 16)),
+    ("UTC", _naive(2026, 12, 26), _naive(2027, 1, 6)),  # 2026-W53: Dec 28 to Jan 3
+    ("Europe/Berlin", _naive(2026, 12, 26), _naive(2027, 1, 6)),
+]
+zoned_moments = st.tuples(moments, zones) | st.sampled_from(_AWKWARD).flatmap(
+    lambda awkward: st.tuples(
+        st.lists(
+            st.datetimes(min_value=awkward[1], max_value=awkward[2], timezones=st.just(UTC)),
+            max_size=40,
+        ),
+        st.just(ZoneInfo(awkward[0])),
+    )
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(zoned=zoned_moments, retention=retentions)
+def test_each_bucket_keeps_the_newest_point_of_its_last_n_periods_with_points(
+    zoned: tuple[list[datetime], ZoneInfo], retention: Retention
+) -> None:
+    instants, tz = zoned
+    # restic: of the periods that HAVE points, the N most recent; in each, the newest point
+    points = points_at(*instants)
+    result = evaluate(points, retention, utc(2026, 6, 1), tz)
+    ordered = newest_first(points)
+    for rule, period_of in _oracle_periods(tz).items():
+        newest_of: dict[object, str] = {}
+        for point in ordered:  # newest first: the first point seen in a period is its newest
+            newest_of.setdefault(period_of(point.created_at), point.id)
+        expected = set(list(newest_of.values())[: getattr(retention, rule)])
+        assert {i for i, rules in result.items() if rule in rules} == expected, rule
