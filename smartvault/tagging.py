@@ -49,6 +49,11 @@ _RESERVED_PREFIX = "smartvault:"
 _AWS_PREFIX = "aws:"
 
 
+def _aws_reserved(key: str) -> bool:
+    # AWS reserves the prefix in any case (AWS:, Aws:): writing one fails the whole create.
+    return key.lower().startswith(_AWS_PREFIX)
+
+
 @dataclass(frozen=True)
 class SnapshotTags:
     #: what to write on every snapshot of the recovery point
@@ -153,7 +158,7 @@ def snapshot_tags(
     ]
     copy_tags = policy.snapshot.copy_tags
     if copy_tags is True:
-        copied = [k for k in sorted(resource.tags) if not k.startswith(_AWS_PREFIX)]
+        copied = [k for k in sorted(resource.tags) if not _aws_reserved(k)]
     elif copy_tags is False:
         copied = []
     else:
@@ -164,7 +169,7 @@ def snapshot_tags(
     for key, value, origin in candidates:
         if key in own or key in user:
             continue  # a higher-priority source already set it
-        if key.startswith((_RESERVED_PREFIX, _AWS_PREFIX)):
+        if key.startswith(_RESERVED_PREFIX) or _aws_reserved(key):
             problems.append(f"{origin} tag {key} not written: the prefix is reserved")
             continue
         if len(key) > TAG_KEY_MAX:

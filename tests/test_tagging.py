@@ -68,11 +68,14 @@ def test_resource_tags_records_only_the_tags_that_choose_retention() -> None:
 
 def test_copy_tags_true_copies_every_tag_but_aws_ones() -> None:
     policy = make_policy(snapshot=SnapshotSettings(copy_tags=True))
-    instance = make_instance(tags={"backup": "true", "Team": "a", "aws:cloudformation:x": "y"})
+    instance = make_instance(
+        tags={"backup": "true", "Team": "a", "aws:cloudformation:x": "y", "AWS:Other": "z"}
+    )
     tags = tags_for(policy, instance).tags
     assert tags["Team"] == "a"
     assert tags["backup"] == "true"
     assert "aws:cloudformation:x" not in tags
+    assert "AWS:Other" not in tags  # reserved in any case: EC2 would refuse the create
 
 
 def test_copy_tags_list_copies_only_the_named_tags_present() -> None:
