@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from smartvault.aws import translate_errors
 from smartvault.model import CREATED_BY_VALUE
 from smartvault.model import TAG_CREATED_BY
+from smartvault.model import TAG_SOURCE
 from smartvault.model import BlockDevice
 from smartvault.model import Image
 from smartvault.model import Instance
@@ -233,6 +234,54 @@ def read_instances(
     )
 
 
+def _instances_by_id(ec2: EC2Client, region: str, ids: Sequence[str]) -> Iterator[Instance]:
+    """Instances by id, one paginated call per 200 ids (EC2's filter limit).
+
+    A filter rather than ``InstanceIds``: an id that no longer exists is then simply
+    absent, instead of failing the whole call.
+    """
+    paginator = ec2.get_paginator("describe_instances")
+    for start in range(0, len(ids), FILTER_VALUES_MAX):
+        chunk = list(ids[start : start + FILTER_VALUES_MAX])
+        with translate_errors("ec2", "DescribeInstances", region):
+            for page in paginator.paginate(
+                Filters=[{"Name": "instance-id", "Values": chunk}],
+                PaginationConfig={"PageSize": PAGE_SIZE},
+            ):
+                for reservation in page.get("Reservations", []):
+                    for raw in reservation.get("Instances", []):
+                        yield _instance(raw, region)
+
+
+def _volumes_by_id(ec2: EC2Client, region: str, ids: Sequence[str]) -> Iterator[Volume]:
+    """Volumes by id, one paginated call per 200 ids; absent ids are simply absent."""
+    paginator = ec2.get_paginator("describe_volumes")
+    for start in range(0, len(ids), FILTER_VALUES_MAX):
+        chunk = list(ids[start : start + FILTER_VALUES_MAX])
+        with translate_errors("ec2", "DescribeVolumes", region):
+            for page in paginator.paginate(
+                Filters=[{"Name": "volume-id", "Values": chunk}],
+                PaginationConfig={"PageSize": PAGE_SIZE},
+            ):
+                for raw in page.get("Volumes", []):
+                    yield _volume(raw, region)
+
+
+def _lineage_resources(
+    snapshots: Iterable[Snapshot], policies: PolicySet, resource: str
+) -> set[str]:
+    """Resource ids of the lineages of loaded ``resource`` policies (copies excluded)."""
+    kinds = {p.name for p in policies.policies if p.resource == resource}
+    found: set[str] = set()
+    for snapshot in snapshots:
+        if snapshot.policy not in kinds or TAG_SOURCE in snapshot.tags:
+            continue
+        parts = (snapshot.recovery_point or "").split("/")
+        if len(parts) == 3 and parts[1]:
+            found.add(parts[1])
+    return found
+
+
 def _volume(raw: VolumeTypeDef, region: str) -> Volume:
     return Volume(
         volume_id=raw["VolumeId"],
@@ -368,14 +417,30 @@ def read_inventory(
     images: list[Image] = []
     for region in all_regions:
         ec2 = session.client("ec2", region)
+        region_snapshots = read_snapshots(ec2, region)
         if region in working:
+            region_instances: list[Instance] = []
+            region_volumes: list[Volume] = []
             instance_selectors = _selectors(policies.policies, region, "instance")
             if instance_selectors:
-                instances.extend(read_instances(ec2, region, instance_selectors))
+                region_instances.extend(read_instances(ec2, region, instance_selectors))
             volume_selectors = _selectors(policies.policies, region, "volume")
             if volume_selectors:
-                volumes.extend(read_volumes(ec2, region, volume_selectors))
-        snapshots.extend(read_snapshots(ec2, region))
+                region_volumes.extend(read_volumes(ec2, region, volume_selectors))
+            # A resource that no longer matches its selector (a tag removed, a state
+            # not selected) still exists: its retention follows its CURRENT tags, so
+            # read it too. Only resources with recovery points and not read yet.
+            missing = _lineage_resources(region_snapshots, policies, "instance") - {
+                i.instance_id for i in region_instances
+            }
+            region_instances.extend(_instances_by_id(ec2, region, sorted(missing)))
+            missing = _lineage_resources(region_snapshots, policies, "volume") - {
+                v.volume_id for v in region_volumes
+            }
+            region_volumes.extend(_volumes_by_id(ec2, region, sorted(missing)))
+            instances.extend(sorted(region_instances, key=lambda i: i.instance_id))
+            volumes.extend(sorted(region_volumes, key=lambda v: v.volume_id))
+        snapshots.extend(region_snapshots)
         images.extend(read_images(ec2, region))
     return Inventory(
         account_id=account_id,

@@ -504,3 +504,47 @@ def test_explicit_regions_need_no_default_region(
     monkeypatch.delenv("AWS_REGION", raising=False)
     inventory = read_inventory(AwsSession(), policies(), ["eu-west-1"])
     assert (inventory.account_id, inventory.regions) == ("123456789012", ("eu-west-1",))
+
+
+def _volume_of(ec2: Any, instance_id: str) -> str:
+    reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    return str(reservations[0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"])
+
+
+def test_a_resource_that_no_longer_matches_is_read_for_its_current_tags(aws: None) -> None:
+    """Its retention follows its current tags, not those recorded at creation."""
+    ec2 = setup_client()
+    (kept,) = launch(ec2, 1, {"backup": "true", "tier": "gold"})
+    (untagged,) = launch(ec2, 1, {"backup": "false", "tier": "bronze"})
+    for instance_id in (kept, untagged):
+        make_snapshots(
+            ec2,
+            _volume_of(ec2, instance_id),
+            1,
+            {**MANAGED_TAGS, "smartvault:recovery-point": f"nightly/{instance_id}/20261128T0300Z"},
+        )
+    session = AwsSession(regions=(REGION,))
+    calls = count_calls(session)
+
+    inventory = read_inventory(session, policies(make_policy()))
+
+    by_id = {i.instance_id: i for i in inventory.instances}
+    assert set(by_id) == {kept, untagged}
+    assert by_id[untagged].tags["tier"] == "bronze"
+    # One query for the selector, one by id for the lineage it no longer selects.
+    assert calls["ec2:DescribeInstances"] == 2
+
+
+def test_a_vanished_resource_costs_one_lookup_and_is_simply_absent(aws: None) -> None:
+    ec2 = setup_client()
+    (instance_id,) = launch(ec2, 1, {"backup": "true"})
+    volume = _volume_of(ec2, instance_id)
+    rp = "nightly/i-0000000000000dead/20261128T0300Z"
+    make_snapshots(ec2, volume, 1, {**MANAGED_TAGS, "smartvault:recovery-point": rp})
+    session = AwsSession(regions=(REGION,))
+    calls = count_calls(session)
+
+    inventory = read_inventory(session, policies(make_policy()))
+
+    assert [i.instance_id for i in inventory.instances] == [instance_id]
+    assert calls["ec2:DescribeInstances"] == 2
