@@ -200,9 +200,10 @@ class AuditLog:
         description = self._describe_or_none()
         if description is None:
             raise AuditError(
-                f"audit table {self.table_name} not found in {self.region}: run "
-                "`smartvault audit init` (or deploy the SmartVault template) with the same "
-                "--audit-table and --region, then apply again; nothing was changed"
+                f"audit table {self.table_name} not found in {self.region}: create it with "
+                "`smartvault audit init` (or the deployment template), or point SmartVault at "
+                "the right table (--audit-table and --region; in the Lambda, "
+                "SMARTVAULT_AUDIT_TABLE and the function's region); nothing was changed"
             )
         status = description.get("TableStatus", "")
         if status not in ("ACTIVE", "UPDATING"):
@@ -728,7 +729,7 @@ class AuditLog:
             advice = "check the table, the region and your credentials, then run again"
         return AuditError(
             f"could not {what} in audit table {self.table_name} ({self.region}): "
-            f"{code}: {_message(exc)}. {advice}; the next run picks up where this one stopped"
+            f"{code}: {_message(exc)}. {advice}"
         )
 
 
