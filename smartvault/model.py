@@ -30,6 +30,9 @@ TAG_RESOURCE_TAGS = "smartvault:resource-tags"
 TAG_DEVICES = "smartvault:devices"
 TAG_SOURCE = "smartvault:source"
 TAG_RESTORED_FROM = "smartvault:restored-from"
+#: An entry in ``smartvault:resource-tags`` when the tags did not all fit in 256
+#: characters: the recorded tags are incomplete and cannot choose a retention.
+RESOURCE_TAGS_CUT = "smartvault:cut"
 
 #: AWS caps a tag value at 256 characters.
 TAG_VALUE_MAX = 256

@@ -35,6 +35,7 @@ from smartvault import retention as ret
 from smartvault import schedules
 from smartvault import tagging
 from smartvault.model import CREATED_BY_VALUE
+from smartvault.model import RESOURCE_TAGS_CUT
 from smartvault.model import TAG_CREATED_BY
 from smartvault.model import TAG_INSTANCE_ID
 from smartvault.model import TAG_POLICY
@@ -69,6 +70,9 @@ from smartvault.model import recovery_point_id
 KEPT_DISABLED = "disabled"
 KEPT_PENDING = "pending"
 KEPT_NO_COPY_RULE = "no_copy_rule"
+
+#: Keeps every completed point (as keep_last); used when no retention can be chosen safely.
+KEEP_ALL = Retention(keep_last=2**31)
 
 _PENDING_STATES = frozenset({"pending", "recovering"})
 # In the Recycle Bin: already deleted as far as a plan is concerned.
@@ -244,12 +248,22 @@ def _plan(policies: PolicySet, inventory: Inventory, at: datetime) -> Plan:
                 if policy.resource == "instance"
                 else volumes.get((region, resource_id))
             )
-            tags = (
-                current.tags
-                if current is not None
-                else _recorded_tags(points, policy_name, resource_id, region, warnings)
-            )
-            retention, label = _choose_retention(policy, tags, resource_id, region, warnings)
+            tags = current.tags if current is not None else _recorded_tags(points)
+            if tags is None:
+                # The resource is gone and its recorded tags are unreadable or incomplete:
+                # no rule can be chosen safely (a lost `tier: gold` would fall back to a
+                # shorter one), so every completed point is kept; failed ones still go.
+                warnings.add(
+                    f"the resource is gone and its tags recorded in {TAG_RESOURCE_TAGS} "
+                    "cannot be read whole: its recovery points are kept until a person "
+                    "deletes them",
+                    policy=policy_name,
+                    resource_id=resource_id,
+                    region=region,
+                )
+                retention, label = KEEP_ALL, "incomplete recorded tags"
+            else:
+                retention, label = _choose_retention(policy, tags, resource_id, region, warnings)
             if (region, policy_name, resource_id) in selected:
                 _warn_if_stale(state, points, at, resource_id, region, warnings)
 
@@ -529,33 +543,24 @@ def _images_by_snapshot(inventory: Inventory) -> dict[str, tuple[str, ...]]:
     return {snapshot_id: tuple(sorted(ids)) for snapshot_id, ids in users.items()}
 
 
-def _recorded_tags(
-    points: list[_RecoveryPoint],
-    policy: str,
-    resource_id: str,
-    region: str,
-    warnings: _Warnings,
-) -> dict[str, str]:
-    """The resource tags recorded on the newest recovery point that has them."""
+def _recorded_tags(points: list[_RecoveryPoint]) -> dict[str, str] | None:
+    """The resource tags recorded on the newest recovery point that has them.
+
+    ``{}`` when none was recorded; None when they cannot be trusted to choose a
+    retention: unreadable, or cut to fit 256 characters.
+    """
     text = next((p.recorded_tags for p in points if p.recorded_tags is not None), None)
     if text is None:
         return {}
     try:
         value = json.loads(text)
     except ValueError:
-        value = None
+        return None
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        warnings.add(
-            f"tag {TAG_RESOURCE_TAGS} cannot be read: the resource is gone, so its "
-            "retention is chosen as for a resource without tags",
-            policy=policy,
-            resource_id=resource_id,
-            region=region,
-        )
-        return {}
-    return value
+        return None
+    return None if RESOURCE_TAGS_CUT in value else value
 
 
 def _human(delta: timedelta) -> str:

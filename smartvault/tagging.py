@@ -28,6 +28,7 @@ from datetime import UTC
 from datetime import datetime
 
 from smartvault.model import CREATED_BY_VALUE
+from smartvault.model import RESOURCE_TAGS_CUT
 from smartvault.model import TAG_CREATED_BY
 from smartvault.model import TAG_DEVICES
 from smartvault.model import TAG_INSTANCE_ID
@@ -99,13 +100,18 @@ def devices_to_snapshot(policy: Policy, resource: Instance | Volume) -> dict[str
     }
 
 
-def _fit_json(value: Mapping[str, str]) -> tuple[str, str | None]:
-    """The JSON text of ``value`` and, when it had to be cut, its whole text."""
+def _fit_json(
+    value: Mapping[str, str], cut_marker: Mapping[str, str] | None = None
+) -> tuple[str, str | None]:
+    """The JSON text of ``value`` and, when it had to be cut, its whole text.
+
+    ``cut_marker`` is an entry kept in a cut value, so a reader knows it is incomplete.
+    """
     full = compact_json(value)
     if len(full) <= TAG_VALUE_MAX:
         return full, None
     # Drop whole entries, never cut inside one: a reader can still parse what is left.
-    fitted: dict[str, str] = {}
+    fitted: dict[str, str] = dict(cut_marker or {})
     for entry_key in sorted(value):
         candidate = {**fitted, entry_key: value[entry_key]}
         if len(compact_json(candidate)) <= TAG_VALUE_MAX:
@@ -142,7 +148,10 @@ def snapshot_tags(
     if isinstance(resource, Instance):
         json_tags[TAG_DEVICES] = devices_to_snapshot(policy, resource)
     for key, mapping in json_tags.items():
-        text, full = _fit_json(mapping)
+        # Incomplete resource tags must not choose a retention once the resource is
+        # gone (a dropped `tier: gold` would fall back to a shorter rule): mark them.
+        marker = {RESOURCE_TAGS_CUT: "true"} if key == TAG_RESOURCE_TAGS else None
+        text, full = _fit_json(mapping, marker)
         own[key] = text
         if full is not None:
             full_values[key] = full

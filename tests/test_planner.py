@@ -399,10 +399,20 @@ class TestRetention:
         assert creates(p) == []
         assert len(deletes(p)) == 21
 
-    def test_unreadable_recorded_tags_are_a_warning(self) -> None:
-        snaps = nightly("nightly", I1, [27, 28], extra_tags={TAG_RESOURCE_TAGS: '{"tier": "go'})
-        p = run(make_policy(), snapshots=snaps)
-        assert any("cannot be read" in m for m in messages(p))
+    @pytest.mark.parametrize(
+        "recorded",
+        ['{"tier": "go', '{"smartvault:cut":"true","backup":"true"}'],
+        ids=["unreadable", "cut-to-fit"],
+    )
+    def test_a_vanished_resource_with_untrustworthy_recorded_tags_keeps_everything(
+        self, recorded: str
+    ) -> None:
+        """A lost `tier: gold` must not fall back to a shorter rule: never widen deletion."""
+        snaps = nightly("nightly", I1, range(1, 29), extra_tags={TAG_RESOURCE_TAGS: recorded})
+        p = run(make_policy(retention=KEEP3_7D), snapshots=snaps)
+        assert deletes(p) == {}
+        assert len(kept(p)) == 28
+        assert any("cannot be read whole" in m for m in messages(p))
 
     @pytest.mark.parametrize(
         ("value", "deleted_days", "warned"),
