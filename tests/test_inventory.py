@@ -548,3 +548,22 @@ def test_a_vanished_resource_costs_one_lookup_and_is_simply_absent(aws: None) ->
 
     assert [i.instance_id for i in inventory.instances] == [instance_id]
     assert calls["ec2:DescribeInstances"] == 2
+
+
+def test_a_volume_that_no_longer_matches_is_read_by_id(aws: None) -> None:
+    ec2 = setup_client()
+    untagged = make_volume(ec2, {"backup": "false", "tier": "bronze"})
+    rp = f"volumes/{untagged}/20261128T0300Z"
+    make_snapshots(
+        ec2,
+        untagged,
+        1,
+        {**MANAGED_TAGS, "smartvault:policy": "volumes", "smartvault:recovery-point": rp},
+    )
+    session = AwsSession(regions=(REGION,))
+    calls = count_calls(session)
+
+    inventory = read_inventory(session, policies(make_policy("volumes", resource="volume")))
+
+    assert [(v.volume_id, v.tags["tier"]) for v in inventory.volumes] == [(untagged, "bronze")]
+    assert calls["ec2:DescribeVolumes"] == 2
