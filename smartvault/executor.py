@@ -11,6 +11,10 @@ The guarantees (docs/audit-and-apply.md says them for operators):
   tag set at creation. A rerun after a crash finds what the crashed run made.
 - Nothing is deleted that the action does not name, nor a snapshot that no longer carries
   the action's policy and recovery point tags.
+- Copies are guarded like creates (claim ``<recovery point>@<target region>``, look for
+  ``smartvault:source`` in the target region, copy only the missing; an unknown outcome
+  keeps the claim for its lease); archives and copies touch only snapshots that still
+  carry the action's tags.
 - A failed action never stops the others; a run told to stop starts nothing new and lists
   what it did not start; the next run converges, since the plan is a pure function of
   the account.
@@ -53,9 +57,12 @@ from smartvault.model import CREATED_BY_VALUE
 from smartvault.model import TAG_CREATED_BY
 from smartvault.model import TAG_POLICY
 from smartvault.model import TAG_RECOVERY_POINT
+from smartvault.model import TAG_SOURCE
 from smartvault.model import Action
+from smartvault.model import ArchiveAction
 from smartvault.model import AuditAction
 from smartvault.model import AuditRecord
+from smartvault.model import CopyAction
 from smartvault.model import CreateAction
 from smartvault.model import DeleteAction
 from smartvault.model import Outcome
@@ -82,7 +89,10 @@ FILTER_VALUES_MAX: Final = 200
 DEFAULT_MAX_WORKERS: Final = 4
 DEFAULT_CLAIM_LEASE: Final = timedelta(minutes=15)
 _DESCRIPTION_MAX = 255
-_NOT_SUPPORTED = "{type} is not supported yet by this version; the recovery point is kept"
+#: EC2's answer to a second ModifySnapshotTier on a snapshot archived or being archived.
+_TIER_STATE_CODES: Final = frozenset({"IncorrectState"})
+#: EC2's answer when 20 copies into one region are already in flight.
+_COPY_LIMIT_CODES: Final = frozenset({"ResourceLimitExceeded"})
 
 
 @dataclass(frozen=True)
@@ -202,7 +212,7 @@ class Executor:
         """Carry out every action of ``plan``; never raises for a failed action.
 
         Creates run first, in plan order (grouped by region); then deletes, on a bounded
-        thread pool; then archive and copy, which this version records as skipped.
+        thread pool; then copies and archives, one after another in plan order.
         """
         self._state = state = _RunState()
         actions: tuple[Action, ...] = tuple(plan.actions)
@@ -232,9 +242,8 @@ class Executor:
         try:
             self._apply_creates([(i, a) for i, a in indexed if isinstance(a, CreateAction)])
             self._apply_deletes([(i, a) for i, a in indexed if isinstance(a, DeleteAction)])
-            self._apply_unsupported(
-                [(i, a) for i, a in indexed if not isinstance(a, CreateAction | DeleteAction)]
-            )
+            self._apply_copies([(i, a) for i, a in indexed if isinstance(a, CopyAction)])
+            self._apply_archives([(i, a) for i, a in indexed if isinstance(a, ArchiveAction)])
         finally:
             # Claims taken but never completed (asked to stop, or a crash in this process):
             # hand them back now rather than make the next run wait for the lease.
@@ -304,7 +313,9 @@ class Executor:
             **fields,
         )
 
-    def _write_final(self, action: Action, result: ActionResult) -> ActionResult:
+    def _write_final(
+        self, action: Action, result: ActionResult, details: Mapping[str, str] | None = None
+    ) -> ActionResult:
         """Record an action that needed no EC2 call (skipped before starting)."""
         try:
             self._audit.record(
@@ -314,6 +325,7 @@ class Executor:
                     reason=result.reason or action.reason,
                     snapshot_ids=result.snapshot_ids,
                     error=result.error,
+                    details=dict(details or {}),
                 )
             )
         except AuditError as exc:
@@ -769,28 +781,484 @@ class Executor:
                 return _with(result, audit_error=result.audit_error or str(exc))
         return result
 
-    # --- archive and copy --------------------------------------------------------------
+    # --- copies -------------------------------------------------------------------------
 
-    def _apply_unsupported(self, items: list[tuple[int, Action]]) -> None:
-        started: list[tuple[int, ActionResult]] = []
+    def _apply_copies(self, items: list[tuple[int, CopyAction]]) -> None:
+        if not items:
+            return
+        looked = self._look_by_region((a.region, a.snapshot_ids) for _, a in items)
+        #: target regions where EC2 refused a copy for too many copies in flight (20)
+        full: set[str] = set()
         for index, action in items:
             if self._stopping():
                 self._skip_start(index, action)
                 continue
-            reason = _NOT_SUPPORTED.format(type=action.type)
-            started.append((index, ActionResult(action, "skipped", reason=reason)))
-        if not started:
-            return
-        audit_error = ""
-        try:
-            self._audit.record_many(
-                self._record(r.action, "skipped", reason=r.reason) for _, r in started
+            if action.target_region in full:
+                result = ActionResult(
+                    action,
+                    "skipped",
+                    reason=f"not started: {action.target_region} already has as many copies in "
+                    "flight as EC2 allows (ResourceLimitExceeded); the next run copies it",
+                )
+                self._finish(index, self._write_final(action, result))
+                continue
+            self._finish(index, self._copy_one(action, looked[action.region], full))
+
+    def _copy_one(
+        self, action: CopyAction, looked: dict[str, SnapshotTypeDef] | str, full: set[str]
+    ) -> ActionResult:
+        """Copy the snapshots of one recovery point to the target region, each at most once.
+
+        CopySnapshot has no idempotency token, so, as for creates: claim (one claim per
+        recovery point and target region), then look in the target region for copies
+        already tagged ``smartvault:source`` with each source, then copy only the missing.
+        """
+        target = action.target_region
+        if isinstance(looked, str):
+            return self._write_final(
+                action, ActionResult(action, "failed", error=f"nothing copied: {looked}")
             )
+        foreign = [
+            sid for sid in action.snapshot_ids if sid in looked and not _ours(looked[sid], action)
+        ]
+        if foreign:
+            return self._write_final(
+                action,
+                ActionResult(
+                    action, "skipped", reason=_not_ours(action, foreign, "copy", "copied")
+                ),
+            )
+        gone = [sid for sid in action.snapshot_ids if sid not in looked]
+        unusable = [
+            sid
+            for sid in action.snapshot_ids
+            if sid in looked
+            and (
+                looked[sid].get("State") != "completed"
+                or looked[sid].get("StorageTier", "standard") == "archive"
+            )
+        ]
+        sources = [sid for sid in action.snapshot_ids if sid in looked and sid not in unusable]
+        if not sources:
+            reasons = []
+            if gone:
+                reasons.append(f"{', '.join(gone)} no longer exist")
+            if unusable:
+                reasons.append(f"{', '.join(unusable)} are archived or not completed")
+            return self._write_final(
+                action,
+                ActionResult(action, "skipped", reason="nothing to copy: " + "; ".join(reasons)),
+            )
+
+        claim_id = _copy_claim_id(action)
+        try:
+            claim = self._audit.claim(claim_id, self.run_id, self._lease)
         except AuditError as exc:
             self._halt(str(exc))
-            audit_error = str(exc)
-        for index, result in started:
-            self._finish(index, _with(result, audit_error=audit_error))
+            return ActionResult(action, "failed", error=f"nothing copied: {exc}")
+        if claim.status == "held":
+            return self._write_final(
+                action,
+                ActionResult(
+                    action,
+                    "skipped",
+                    reason=f"another run is copying it: run {claim.run_id} holds its claim "
+                    f"{claim_id} until {claim.lease_until:%Y-%m-%dT%H:%M:%SZ}",
+                ),
+            )
+        if claim.status == "claimed":
+            with self._state.lock:
+                self._state.held_claims.add(claim_id)
+
+        # Only after claiming: a copy a crashed or overlapping run made must be seen here.
+        target_ec2 = self._ec2(target)
+        try:
+            existing = self._copies_in(target_ec2, action.region, sources)
+        except _Failed as exc:
+            if claim.status == "claimed":
+                self._release(claim_id)
+            return self._write_final(
+                action, ActionResult(action, "failed", error=f"nothing copied: {exc}")
+            )
+        present: dict[str, str] = {}
+        errored: list[str] = []
+        missing: list[str] = []
+        for sid in sources:
+            copies = existing.get(sid, [])
+            live = sorted(c["SnapshotId"] for c in copies if c.get("State") != "error")
+            if live:
+                present[sid] = live[0]
+            elif copies:
+                errored.append(sid)  # its failed copy is deleted by the copy retention first
+            else:
+                missing.append(sid)
+        details = {"target_region": target, "already_copied": _pairs(present)}
+        if errored:
+            details["copy_in_error"] = ",".join(errored)
+
+        if claim.status == "done":
+            if not missing:
+                return self._write_final(
+                    action,
+                    ActionResult(
+                        action,
+                        "skipped",
+                        tuple(sorted(present.values())),
+                        reason=f"already copied to {target} by run {claim.run_id}",
+                    ),
+                    details,
+                )
+            if self._clock() < claim.lease_until:
+                # Copies made moments ago may not be listed yet (EC2 is eventually
+                # consistent): copying now could copy twice. A run after the lease may.
+                return self._write_final(
+                    action,
+                    ActionResult(
+                        action,
+                        "skipped",
+                        reason=f"copied to {target} by run {claim.run_id} moments ago, but "
+                        f"{', '.join(missing)} have no copy listed yet; not copied again before "
+                        f"{claim.lease_until:%Y-%m-%dT%H:%M:%SZ}",
+                    ),
+                    details,
+                )
+            try:
+                claim = self._audit.take_over_claim(claim, self.run_id, self._lease)
+            except AuditError as exc:
+                self._halt(str(exc))
+                return ActionResult(action, "failed", error=f"nothing copied: {exc}")
+            if claim.status != "claimed":
+                return self._write_final(
+                    action,
+                    ActionResult(
+                        action,
+                        "skipped",
+                        reason=f"another run ({claim.run_id}) took over its claim first",
+                    ),
+                )
+            with self._state.lock:
+                self._state.held_claims.add(claim_id)
+
+        if not missing:
+            copy_ids = tuple(sorted(present.values()))
+            if present and not errored:
+                reason = (
+                    f"already copied to {target}: {_pairs(present)} (made by an earlier run that "
+                    "did not finish)"
+                )
+                try:
+                    self._audit.complete_claim(claim_id, self.run_id, copy_ids)
+                    self._forget_claim(claim_id)
+                except AuditError as exc:
+                    self._halt(str(exc))
+                    return ActionResult(
+                        action, "skipped", copy_ids, reason=reason, audit_error=str(exc)
+                    )
+            else:
+                self._release(claim_id)
+                reason = (
+                    f"the copies of {', '.join(errored)} in {target} are in state error; copied "
+                    "again once the copy retention has deleted them"
+                )
+            return self._write_final(
+                action, ActionResult(action, "skipped", copy_ids, reason=reason), details
+            )
+        return self._copy_missing(action, claim, missing, present, looked, details, full)
+
+    def _copy_missing(
+        self,
+        action: CopyAction,
+        claim: ClaimResult,
+        missing: Sequence[str],
+        present: Mapping[str, str],
+        looked: Mapping[str, SnapshotTypeDef],
+        details: dict[str, str],
+        full: set[str],
+    ) -> ActionResult:
+        claim_id = claim.recovery_point
+        target = action.target_region
+        if action.kms_key_id:
+            details["kms_key_id"] = action.kms_key_id
+        try:
+            ref = self._audit.record(
+                self._record(action, "pending", snapshot_ids=tuple(missing), details=details)
+            )
+        except AuditError as exc:
+            self._release(claim_id)
+            self._halt(str(exc))
+            return ActionResult(action, "failed", error=f"nothing copied: {exc}")
+        if self._clock() >= claim.lease_until - self._lease / 2:
+            try:
+                claim = self._audit.claim(claim_id, self.run_id, self._lease)
+            except AuditError as exc:
+                self._halt(str(exc))
+                return self._update(
+                    ref, ActionResult(action, "failed", error=f"nothing copied: {exc}")
+                )
+            if claim.status != "claimed":
+                self._forget_claim(claim_id)
+                return self._update(
+                    ref,
+                    ActionResult(
+                        action,
+                        "skipped",
+                        reason=f"its claim passed to run {claim.run_id} while this run waited",
+                    ),
+                )
+
+        made: dict[str, str] = {}
+        unknown: list[str] = []
+        errors: list[str] = []
+        for position, sid in enumerate(missing):
+            try:
+                made[sid] = self._call_copy(action, looked[sid])
+            except _Unknown as exc:
+                unknown.append(exc.message)
+            except _Failed as exc:
+                errors.append(exc.message)
+                if exc.code in _COPY_LIMIT_CODES:
+                    full.add(target)
+                    rest = missing[position + 1 :]
+                    if rest:
+                        errors.append(f"{', '.join(rest)} not started")
+                    break
+        details = {"copies": _pairs(made)}
+        copy_ids = tuple(made[s] for s in missing if s in made)
+        all_ids = tuple(sorted({*present.values(), *made.values()}))
+        if unknown or errors:
+            result = self._update(
+                ref,
+                ActionResult(
+                    action,
+                    "failed",
+                    copy_ids,
+                    error="; ".join(unknown + errors) + "; the next plan copies what is missing",
+                ),
+                details=details,
+            )
+            if unknown:
+                # EC2 may have made a copy it does not list yet: keep the claim for its
+                # lease (never hand it back at the end of the run either), so no run copies
+                # that snapshot again before its copy shows.
+                self._forget_claim(claim_id)
+            elif made:
+                # Copies just made may not be listed yet: a done claim keeps other runs from
+                # copying this recovery point again before its lease ends.
+                with contextlib.suppress(AuditError):
+                    self._audit.complete_claim(claim_id, self.run_id, all_ids)
+                    self._forget_claim(claim_id)
+            else:
+                self._release(claim_id)  # refused: nothing was made
+            return result
+        result = self._update(ref, ActionResult(action, "succeeded", copy_ids), details=details)
+        try:
+            self._audit.complete_claim(claim_id, self.run_id, all_ids)
+            self._forget_claim(claim_id)
+        except AuditError as exc:
+            # The copies exist and carry smartvault:source: later runs find them.
+            self._halt(str(exc))
+            return _with(result, audit_error=result.audit_error or str(exc))
+        return result
+
+    def _call_copy(self, action: CopyAction, source: SnapshotTypeDef) -> str:
+        """One CopySnapshot, in the target region; the new snapshot id."""
+        sid = source["SnapshotId"]
+        ec2 = self._ec2(action.target_region)
+        kwargs: dict[str, Any] = {
+            "SourceRegion": action.region,
+            "SourceSnapshotId": sid,
+            "Description": (f"SmartVault copy of {action.region}/{sid} ({action.recovery_point})")[
+                :_DESCRIPTION_MAX
+            ],
+            "TagSpecifications": [{"ResourceType": "snapshot", "Tags": _copy_tags(action, source)}],
+        }
+        if action.kms_key_id:
+            kwargs["Encrypted"] = True
+            kwargs["KmsKeyId"] = action.kms_key_id
+        last = ""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return ec2.copy_snapshot(**kwargs)["SnapshotId"]
+            except ClientError as exc:
+                if _code(exc) in THROTTLING_CODES:
+                    last = _describe_error(exc)  # refused before anything was made: retry
+                elif _status(exc) >= 500:
+                    return self._after_unknown_copy(action, sid, _describe_error(exc))
+                else:
+                    raise _Failed(f"{sid} not copied: {_describe_error(exc)}", _code(exc)) from exc
+            except BotoCoreError as exc:
+                return self._after_unknown_copy(action, sid, f"{type(exc).__name__}: {exc}")
+            if attempt + 1 < MAX_ATTEMPTS:
+                self._sleep(self._backoff(attempt))
+        raise _Failed(
+            f"{sid} not copied: EC2 kept throttling CopySnapshot in {action.target_region} "
+            f"after {MAX_ATTEMPTS} attempts ({last})"
+        )
+
+    def _after_unknown_copy(self, action: CopyAction, sid: str, error: str) -> str:
+        """After a server error or a lost connection: the copy may or may not exist."""
+        try:
+            found = self._copies_in(self._ec2(action.target_region), action.region, [sid])
+        except _Failed:
+            found = {}
+        live = sorted(c["SnapshotId"] for c in found.get(sid, []) if c.get("State") != "error")
+        if live:
+            return live[0]
+        raise _Unknown(
+            f"{sid} not copied: {error}. EC2 may still have made the copy; it is not asked "
+            "again in this run (CopySnapshot has no idempotency token). Its claim is kept for "
+            f"its lease; a run after that finds the copy by its {TAG_SOURCE} tag, or copies it"
+        )
+
+    def _copies_in(
+        self, ec2: EC2Client, source_region: str, source_ids: Sequence[str]
+    ) -> dict[str, list[SnapshotTypeDef]]:
+        """Our copies in the region of ``ec2`` of these source snapshots, by source id."""
+        prefix = f"{source_region}/"
+        values = sorted({prefix + sid for sid in source_ids})
+        found: dict[str, list[SnapshotTypeDef]] = {}
+        for chunk in _chunks(values, FILTER_VALUES_MAX):
+            for snapshot in self._describe_snapshots(
+                ec2, {"Name": f"tag:{TAG_SOURCE}", "Values": list(chunk)}
+            ):
+                tags = _tag_map(snapshot.get("Tags", []))
+                source = tags.get(TAG_SOURCE, "")
+                if tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE and source.startswith(prefix):
+                    found.setdefault(source[len(prefix) :], []).append(snapshot)
+        return found
+
+    # --- archives -----------------------------------------------------------------------
+
+    def _apply_archives(self, items: list[tuple[int, ArchiveAction]]) -> None:
+        if not items:
+            return
+        looked = self._look_by_region((a.region, a.snapshot_ids) for _, a in items)
+        for index, action in items:
+            if self._stopping():
+                self._skip_start(index, action)
+                continue
+            self._finish(index, self._archive_one(action, looked[action.region]))
+
+    def _archive_one(
+        self, action: ArchiveAction, looked: dict[str, SnapshotTypeDef] | str
+    ) -> ActionResult:
+        if isinstance(looked, str):
+            return self._write_final(
+                action, ActionResult(action, "failed", error=f"nothing archived: {looked}")
+            )
+        foreign = [
+            sid for sid in action.snapshot_ids if sid in looked and not _ours(looked[sid], action)
+        ]
+        if foreign:
+            return self._write_final(
+                action,
+                ActionResult(
+                    action, "skipped", reason=_not_ours(action, foreign, "archive", "archived")
+                ),
+            )
+        gone = [sid for sid in action.snapshot_ids if sid not in looked]
+        already = [
+            sid
+            for sid in action.snapshot_ids
+            if sid in looked and looked[sid].get("StorageTier") == "archive"
+        ]
+        # Temporarily restored from the archive by a person, for use: EC2 archives it again
+        # by itself when the restore period ends; archiving it now would take it away.
+        restored = [
+            sid
+            for sid in action.snapshot_ids
+            if sid in looked and sid not in already and looked[sid].get("RestoreExpiryTime")
+        ]
+        todo = [
+            sid for sid in action.snapshot_ids if sid in looked and sid not in already + restored
+        ]
+        archived: list[str] = []
+        errors: list[str] = []
+        ref: AuditRecordRef | None = None
+        if todo:
+            try:
+                ref = self._audit.record(
+                    self._record(action, "pending", snapshot_ids=tuple(action.snapshot_ids))
+                )
+            except AuditError as exc:
+                self._halt(str(exc))
+                return ActionResult(action, "failed", error=f"nothing archived: {exc}")
+            ec2 = self._ec2(action.region)
+            for sid in todo:
+                try:
+                    # Safe to repeat, so _retrying retries 5xx answers too: the call names
+                    # an absolute end state (the archive tier), not a change to add. A
+                    # repeat of a call that had landed is accepted again or answered
+                    # IncorrectState (already archived or being archived), which counts as
+                    # done: nothing is made twice, and the archive's billing starts once.
+                    self._retrying(
+                        f"archive {sid}",
+                        functools.partial(
+                            ec2.modify_snapshot_tier, SnapshotId=sid, StorageTier="archive"
+                        ),
+                    )
+                    archived.append(sid)
+                except _Failed as exc:
+                    if exc.code == "InvalidSnapshot.NotFound":
+                        gone.append(sid)
+                    elif exc.code in _TIER_STATE_CODES and self._archived_or_archiving(
+                        ec2, sid, exc.detail
+                    ):
+                        already.append(sid)
+                    else:
+                        errors.append(exc.message)
+        details = {
+            "archived": ",".join(archived),
+            "already_archived": ",".join(already),
+            "already_gone": ",".join(gone),
+        }
+        if restored:
+            details["temporarily_restored"] = ",".join(restored)
+        ids = tuple(action.snapshot_ids)
+        if errors:
+            result = ActionResult(
+                action, "failed", ids, error="; ".join(errors) + "; the next run tries again"
+            )
+        elif restored:
+            result = ActionResult(
+                action,
+                "skipped",
+                ids,
+                reason=f"{', '.join(restored)} temporarily restored from the archive tier: left "
+                "as they are (EC2 archives them again when the restore period ends)",
+            )
+        else:
+            result = ActionResult(action, "succeeded", ids)
+        if ref is None:
+            return self._write_final(action, result, details)
+        return self._update(ref, result, details=details)
+
+    def _archived_or_archiving(self, ec2: EC2Client, sid: str, message: str) -> bool:
+        """After IncorrectState: is the snapshot archived, or on its way there?"""
+        if "archiv" in message.lower():
+            return True
+        try:
+            found = self._snapshots_by_id(ec2, [sid])
+        except _Failed:
+            return False
+        return found.get(sid, {}).get("StorageTier") == "archive"
+
+    def _look_by_region(
+        self, wanted: Iterable[tuple[str, Sequence[str]]]
+    ) -> dict[str, dict[str, SnapshotTypeDef] | str]:
+        """The named snapshots of each region as EC2 lists them now, or why not readable."""
+        ids_by_region: dict[str, set[str]] = {}
+        for region, ids in wanted:
+            ids_by_region.setdefault(region, set()).update(ids)
+        looked: dict[str, dict[str, SnapshotTypeDef] | str] = {}
+        for region in sorted(ids_by_region):
+            try:
+                looked[region] = self._snapshots_by_id(
+                    self._ec2(region), sorted(ids_by_region[region])
+                )
+            except _Failed as exc:
+                looked[region] = str(exc)
+        return looked
 
     # --- retries --------------------------------------------------------------------------
 
@@ -836,7 +1304,38 @@ def _tags_for(action: CreateAction) -> list[TagTypeDef]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
-def _ours(snapshot: SnapshotTypeDef, action: DeleteAction) -> bool:
+def _copy_claim_id(action: CopyAction) -> str:
+    """The claim of one recovery point's copy to one region (creates claim the bare id)."""
+    return f"{action.recovery_point}@{action.target_region}"
+
+
+def _copy_tags(action: CopyAction, source: SnapshotTypeDef) -> list[TagTypeDef]:
+    """The source's tags (AWS reserves ``aws:*``), SmartVault's own forced, plus the source."""
+    tags = {k: v for k, v in _tag_map(source.get("Tags", [])).items() if not k.startswith("aws:")}
+    tags[TAG_CREATED_BY] = CREATED_BY_VALUE
+    tags[TAG_POLICY] = action.policy
+    tags[TAG_RECOVERY_POINT] = action.recovery_point
+    tags[TAG_SOURCE] = f"{action.region}/{source['SnapshotId']}"
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _not_ours(
+    action: ArchiveAction | CopyAction, foreign: Sequence[str], verb: str, done: str
+) -> str:
+    """Why snapshots that lost SmartVault's tags since planning are left alone."""
+    return (
+        f"not SmartVault's to {verb} any more: {', '.join(foreign)} lack the tags "
+        f"{TAG_CREATED_BY}={CREATED_BY_VALUE}, {TAG_POLICY}={action.policy} and "
+        f"{TAG_RECOVERY_POINT}={action.recovery_point}; nothing {done}"
+    )
+
+
+def _pairs(mapping: Mapping[str, str]) -> str:
+    """``src=copy,src=copy``, sorted: a source → copy map as one audit detail string."""
+    return ",".join(f"{k}={v}" for k, v in sorted(mapping.items()))
+
+
+def _ours(snapshot: SnapshotTypeDef, action: DeleteAction | ArchiveAction | CopyAction) -> bool:
     tags = _tag_map(snapshot.get("Tags", []))
     return (
         tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE

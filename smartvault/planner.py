@@ -215,9 +215,7 @@ def _plan(policies: PolicySet, inventory: Inventory, at: datetime) -> Plan:
     kept: list[Kept] = []
     skipped: list[Skipped] = []
     orphans: list[Orphan] = []
-    copied = {
-        (p.region, p.policy, p.id) for points in lineages.values() for p in points if p.is_copy
-    }
+    copied = _copy_sources(inventory.snapshots)
     for key, points in lineages.items():
         region, policy_name, resource_id, is_copy = key
         state = states.get(policy_name)
@@ -523,6 +521,22 @@ def _lineages(snapshots: Iterable[Snapshot]) -> dict[LineageKey, list[_RecoveryP
     return lineages
 
 
+def _copy_sources(snapshots: Iterable[Snapshot]) -> set[tuple[str, str]]:
+    """``(region, smartvault:source)`` of every managed copy: which snapshots have a copy where.
+
+    A copy in any state counts (pending, completed, or failed and deleted by its copy
+    retention first); one in the Recycle Bin does not.
+    """
+    return {
+        (s.region, source)
+        for s in snapshots
+        if (source := s.tags.get(TAG_SOURCE))
+        and s.tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE
+        and s.tags.get(TAG_POLICY)
+        and s.state not in _IGNORED_STATES
+    }
+
+
 def _snapshot_id(snapshot: Snapshot) -> str:
     return snapshot.snapshot_id
 
@@ -745,13 +759,15 @@ def _copies(
     points: list[_RecoveryPoint],
     policy: Policy,
     regions: set[str],
-    copied: set[tuple[str, str, str]],
+    copied: set[tuple[str, str]],
     warnings: _Warnings,
 ) -> list[CopyAction]:
     """Copy the newest completed point of a source lineage to each copy rule's region.
 
     Only the newest: adding a copy rule starts disaster recovery from now on, it does
-    not copy the history.
+    not copy the history. Only its snapshots that have no copy in the target region yet
+    (no snapshot there whose ``smartvault:source`` names them): a copy that stopped
+    half-way is completed by the next plan, and a complete one is never copied again.
     """
     newest = next((p for p in points if not p.failed and not p.pending), None)
     if newest is None:
@@ -760,9 +776,12 @@ def _copies(
     for rule in policy.copies:
         if rule.region not in regions or rule.region == newest.region:
             continue
-        if (rule.region, newest.policy, newest.id) in copied:
+        missing = tuple(
+            s for s in newest.snapshot_ids if (rule.region, f"{newest.region}/{s}") not in copied
+        )
+        if not missing:
             continue  # copied already (pending, completed, or failed and being deleted)
-        if len(newest.standard_ids) != len(newest.snapshot_ids):
+        if any(s not in newest.standard_ids for s in missing):
             warnings.add(
                 f"newest recovery point {newest.id} is archived: not copied to {rule.region}",
                 policy=policy.name,
@@ -770,20 +789,27 @@ def _copies(
                 region=newest.region,
             )
             continue
-        actions.append(_copy(newest, rule))
+        actions.append(_copy(newest, rule, missing))
     return actions
 
 
-def _copy(point: _RecoveryPoint, rule: CopyRule) -> CopyAction:
+def _copy(point: _RecoveryPoint, rule: CopyRule, missing: tuple[str, ...]) -> CopyAction:
+    if len(missing) == len(point.snapshot_ids):
+        reason = f"newest recovery point has no copy in {rule.region}"
+    else:
+        reason = (
+            f"completes the copy to {rule.region}: {len(missing)} of "
+            f"{len(point.snapshot_ids)} snapshots missing"
+        )
     return CopyAction(
         region=point.region,
         policy=point.policy,
         resource_id=point.resource_id,
         recovery_point=point.id,
-        snapshot_ids=point.snapshot_ids,
+        snapshot_ids=missing,
         created_at=point.created_at,
         target_region=rule.region,
-        reason=f"newest recovery point has no copy in {rule.region}",
+        reason=reason,
         kms_key_id=rule.kms_key_id,
     )
 

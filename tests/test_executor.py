@@ -29,12 +29,16 @@ from smartvault.inventory import read_snapshots
 from smartvault.model import TAG_RECOVERY_POINT
 from smartvault.model import ArchiveAction
 from smartvault.model import CopyAction
+from smartvault.model import CopyRule
 from smartvault.model import CreateAction
 from smartvault.model import DeleteAction
+from smartvault.model import Duration
 from smartvault.model import Inventory
 from smartvault.model import Plan
 from smartvault.model import PolicySet
+from smartvault.model import Retention
 from tests.factories import make_policy
+from tests.moto_helpers import tags_of
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's
@@ -592,20 +596,7 @@ def test_a_create_beside_failed_snapshots_is_skipped_until_they_are_gone(world):
     assert len(world.snapshots()) == 1
 
 
-# --- archive, copy, stopping --------------------------------------------------------------
-
-
-def test_archive_and_copy_are_reported_and_audited_as_skipped(world):
-    archive = ArchiveAction(REGION, "nightly", "i-1", "nightly/i-1/x", ("snap-1",), DAY1, "old")
-    copy = CopyAction(
-        REGION, "nightly", "i-1", "nightly/i-1/x", ("snap-1",), DAY1, "eu-west-1", "dr"
-    )
-    result = world.executor().apply(Plan(DAY1, DAY1, ACCOUNT, (REGION,), actions=(archive, copy)))
-    assert [r.outcome for r in result.results] == ["skipped", "skipped"]
-    assert result.results[0].reason == (
-        "archive is not supported yet by this version; the recovery point is kept"
-    )
-    assert sorted(r.action for r in world.records(outcome="skipped")) == ["archive", "copy"]
+# --- stopping --------------------------------------------------------------
 
 
 def test_a_run_told_to_stop_starts_nothing_new_and_lists_the_rest(world):
@@ -626,6 +617,303 @@ def test_a_run_told_to_stop_starts_nothing_new_and_lists_the_rest(world):
     rerun = world.apply(DAY1)
     assert rerun.counts["succeeded"] == 2
     assert len(world.snapshots()) == 3
+
+
+# --- archive ------------------------------------------------------------------------------
+
+
+def archiving_world(world) -> Plan:
+    """Two daily recovery points of one instance; a month later the older one is archived."""
+    world.policies = PolicySet(
+        (
+            make_policy(
+                "nightly", retention=Retention(keep_last=5), archive_after=Duration.parse("7d")
+            ),
+        )
+    )
+    world.instance(volumes=2)
+    world.apply(DAY1)
+    world.apply(DAY2)
+    plan = world.plan(LATER)
+    assert [a.type for a in plan.actions if not isinstance(a, CreateAction)] == ["archive"]
+    return plan
+
+
+def tiers(world) -> dict[str, str]:
+    return {s["SnapshotId"]: s.get("StorageTier", "standard") for s in world.snapshots()}
+
+
+def test_archive_moves_the_snapshots_to_the_archive_tier_with_a_succeeded_record(world):
+    plan = archiving_world(world)
+    archive = next(a for a in plan.actions if isinstance(a, ArchiveAction))
+    world.clock.now = LATER
+    result = world.executor().apply(plan)
+
+    assert result.ok, result.failed
+    assert next(r for r in result.results if r.action == archive).outcome == "succeeded"
+    assert {s for s, tier in tiers(world).items() if tier == "archive"} == set(archive.snapshot_ids)
+    [record] = world.records(action="archive")
+    assert record.outcome == "succeeded"
+    assert sorted(record.snapshot_ids) == sorted(archive.snapshot_ids)
+    assert sorted(record.details["archived"].split(",")) == sorted(archive.snapshot_ids)
+    # Archived: the next plan does not archive it again.
+    replan = world.plan(LATER)
+    assert archive.recovery_point not in {
+        a.recovery_point for a in replan.actions if isinstance(a, ArchiveAction)
+    }
+
+
+def test_an_already_archived_snapshot_counts_as_done(world):
+    plan = archiving_world(world)
+    archive = next(a for a in plan.actions if isinstance(a, ArchiveAction))
+    first, second = archive.snapshot_ids
+    world.ec2.modify_snapshot_tier(SnapshotId=first, StorageTier="archive")  # by hand
+
+    def being_archived(params, **_kwargs):
+        # EC2's answer for a snapshot whose archiving has already started.
+        if params["SnapshotId"] == second:
+            raise ClientError(
+                {
+                    "Error": {"Code": "IncorrectState", "Message": "snapshot is being archived"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "ModifySnapshotTier",
+            )
+
+    on(world.ec2, "before-parameter-build.ec2.ModifySnapshotTier", being_archived)
+    world.clock.now = LATER
+    result = world.executor().apply(Plan(LATER, LATER, ACCOUNT, (REGION,), actions=(archive,)))
+
+    assert [r.outcome for r in result.results] == ["succeeded"]
+    [record] = world.records(action="archive")
+    assert record.outcome == "succeeded"
+    assert sorted(record.details["already_archived"].split(",")) == sorted([first, second])
+    assert record.details["archived"] == ""
+
+
+def test_an_archive_of_a_snapshot_that_lost_its_tags_is_refused(world):
+    plan = archiving_world(world)
+    archive = next(a for a in plan.actions if isinstance(a, ArchiveAction))
+    world.ec2.delete_tags(Resources=[archive.snapshot_ids[0]], Tags=[{"Key": "CreatedBy"}])
+    world.clock.now = LATER
+    result = world.executor().apply(Plan(LATER, LATER, ACCOUNT, (REGION,), actions=(archive,)))
+
+    assert [r.outcome for r in result.results] == ["skipped"]
+    assert "not SmartVault's to archive" in result.results[0].reason
+    assert set(tiers(world).values()) == {"standard"}
+
+
+# --- copy ---------------------------------------------------------------------------------
+
+WEST = "us-west-2"
+
+
+@dataclass
+class CopyWorld(World):
+    """World with a second region, us-west-2, that policies copy to."""
+
+    west: object = None
+
+    def plan(self, at: datetime) -> Plan:
+        selectors = [p.selector for p in self.policies.policies]
+        regions = {REGION: self.ec2, WEST: self.west}
+        inventory = Inventory(
+            account_id=ACCOUNT,
+            regions=(REGION, WEST),
+            instances=tuple(i for r, c in regions.items() for i in read_instances(c, r, selectors)),
+            snapshots=tuple(s for r, c in regions.items() for s in read_snapshots(c, r)),
+            images=tuple(i for r, c in regions.items() for i in read_images(c, r)),
+        )
+        return planner.plan(self.policies, inventory, at)
+
+    def executor(self, **overrides) -> Executor:
+        kwargs = {
+            "run_id": f"run-{next(self.runs)}",
+            "actor": "tester",
+            "clock": self.clock,
+            "sleep": lambda _s: None,
+        }
+        kwargs.update(overrides)
+        return Executor(lambda r: self.west if r == WEST else self.ec2, self.audit, **kwargs)
+
+    def copies(self) -> list[dict]:
+        return self.west.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+
+
+@pytest.fixture
+def copy_world(world):
+    from moto.ec2.models import ec2_backends
+
+    west = boto3.client("ec2", region_name=WEST)
+
+    def stamp(parsed, **_kwargs):
+        stored = ec2_backends[ACCOUNT][WEST].snapshots[parsed["SnapshotId"]]
+        stored.start_time = world.clock.now.astimezone(UTC).replace(tzinfo=None)
+
+    west.meta.events.register("after-call.ec2.CopySnapshot", stamp)
+    return CopyWorld(
+        world.ec2,
+        world.ddb,
+        world.clock,
+        PolicySet((make_policy("nightly", copies=(CopyRule(WEST),)),)),
+        west=west,
+    )
+
+
+def copy_action(plan: Plan) -> CopyAction:
+    [copy] = [a for a in plan.actions if isinstance(a, CopyAction)]
+    return copy
+
+
+def no_pending_records(world) -> None:
+    assert [r for r in world.records() if r.outcome == "pending"] == []
+
+
+def test_copy_makes_tagged_copies_in_the_target_region_once(copy_world):
+    w = copy_world
+    w.instance(volumes=2)
+    w.apply(DAY1)  # creates
+    plan = w.plan(DAY1)
+    copy = copy_action(plan)
+    result = w.executor().apply(plan)
+
+    assert [r.outcome for r in result.results] == ["succeeded"]
+    sources = {s["SnapshotId"]: tags_of(s) for s in w.snapshots()}
+    copies = w.copies()
+    assert len(copies) == 2
+    for made in copies:
+        tags = tags_of(made)
+        region, source_id = tags["smartvault:source"].split("/")
+        assert region == REGION
+        assert tags["CreatedBy"] == "SmartVault"
+        assert tags["smartvault:policy"] == "nightly"
+        assert tags["smartvault:recovery-point"] == copy.recovery_point
+        assert {k: v for k, v in tags.items() if k != "smartvault:source"} == sources[source_id]
+    assert sorted(result.results[0].snapshot_ids) == sorted(c["SnapshotId"] for c in copies)
+    [record] = w.records(action="copy")
+    assert record.outcome == "succeeded"
+    assert record.details["target_region"] == WEST
+    assert len(record.details["copies"].split(",")) == 2
+    claim = w.audit.get_claim(f"{copy.recovery_point}@{WEST}")
+    assert claim is not None
+    assert claim.status == "done"
+
+    # A fresh plan sees the copies: nothing to copy, and applying it copies nothing.
+    again = w.apply(DAY1 + timedelta(minutes=1))
+    assert again.results == ()
+    assert len(w.copies()) == 2
+    no_pending_records(w)
+
+
+def test_a_copy_with_a_kms_key_asks_for_an_encrypted_copy_in_the_target_region(copy_world):
+    w = copy_world
+    w.policies = PolicySet(
+        (make_policy("nightly", copies=(CopyRule(WEST, kms_key_id="alias/dr"),)),)
+    )
+    w.instance(volumes=1)
+    w.apply(DAY1)
+    sent: list[dict] = []
+    on(w.west, "before-parameter-build.ec2.CopySnapshot", lambda params, **_k: sent.append(params))
+    result = w.apply(DAY1)
+    assert [r.outcome for r in result.results] == ["succeeded"]
+    [params] = sent
+    assert (params["SourceRegion"], params["Encrypted"], params["KmsKeyId"]) == (
+        REGION,
+        True,
+        "alias/dr",
+    )
+    assert params["SourceSnapshotId"] == w.snapshots()[0]["SnapshotId"]
+
+
+def test_a_lost_copy_response_is_not_copied_again_by_an_immediate_rerun(copy_world):
+    w = copy_world
+    w.instance(volumes=1)
+    w.apply(DAY1)
+    lag = {"on": True}
+
+    def note(params, context, **_kwargs):
+        context["by_tag"] = any(f["Name"].startswith("tag:") for f in params.get("Filters", []))
+
+    def hide(parsed, context, **_kwargs):  # EC2 does not list the new copy yet
+        if lag["on"] and context.get("by_tag"):
+            parsed["Snapshots"] = []
+
+    on(w.west, "before-parameter-build.ec2.DescribeSnapshots", note)
+    on(w.west, "after-call.ec2.DescribeSnapshots", hide)
+    calls = count_calls(w.west, "ec2.CopySnapshot")
+    lost = {"n": 0}
+
+    def lose_response(**_kwargs):
+        lost["n"] += 1
+        if lost["n"] == 1:
+            raise client_error("InternalError", 500, "CopySnapshot")
+
+    on(w.west, "after-call.ec2.CopySnapshot", lose_response)
+    first = w.apply(DAY1)
+    assert [r.outcome for r in first.results] == ["failed"]
+    assert "EC2 may still have made the copy" in first.results[0].error
+    assert calls == ["CopySnapshot"]
+
+    soon = w.apply(DAY1 + timedelta(minutes=1))
+    assert [r.outcome for r in soon.results] == ["skipped"]
+    assert "another run is copying it" in soon.results[0].reason
+    assert calls == ["CopySnapshot"]
+    assert len(w.copies()) == 1
+
+    lag["on"] = False  # once listed, plans see the copy: nothing to copy
+    later = w.apply(DAY1 + timedelta(minutes=16))
+    assert later.results == ()
+    assert len(w.copies()) == 1
+    no_pending_records(w)
+
+
+def test_a_copy_that_stopped_half_way_is_completed_by_the_next_plan(copy_world):
+    w = copy_world
+    w.instance(volumes=2)
+    w.apply(DAY1)
+    calls = {"n": 0}
+
+    def limit_on_second(**_kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise client_error("ResourceLimitExceeded", 400, "CopySnapshot")
+
+    on(w.west, "before-call.ec2.CopySnapshot", limit_on_second)
+    first = w.apply(DAY1)
+    assert [r.outcome for r in first.results] == ["failed"]
+    assert len(w.copies()) == 1
+
+    plan = w.plan(DAY1 + timedelta(minutes=1))
+    copy = copy_action(plan)
+    assert len(copy.snapshot_ids) == 1
+    assert copy.reason == f"completes the copy to {WEST}: 1 of 2 snapshots missing"
+    copied = tags_of(w.copies()[0])["smartvault:source"].split("/")[1]
+    assert copy.snapshot_ids != (copied,)
+
+    # Its copies may not be listed yet elsewhere: the done claim holds until its lease.
+    soon = w.executor().apply(plan)
+    assert [r.outcome for r in soon.results] == ["skipped"]
+    assert "not copied again before" in soon.results[0].reason
+
+    done = w.apply(DAY1 + timedelta(minutes=16))
+    assert [r.outcome for r in done.results] == ["succeeded"]
+    sources = sorted(tags_of(c)["smartvault:source"] for c in w.copies())
+    assert sources == sorted(f"{REGION}/{s['SnapshotId']}" for s in w.snapshots())
+    assert w.plan(DAY1 + timedelta(minutes=17)).actions == ()
+    assert [r.outcome for r in w.records(action="copy")].count("succeeded") == 1
+    no_pending_records(w)
+
+
+def test_a_copy_of_a_snapshot_that_lost_its_tags_is_refused(copy_world):
+    w = copy_world
+    w.instance(volumes=1)
+    w.apply(DAY1)
+    plan = w.plan(DAY1)
+    w.ec2.delete_tags(Resources=[copy_action(plan).snapshot_ids[0]], Tags=[{"Key": "CreatedBy"}])
+    result = w.executor().apply(plan)
+    assert [r.outcome for r in result.results] == ["skipped"]
+    assert "not SmartVault's to copy" in result.results[0].reason
+    assert w.copies() == []
 
 
 # --- faults and crashes ------------------------------------------------------------------

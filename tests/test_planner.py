@@ -598,6 +598,57 @@ class TestCopies:
         )
         assert [a for a in p.actions if isinstance(a, CopyAction)] == []
 
+    def test_a_partial_copy_is_completed_with_the_missing_snapshots_only(self) -> None:
+        snaps = nightly("nightly", I1, [27, 28])
+        newest = [s for s in snaps if s.tags["smartvault:recovery-point"] == rp(28)]
+        copies = self.copies_of(newest[:1])
+        p = run(
+            self.policy(),
+            instances=[make_instance(I1, volumes=2)],
+            snapshots=snaps + copies,
+            regions=("us-east-1", self.WEST),
+        )
+        copy = next(a for a in p.actions if isinstance(a, CopyAction))
+        assert (copy.recovery_point, copy.snapshot_ids) == (rp(28), (newest[1].snapshot_id,))
+        assert copy.reason == "completes the copy to us-west-2: 1 of 2 snapshots missing"
+
+    def test_copies_of_an_older_point_do_not_count_for_the_newest(self) -> None:
+        snaps = nightly("nightly", I1, [27, 28])
+        older = [s for s in snaps if s.tags["smartvault:recovery-point"] == rp(27)]
+        p = run(
+            self.policy(),
+            instances=[make_instance(I1, volumes=2)],
+            snapshots=snaps + self.copies_of(older),
+            regions=("us-east-1", self.WEST),
+        )
+        copy = next(a for a in p.actions if isinstance(a, CopyAction))
+        assert copy.recovery_point == rp(28)
+        assert len(copy.snapshot_ids) == 2
+        assert copy.reason == "newest recovery point has no copy in us-west-2"
+
+    def test_a_copy_in_the_recycle_bin_does_not_count(self) -> None:
+        snaps = nightly("nightly", I1, [28])
+        binned = [replace(c, state="recoverable") for c in self.copies_of(snaps)]
+        p = run(
+            self.policy(),
+            instances=[make_instance(I1, volumes=2)],
+            snapshots=snaps + binned,
+            regions=("us-east-1", self.WEST),
+        )
+        assert len(next(a for a in p.actions if isinstance(a, CopyAction)).snapshot_ids) == 2
+
+    def test_a_missing_snapshot_that_is_archived_is_not_copied_but_warned(self) -> None:
+        snaps = nightly("nightly", I1, [28])
+        snaps = [snaps[0], replace(snaps[1], storage_tier="archive")]
+        p = run(
+            self.policy(),
+            instances=[make_instance(I1, volumes=2)],
+            snapshots=snaps + self.copies_of(snaps[:1]),
+            regions=("us-east-1", self.WEST),
+        )
+        assert [a for a in p.actions if isinstance(a, CopyAction)] == []
+        assert any("is archived: not copied to us-west-2" in m for m in messages(p))
+
     def test_copies_form_their_own_lineage_with_the_copy_rule_retention(self) -> None:
         copies = self.copies_of(nightly("nightly", I1, [1, 2, 3, 4]))
         p = run(self.policy(), snapshots=copies, regions=("us-east-1", self.WEST))
