@@ -55,6 +55,8 @@ from smartvault.audit import ClaimResult
 from smartvault.errors import AuditError
 from smartvault.model import CREATED_BY_VALUE
 from smartvault.model import TAG_CREATED_BY
+from smartvault.model import TAG_INSTANCE_ID
+from smartvault.model import TAG_NAME
 from smartvault.model import TAG_POLICY
 from smartvault.model import TAG_RECOVERY_POINT
 from smartvault.model import TAG_SOURCE
@@ -67,6 +69,7 @@ from smartvault.model import CreateAction
 from smartvault.model import DeleteAction
 from smartvault.model import Outcome
 from smartvault.model import Plan
+from smartvault.tagging import TAGS_PER_RESOURCE_MAX
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -1311,11 +1314,27 @@ def _copy_claim_id(action: CopyAction) -> str:
 
 def _copy_tags(action: CopyAction, source: SnapshotTypeDef) -> list[TagTypeDef]:
     """The source's tags (AWS reserves ``aws:*``), SmartVault's own forced, plus the source."""
-    tags = {k: v for k, v in _tag_map(source.get("Tags", [])).items() if not k.startswith("aws:")}
-    tags[TAG_CREATED_BY] = CREATED_BY_VALUE
-    tags[TAG_POLICY] = action.policy
-    tags[TAG_RECOVERY_POINT] = action.recovery_point
-    tags[TAG_SOURCE] = f"{action.region}/{source['SnapshotId']}"
+    source_tags = _tag_map(source.get("Tags", []))
+    own = {
+        TAG_CREATED_BY: CREATED_BY_VALUE,
+        TAG_POLICY: action.policy,
+        TAG_RECOVERY_POINT: action.recovery_point,
+        TAG_SOURCE: f"{action.region}/{source['SnapshotId']}",
+    }
+    # SmartVault's keys and Name first; the others (copied user tags) in key order until
+    # EC2's 50-tag limit, which a source already at 50 would otherwise break on every run.
+    first = [
+        k for k in source_tags if k.startswith("smartvault:") or k in (TAG_INSTANCE_ID, TAG_NAME)
+    ]
+    rest = sorted(k for k in source_tags if k not in first)
+    tags: dict[str, str] = {}
+    for key in [*first, *rest]:
+        if key.lower().startswith("aws:") or key in own:
+            continue
+        if len(tags) + len(own) >= TAGS_PER_RESOURCE_MAX:
+            break
+        tags[key] = source_tags[key]
+    tags.update(own)
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 

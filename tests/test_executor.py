@@ -825,6 +825,29 @@ def test_a_copy_with_a_kms_key_asks_for_an_encrypted_copy_in_the_target_region(c
     assert params["SourceSnapshotId"] == w.snapshots()[0]["SnapshotId"]
 
 
+def test_a_copy_of_a_snapshot_with_50_tags_stays_within_ec2s_limit(copy_world):
+    """smartvault:source is added; the lowest-priority copied tags give way, never ours."""
+    w = copy_world
+    w.instance(volumes=1)
+    w.apply(DAY1)
+    [source] = w.snapshots()
+    room = 50 - len(source.get("Tags", []))
+    w.ec2.create_tags(
+        Resources=[source["SnapshotId"]],
+        Tags=[{"Key": f"team-{i:02d}", "Value": "x"} for i in range(room)],
+    )
+
+    result = w.apply(DAY1)
+
+    assert [r.outcome for r in result.results] == ["succeeded"]
+    [made] = w.copies()
+    tags = tags_of(made)
+    assert len(tags) == 50
+    assert tags["smartvault:source"] == f"{REGION}/{source['SnapshotId']}"
+    assert tags["smartvault:recovery-point"] == tags_of(source)["smartvault:recovery-point"]
+    assert f"team-{room - 1:02d}" not in tags  # the last copied user tag gave way
+
+
 def test_a_lost_copy_response_is_not_copied_again_by_an_immediate_rerun(copy_world):
     w = copy_world
     w.instance(volumes=1)
