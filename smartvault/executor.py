@@ -494,28 +494,30 @@ class Executor:
                 self._state.held_claims.add(rp)
         return self._create(action, claim)
 
-    def _create(self, action: CreateAction, claim: ClaimResult) -> ActionResult:
-        rp = action.recovery_point
+    def _start_claimed(
+        self, action: Action, claim: ClaimResult, pending: AuditRecord, not_done: str
+    ) -> tuple[AuditRecordRef, ClaimResult] | ActionResult:
+        """Write the ``pending`` record of a claimed create or copy, then renew its lease
+        if half of it is used; the ActionResult to report when the action must not go on.
+
+        A long run may outlive half its lease: renewing it (only the holder can) before
+        the call keeps any other run from taking the claim while this one works.
+        """
+        claim_id = claim.recovery_point
         try:
-            ref = self._audit.record(
-                self._record(action, "pending", details=dict(action.full_tag_values))
-            )
+            ref = self._audit.record(pending)
         except AuditError as exc:
-            self._release(rp)
+            self._release(claim_id)
             self._halt(str(exc))
-            return ActionResult(action, "failed", error=f"not created: {exc}")
-        # A long run may outlive half its lease: renew it (only this run can) before the
-        # call, so no other run takes the slot while this one creates.
+            return ActionResult(action, "failed", error=f"{not_done}: {exc}")
         if self._clock() >= claim.lease_until - self._lease / 2:
             try:
-                claim = self._audit.claim(rp, self.run_id, self._lease)
+                claim = self._audit.claim(claim_id, self.run_id, self._lease)
             except AuditError as exc:
                 self._halt(str(exc))
-                return self._update(
-                    ref, ActionResult(action, "failed", error=f"not created: {exc}")
-                )
+                return self._update(ref, ActionResult(action, "failed", error=f"{not_done}: {exc}"))
             if claim.status != "claimed":
-                self._forget_claim(rp)
+                self._forget_claim(claim_id)
                 return self._update(
                     ref,
                     ActionResult(
@@ -524,6 +526,19 @@ class Executor:
                         reason=f"its claim passed to run {claim.run_id} while this run waited",
                     ),
                 )
+        return ref, claim
+
+    def _create(self, action: CreateAction, claim: ClaimResult) -> ActionResult:
+        rp = action.recovery_point
+        started = self._start_claimed(
+            action,
+            claim,
+            self._record(action, "pending", details=dict(action.full_tag_values)),
+            "not created",
+        )
+        if isinstance(started, ActionResult):
+            return started
+        ref, claim = started
         try:
             snapshot_ids = self._call_create(action)
         except _Unknown as exc:
@@ -982,32 +997,15 @@ class Executor:
         target = action.target_region
         if action.kms_key_id:
             details["kms_key_id"] = action.kms_key_id
-        try:
-            ref = self._audit.record(
-                self._record(action, "pending", snapshot_ids=tuple(missing), details=details)
-            )
-        except AuditError as exc:
-            self._release(claim_id)
-            self._halt(str(exc))
-            return ActionResult(action, "failed", error=f"nothing copied: {exc}")
-        if self._clock() >= claim.lease_until - self._lease / 2:
-            try:
-                claim = self._audit.claim(claim_id, self.run_id, self._lease)
-            except AuditError as exc:
-                self._halt(str(exc))
-                return self._update(
-                    ref, ActionResult(action, "failed", error=f"nothing copied: {exc}")
-                )
-            if claim.status != "claimed":
-                self._forget_claim(claim_id)
-                return self._update(
-                    ref,
-                    ActionResult(
-                        action,
-                        "skipped",
-                        reason=f"its claim passed to run {claim.run_id} while this run waited",
-                    ),
-                )
+        started = self._start_claimed(
+            action,
+            claim,
+            self._record(action, "pending", snapshot_ids=tuple(missing), details=details),
+            "nothing copied",
+        )
+        if isinstance(started, ActionResult):
+            return started
+        ref, claim = started
 
         made: dict[str, str] = {}
         unknown: list[str] = []
