@@ -118,7 +118,10 @@ class World:
             "sleep": lambda _s: None,
         }
         kwargs.update(overrides)
-        return Executor(lambda _region: self.ec2, self.audit, **kwargs)
+        return Executor(self.client_for, self.audit, **kwargs)
+
+    def client_for(self, region: str):
+        return self.ec2
 
     def apply(self, at: datetime, **overrides) -> RunResult:
         self.clock.now = at
@@ -726,15 +729,8 @@ class CopyWorld(World):
         )
         return planner.plan(self.policies, inventory, at)
 
-    def executor(self, **overrides) -> Executor:
-        kwargs = {
-            "run_id": f"run-{next(self.runs)}",
-            "actor": "tester",
-            "clock": self.clock,
-            "sleep": lambda _s: None,
-        }
-        kwargs.update(overrides)
-        return Executor(lambda r: self.west if r == WEST else self.ec2, self.audit, **kwargs)
+    def client_for(self, region: str):
+        return self.west if region == WEST else self.ec2
 
     def copies(self) -> list[dict]:
         return self.west.describe_snapshots(OwnerIds=["self"])["Snapshots"]
