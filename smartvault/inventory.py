@@ -328,6 +328,7 @@ def _snapshot(raw: SnapshotTypeDef, region: str) -> Snapshot:
         volume_size_gib=raw.get("VolumeSize", 0),
         storage_tier=raw.get("StorageTier", "standard"),
         description=raw.get("Description", ""),
+        restore_expiry=_utc(raw["RestoreExpiryTime"]) if "RestoreExpiryTime" in raw else None,
     )
 
 

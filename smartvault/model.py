@@ -276,6 +276,8 @@ class Snapshot:
     #: standard | archive
     storage_tier: str = "standard"
     description: str = ""
+    #: set while an archived snapshot is temporarily restored: when EC2 re-archives it
+    restore_expiry: datetime | None = None
 
     @property
     def managed(self) -> bool:

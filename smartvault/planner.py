@@ -496,7 +496,9 @@ def _lineages(snapshots: Iterable[Snapshot]) -> dict[LineageKey, list[_RecoveryP
                 errors.append(member.snapshot_id)
             elif member.state in _PENDING_STATES:
                 pending.append(member.snapshot_id)
-            if member.storage_tier == "standard":
+            # A temporarily restored snapshot is still an archived one: EC2 re-archives
+            # it by itself, so it is neither archived again nor copied meanwhile.
+            if member.storage_tier == "standard" and member.restore_expiry is None:
                 standard.append(member.snapshot_id)
         resource_id = _resource_of(policy, rp_id, first)
         snapshot_ids = tuple(m.snapshot_id for m in members)

@@ -329,18 +329,21 @@ def test_snapshots_carry_state_aware_utc_time_tags_size_and_description(aws: Non
 
 
 def test_archived_snapshots_and_non_utc_times_are_read_as_aws_sends_them() -> None:
-    """moto 5.2.1 has no ModifySnapshotTier; botocore may hand back any UTC offset."""
+    """Tiers and restore periods as EC2 reports them; botocore may hand back any UTC offset."""
     ec2 = AwsSession().client("ec2", REGION)
-    raw = _snapshot_page(0, 1)[0]
-    raw["StorageTier"] = "archive"
-    raw["StartTime"] = datetime(2026, 11, 28, 4, 0, 4, tzinfo=timezone(timedelta(hours=2)))
+    archived, restored = _snapshot_page(0, 2)
+    archived["StorageTier"] = "archive"
+    archived["StartTime"] = datetime(2026, 11, 28, 4, 0, 4, tzinfo=timezone(timedelta(hours=2)))
+    restored["RestoreExpiryTime"] = datetime(2026, 12, 5, 1, tzinfo=timezone(timedelta(hours=1)))
     with Stubber(ec2) as stub:
-        stub.add_response("describe_snapshots", {"Snapshots": [raw]})
-        (snapshot,) = read_snapshots(ec2, REGION)
+        stub.add_response("describe_snapshots", {"Snapshots": [archived, restored]})
+        first, second = read_snapshots(ec2, REGION)
 
-    assert snapshot.storage_tier == "archive"
-    assert snapshot.start_time == datetime(2026, 11, 28, 2, 0, 4, tzinfo=UTC)
-    assert snapshot.start_time.tzinfo is UTC
+    assert first.storage_tier == "archive"
+    assert first.start_time == datetime(2026, 11, 28, 2, 0, 4, tzinfo=UTC)
+    assert first.start_time.tzinfo is UTC
+    assert first.restore_expiry is None
+    assert second.restore_expiry == datetime(2026, 12, 5, 0, tzinfo=UTC)
 
 
 def test_the_snapshots_an_ami_uses_are_read(aws: None) -> None:

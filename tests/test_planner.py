@@ -552,6 +552,20 @@ class TestArchive:
         [archive] = [a for a in p.actions if a.type == "archive"]
         assert (archive.recovery_point, archive.snapshot_ids) == (rp(2), (half[1].snapshot_id,))
 
+    def test_a_temporarily_restored_snapshot_is_not_archived_again(self) -> None:
+        """EC2 re-archives it when its restore period ends; archiving it now would fail."""
+        policy = make_policy(retention=Retention(keep_last=5), archive_after=Duration.parse("7d"))
+        restored = [
+            replace(s, restore_expiry=utc(2026, 12, 5)) for s in nightly("nightly", I1, [1])
+        ]
+        p = run(
+            policy,
+            instances=[make_instance(I1, volumes=2)],
+            snapshots=restored + nightly("nightly", I1, [2, 28]),
+        )
+        archived = {a.recovery_point: a.snapshot_ids for a in p.actions if a.type == "archive"}
+        assert archived == {rp(2): tuple(s.snapshot_id for s in nightly("nightly", I1, [2]))}
+
 
 class TestCopies:
     WEST = "us-west-2"
