@@ -711,16 +711,19 @@ class Executor:
                 found[snapshot["SnapshotId"]] = snapshot
         return found
 
-    def _delete_one(
-        self, action: DeleteAction, looked: dict[str, SnapshotTypeDef] | str
-    ) -> ActionResult | None:
-        """Delete one recovery point; None when it was not started (asked to stop)."""
-        if self._stopping():
-            return None
+    def _ours_or_refusal(
+        self,
+        action: DeleteAction | ArchiveAction | CopyAction,
+        looked: dict[str, SnapshotTypeDef] | str,
+        verb: str,
+        done: str,
+    ) -> dict[str, SnapshotTypeDef] | ActionResult:
+        """The snapshots as just read, or the final result when the action must not go on:
+        they could not be read (``failed``), or some lost SmartVault's tags since planning
+        (``skipped``: never touch a snapshot SmartVault does not own)."""
         if isinstance(looked, str):
             return self._write_final(
-                action,
-                ActionResult(action, "failed", error=f"nothing deleted: {looked}"),
+                action, ActionResult(action, "failed", error=f"nothing {done}: {looked}")
             )
         foreign = [
             sid for sid in action.snapshot_ids if sid in looked and not _ours(looked[sid], action)
@@ -728,14 +731,20 @@ class Executor:
         if foreign:
             return self._write_final(
                 action,
-                ActionResult(
-                    action,
-                    "skipped",
-                    reason=f"not SmartVault's to delete any more: {', '.join(foreign)} lack "
-                    f"the tags {TAG_CREATED_BY}={CREATED_BY_VALUE}, {TAG_POLICY}={action.policy} "
-                    f"and {TAG_RECOVERY_POINT}={action.recovery_point}; nothing deleted",
-                ),
+                ActionResult(action, "skipped", reason=_not_ours(action, foreign, verb, done)),
             )
+        return looked
+
+    def _delete_one(
+        self, action: DeleteAction, looked: dict[str, SnapshotTypeDef] | str
+    ) -> ActionResult | None:
+        """Delete one recovery point; None when it was not started (asked to stop)."""
+        if self._stopping():
+            return None
+        checked = self._ours_or_refusal(action, looked, "delete", "deleted")
+        if isinstance(checked, ActionResult):
+            return checked
+        looked = checked
         was_failed = any(
             looked[s].get("State") == "error" for s in action.snapshot_ids if s in looked
         )
@@ -832,20 +841,10 @@ class Executor:
         already tagged ``smartvault:source`` with each source, then copy only the missing.
         """
         target = action.target_region
-        if isinstance(looked, str):
-            return self._write_final(
-                action, ActionResult(action, "failed", error=f"nothing copied: {looked}")
-            )
-        foreign = [
-            sid for sid in action.snapshot_ids if sid in looked and not _ours(looked[sid], action)
-        ]
-        if foreign:
-            return self._write_final(
-                action,
-                ActionResult(
-                    action, "skipped", reason=_not_ours(action, foreign, "copy", "copied")
-                ),
-            )
+        checked = self._ours_or_refusal(action, looked, "copy", "copied")
+        if isinstance(checked, ActionResult):
+            return checked
+        looked = checked
         gone = [sid for sid in action.snapshot_ids if sid not in looked]
         unusable = [
             sid
@@ -1143,20 +1142,10 @@ class Executor:
     def _archive_one(
         self, action: ArchiveAction, looked: dict[str, SnapshotTypeDef] | str
     ) -> ActionResult:
-        if isinstance(looked, str):
-            return self._write_final(
-                action, ActionResult(action, "failed", error=f"nothing archived: {looked}")
-            )
-        foreign = [
-            sid for sid in action.snapshot_ids if sid in looked and not _ours(looked[sid], action)
-        ]
-        if foreign:
-            return self._write_final(
-                action,
-                ActionResult(
-                    action, "skipped", reason=_not_ours(action, foreign, "archive", "archived")
-                ),
-            )
+        checked = self._ours_or_refusal(action, looked, "archive", "archived")
+        if isinstance(checked, ActionResult):
+            return checked
+        looked = checked
         gone = [sid for sid in action.snapshot_ids if sid not in looked]
         already = [
             sid
@@ -1337,7 +1326,7 @@ def _copy_tags(action: CopyAction, source: SnapshotTypeDef) -> list[TagTypeDef]:
 
 
 def _not_ours(
-    action: ArchiveAction | CopyAction, foreign: Sequence[str], verb: str, done: str
+    action: DeleteAction | ArchiveAction | CopyAction, foreign: Sequence[str], verb: str, done: str
 ) -> str:
     """Why snapshots that lost SmartVault's tags since planning are left alone."""
     return (
