@@ -214,17 +214,9 @@ def read_instances(
     filter); results are merged by instance id.
     """
     found: dict[str, Instance] = {}
-    paginator = ec2.get_paginator("describe_instances")
     for query in instance_queries(selectors):
-        for filters in query.filter_sets():
-            with translate_errors("ec2", "DescribeInstances", region):
-                for page in paginator.paginate(
-                    Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}
-                ):
-                    for reservation in page.get("Reservations", []):
-                        for raw in reservation.get("Instances", []):
-                            instance = _instance(raw, region)
-                            found[instance.instance_id] = instance
+        for instance in _describe_instances(ec2, region, query.filter_sets()):
+            found[instance.instance_id] = instance
     return tuple(
         found[key]
         for key in sorted(found)
@@ -234,37 +226,43 @@ def read_instances(
     )
 
 
-def _instances_by_id(ec2: EC2Client, region: str, ids: Sequence[str]) -> Iterator[Instance]:
-    """Instances by id, one paginated call per 200 ids (EC2's filter limit).
-
-    A filter rather than ``InstanceIds``: an id that no longer exists is then simply
-    absent, instead of failing the whole call.
-    """
+def _describe_instances(
+    ec2: EC2Client, region: str, filter_sets: Iterable[list[FilterTypeDef]]
+) -> Iterator[Instance]:
+    """Every instance each filter set returns: one paginated call per filter set."""
     paginator = ec2.get_paginator("describe_instances")
-    for start in range(0, len(ids), FILTER_VALUES_MAX):
-        chunk = list(ids[start : start + FILTER_VALUES_MAX])
+    for filters in filter_sets:
         with translate_errors("ec2", "DescribeInstances", region):
             for page in paginator.paginate(
-                Filters=[{"Name": "instance-id", "Values": chunk}],
-                PaginationConfig={"PageSize": PAGE_SIZE},
+                Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}
             ):
                 for reservation in page.get("Reservations", []):
                     for raw in reservation.get("Instances", []):
                         yield _instance(raw, region)
 
 
-def _volumes_by_id(ec2: EC2Client, region: str, ids: Sequence[str]) -> Iterator[Volume]:
-    """Volumes by id, one paginated call per 200 ids; absent ids are simply absent."""
+def _describe_volumes(
+    ec2: EC2Client, region: str, filter_sets: Iterable[list[FilterTypeDef]]
+) -> Iterator[Volume]:
+    """Every volume each filter set returns: one paginated call per filter set."""
     paginator = ec2.get_paginator("describe_volumes")
-    for start in range(0, len(ids), FILTER_VALUES_MAX):
-        chunk = list(ids[start : start + FILTER_VALUES_MAX])
+    for filters in filter_sets:
         with translate_errors("ec2", "DescribeVolumes", region):
             for page in paginator.paginate(
-                Filters=[{"Name": "volume-id", "Values": chunk}],
-                PaginationConfig={"PageSize": PAGE_SIZE},
+                Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}
             ):
                 for raw in page.get("Volumes", []):
                     yield _volume(raw, region)
+
+
+def _id_filters(name: str, ids: Sequence[str]) -> Iterator[list[FilterTypeDef]]:
+    """``<kind>-id`` filters of at most 200 ids each (EC2's filter limit).
+
+    A filter rather than ``InstanceIds``/``VolumeIds``: an id that no longer exists is
+    then simply absent, instead of failing the whole call.
+    """
+    for start in range(0, len(ids), FILTER_VALUES_MAX):
+        yield [{"Name": name, "Values": list(ids[start : start + FILTER_VALUES_MAX])}]
 
 
 def _lineage_resources(
@@ -302,16 +300,9 @@ def _volume(raw: VolumeTypeDef, region: str) -> Volume:
 def read_volumes(ec2: EC2Client, region: str, selectors: Sequence[Selector]) -> tuple[Volume, ...]:
     """Volumes in ``region`` that at least one of ``selectors`` selects, sorted by id."""
     found: dict[str, Volume] = {}
-    paginator = ec2.get_paginator("describe_volumes")
     for query in volume_queries(selectors):
-        for filters in query.filter_sets():
-            with translate_errors("ec2", "DescribeVolumes", region):
-                for page in paginator.paginate(
-                    Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}
-                ):
-                    for raw in page.get("Volumes", []):
-                        volume = _volume(raw, region)
-                        found[volume.volume_id] = volume
+        for volume in _describe_volumes(ec2, region, query.filter_sets()):
+            found[volume.volume_id] = volume
     return tuple(
         found[key] for key in sorted(found) if any(s.matches(found[key].tags) for s in selectors)
     )
@@ -434,11 +425,15 @@ def read_inventory(
             missing = _lineage_resources(region_snapshots, policies, "instance") - {
                 i.instance_id for i in region_instances
             }
-            region_instances.extend(_instances_by_id(ec2, region, sorted(missing)))
+            region_instances.extend(
+                _describe_instances(ec2, region, _id_filters("instance-id", sorted(missing)))
+            )
             missing = _lineage_resources(region_snapshots, policies, "volume") - {
                 v.volume_id for v in region_volumes
             }
-            region_volumes.extend(_volumes_by_id(ec2, region, sorted(missing)))
+            region_volumes.extend(
+                _describe_volumes(ec2, region, _id_filters("volume-id", sorted(missing)))
+            )
             instances.extend(sorted(region_instances, key=lambda i: i.instance_id))
             volumes.extend(sorted(region_volumes, key=lambda v: v.volume_id))
         snapshots.extend(region_snapshots)
