@@ -353,7 +353,7 @@ def apply(
     max_plan_age: timedelta,
     max_duration: timedelta | None,
 ) -> None:
-    """Plan and apply: create due snapshots, delete expired ones, audit every action.
+    """Plan and apply: create, delete, archive and copy snapshots; audit every action.
 
     PATHS are policy files or directories (default: ./policies). Shows the plan and
     asks before changing anything. Needs the audit table (`smartvault audit init`).
