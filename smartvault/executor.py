@@ -475,24 +475,35 @@ class Executor:
                     ),
                 )
             # Done, but its snapshots are gone: the slot may be taken again, by one run only.
-            try:
-                claim = self._audit.take_over_claim(claim, self.run_id, self._lease)
-            except AuditError as exc:
-                self._halt(str(exc))
-                return ActionResult(action, "failed", error=f"not created: {exc}")
-            if claim.status != "claimed":
-                # Another run took the slot over first: it creates, not this one.
-                return self._write_final(
-                    action,
-                    ActionResult(
-                        action,
-                        "skipped",
-                        reason=f"another run ({claim.run_id}) took over its claim first",
-                    ),
-                )
-            with self._state.lock:
-                self._state.held_claims.add(rp)
+            taken = self._take_over(action, claim, "not created")
+            if isinstance(taken, ActionResult):
+                return taken
+            claim = taken
         return self._create(action, claim)
+
+    def _take_over(
+        self, action: Action, done: ClaimResult, not_done: str
+    ) -> ClaimResult | ActionResult:
+        """Take over a ``done`` claim whose snapshots are gone, so one run (only) may make
+        them again; the ActionResult to report when this run must not go on."""
+        try:
+            claim = self._audit.take_over_claim(done, self.run_id, self._lease)
+        except AuditError as exc:
+            self._halt(str(exc))
+            return ActionResult(action, "failed", error=f"{not_done}: {exc}")
+        if claim.status != "claimed":
+            # Another run took it over first: that run makes it, not this one.
+            return self._write_final(
+                action,
+                ActionResult(
+                    action,
+                    "skipped",
+                    reason=f"another run ({claim.run_id}) took over its claim first",
+                ),
+            )
+        with self._state.lock:
+            self._state.held_claims.add(claim.recovery_point)
+        return claim
 
     def _start_claimed(
         self, action: Action, claim: ClaimResult, pending: AuditRecord, not_done: str
@@ -939,22 +950,10 @@ class Executor:
                     ),
                     details,
                 )
-            try:
-                claim = self._audit.take_over_claim(claim, self.run_id, self._lease)
-            except AuditError as exc:
-                self._halt(str(exc))
-                return ActionResult(action, "failed", error=f"nothing copied: {exc}")
-            if claim.status != "claimed":
-                return self._write_final(
-                    action,
-                    ActionResult(
-                        action,
-                        "skipped",
-                        reason=f"another run ({claim.run_id}) took over its claim first",
-                    ),
-                )
-            with self._state.lock:
-                self._state.held_claims.add(claim_id)
+            taken = self._take_over(action, claim, "nothing copied")
+            if isinstance(taken, ActionResult):
+                return taken
+            claim = taken
 
         if not missing:
             copy_ids = tuple(sorted(present.values()))
