@@ -47,6 +47,9 @@ from smartvault.plan_json import compare_actions
 
 DEFAULT_AUDIT_TABLE = "smartvault-audit"
 DEFAULT_MAX_PLAN_AGE = timedelta(hours=24)
+#: how far a saved plan's ``at`` may lie ahead of this machine's clock (the reviewer's
+#: machine and this one may disagree a little); beyond it the plan is refused
+PLAN_CLOCK_SKEW = timedelta(minutes=5)
 #: seconds before the Lambda's deadline after which no new action starts
 DEFAULT_DEADLINE_MARGIN = 30.0
 
@@ -170,16 +173,31 @@ class Engine:
     def check_saved_plan(
         self, saved: Plan, policies: PolicySet, max_age: timedelta = DEFAULT_MAX_PLAN_AGE
     ) -> None:
-        """Refuse a saved plan that is too old or no longer what planning would do.
+        """Refuse a saved plan that is evaluated in the future, too old, or no longer what
+        planning would do.
 
         The saved plan is re-made at its own ``at`` over the current account and
         policies; any difference in its actions makes it stale, and nothing is done.
+        Its age is measured from ``at``, the time the re-planning uses, never from
+        ``generated_at``, which nothing checks. A plan evaluated ahead of the clock
+        (``plan --at`` a later day) would delete what the policies keep today and stamp
+        a recovery point with a slot that has not come: it can be read, never applied.
         """
-        age = self._clock() - saved.generated_at
+        now = self._clock()
+        ahead = saved.at - now
+        if ahead > PLAN_CLOCK_SKEW:
+            raise PlanFileError(
+                f"the saved plan is evaluated at {_iso(saved.at)}, {_hours(ahead)} in the "
+                f"future (this machine's clock says {_iso(now)}): `plan --at` is for looking "
+                "ahead, never for acting ahead; nothing was done. Run `smartvault plan --out "
+                "FILE` without --at, review it and apply that"
+            )
+        age = now - saved.at
         if age > max_age:
             raise PlanFileError(
-                f"the saved plan was made {_hours(age)} ago, more than --max-plan-age "
-                f"{_hours(max_age)}: run `smartvault plan --out FILE` again and review it"
+                f"the saved plan is evaluated at {_iso(saved.at)}, {_hours(age)} ago, more "
+                f"than --max-plan-age {_hours(max_age)}; nothing was done. Run `smartvault "
+                "plan --out FILE` again and review it"
             )
         fresh = self.plan(policies, at=saved.at)
         if fresh.account_id != saved.account_id:
@@ -287,10 +305,12 @@ class LambdaRequest:
 
     @classmethod
     def from_event(cls, event: object) -> LambdaRequest:
-        """Read an EventBridge Scheduler input, a plain scheduled event, or ``{}``.
+        """Read an EventBridge Scheduler input, an EventBridge event, or ``{}``.
 
-        Unknown keys are refused rather than ignored: a misspelt ``dryrun`` must not
-        turn a dry run into a real one.
+        ``policies`` and ``dry_run`` are honoured in every form: at the top level, and
+        in an EventBridge envelope also inside its ``detail``. Unknown keys are refused
+        rather than ignored: a misspelt ``dryrun`` must not turn a dry run into a real
+        one, and an empty ``policies`` list must not mean "every policy".
         """
         if event is None:
             return cls()
@@ -299,23 +319,56 @@ class LambdaRequest:
                 'the event must be a JSON object such as {"policies": ["nightly"], '
                 f'"dry_run": true}}, not {type(event).__name__}'
             )
-        if event.get("source") == "aws.events" or "detail-type" in event:
-            return cls()  # a plain EventBridge scheduled event: every policy
-        unknown = sorted(set(event) - {"policies", "dry_run"})
+        asks = {k: v for k, v in event.items() if k in _REQUEST_KEYS}
+        envelope = "source" in event or "detail-type" in event
+        allowed = _REQUEST_KEYS | (_ENVELOPE_KEYS if envelope else frozenset())
+        unknown = sorted(str(k) for k in set(event) - allowed)
         if unknown:
             raise ConfigError(
                 f"unknown event key(s) {', '.join(unknown)}: the event takes "
                 '"policies" (a list of names) and "dry_run" (true or false)'
+                + (", beside EventBridge's own keys" if envelope else "")
             )
-        names = event.get("policies", [])
+        detail = event.get("detail", {}) if envelope else {}
+        if not isinstance(detail, Mapping):
+            raise ConfigError(
+                f'the event\'s "detail" must be a JSON object, not {type(detail).__name__}'
+            )
+        unknown = sorted(str(k) for k in set(detail) - _REQUEST_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {', '.join(unknown)} in the event's detail: it takes "
+                '"policies" (a list of names) and "dry_run" (true or false)'
+            )
+        both = sorted(set(asks) & set(detail))
+        if both:
+            raise ConfigError(
+                f"the event gives {', '.join(both)} both at its top level and in its detail: "
+                "give each once"
+            )
+        asks.update(detail)
+        names = asks.get("policies", [])
         if isinstance(names, str):
             names = [names]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        elif not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ConfigError('"policies" must be a list of policy names')
-        dry_run = event.get("dry_run", False)
+        elif not names and "policies" in asks:
+            raise ConfigError(
+                '"policies" is an empty list: name the policies to run, or leave the key '
+                "out to run every policy"
+            )
+        dry_run = asks.get("dry_run", False)
         if not isinstance(dry_run, bool):
             raise ConfigError('"dry_run" must be true or false')
         return cls(policies=tuple(names), dry_run=dry_run)
+
+
+#: What an invocation may ask for.
+_REQUEST_KEYS = frozenset({"policies", "dry_run"})
+#: The keys EventBridge puts in every event it delivers.
+_ENVELOPE_KEYS = frozenset(
+    {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+)
 
 
 def settings_from_env(environ: Mapping[str, str]) -> Settings:

@@ -190,13 +190,33 @@ def test_saved_plan_is_refused_when_the_account_changed(runner, ec2, policy_file
     assert managed_snapshots(ec2) == []
 
 
-def test_saved_plan_older_than_max_plan_age_is_refused(runner, ec2, policy_file, tmp_path):
+def _iso_in(delta: timedelta) -> str:
+    return (datetime.now(UTC) + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_saved_plan_evaluated_too_long_ago_is_refused(runner, ec2, policy_file, tmp_path):
     launch(ec2, 1)
     run(runner, "audit", "init")
     saved = tmp_path / "plan.json"
-    run(runner, "plan", "--out", str(saved), policy_file)
+    run(runner, "plan", "--at", _iso_in(-timedelta(hours=25)), "--out", str(saved), policy_file)
+
+    result = run(runner, "apply", "--plan", str(saved), "--yes", policy_file)
+
+    assert result.exit_code == 1
+    assert "--max-plan-age" in result.output
+    assert managed_snapshots(ec2) == []
+
+
+def test_the_age_of_a_saved_plan_is_measured_from_its_at_not_its_generated_at(
+    runner, ec2, policy_file, tmp_path
+):
+    """generated_at is not part of what the staleness check re-plans: editing it proves nothing."""
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    saved = tmp_path / "plan.json"
+    run(runner, "plan", "--at", _iso_in(-timedelta(hours=25)), "--out", str(saved), policy_file)
     data = json.loads(saved.read_text())
-    data["generated_at"] = "2020-01-01T00:00:00Z"
+    data["generated_at"] = _iso_in(timedelta(0))
     saved.write_text(json.dumps(data))
 
     result = run(runner, "apply", "--plan", str(saved), "--yes", policy_file)
@@ -204,6 +224,45 @@ def test_saved_plan_older_than_max_plan_age_is_refused(runner, ec2, policy_file,
     assert result.exit_code == 1
     assert "--max-plan-age" in result.output
     assert managed_snapshots(ec2) == []
+
+
+def test_a_saved_plan_evaluated_in_the_future_is_refused_whole(runner, ec2, tmp_path):
+    """A plan --at 30 days ahead would delete what the policy keeps today and stamp a
+    recovery point with a future slot: it can be looked at, never applied."""
+    path = tmp_path / "p.yaml"
+    path.write_text(POLICY.replace("keep_last: 2", "keep_last: 1"))
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    run(runner, "apply", "--yes", str(path))
+    age_recovery_point(ec2, managed_snapshots(ec2)[0], days=1)
+    run(runner, "apply", "--yes", str(path))
+    before = sorted(s["SnapshotId"] for s in managed_snapshots(ec2))
+    saved = tmp_path / "plan.json"
+    planned = run(
+        runner, "plan", "--at", _iso_in(timedelta(days=30)), "--out", str(saved), str(path)
+    )
+    assert planned.exit_code == 0, planned.output
+    assert json.loads(saved.read_text())["summary"]["delete"] == 1
+
+    result = run(runner, "apply", "--plan", str(saved), "--yes", str(path))
+
+    assert result.exit_code == 1
+    assert "in the future" in result.output
+    assert sorted(s["SnapshotId"] for s in managed_snapshots(ec2)) == before
+    assert "delete" not in run(runner, "audit", "list").output
+
+
+def test_a_saved_plan_a_minute_ahead_of_the_clock_is_applied(runner, ec2, policy_file, tmp_path):
+    """Five minutes of clock skew between the reviewer's machine and this one are allowed."""
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    saved = tmp_path / "plan.json"
+    run(runner, "plan", "--at", _iso_in(timedelta(minutes=1)), "--out", str(saved), policy_file)
+
+    result = run(runner, "apply", "--plan", str(saved), "--yes", policy_file)
+
+    assert result.exit_code == 0, result.output
+    assert len(managed_snapshots(ec2)) == 1
 
 
 def test_invalid_policies_fail_plan_with_located_errors_and_no_traceback(runner, tmp_path):

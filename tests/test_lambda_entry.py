@@ -177,14 +177,54 @@ def test_invalid_policies_fail_the_invocation_before_any_aws_call(account, tmp_p
         ({"policies": ["nope"]}, "no policy named nope"),
         ({"dry_run": "yes"}, "true or false"),
         (["nightly"], "JSON object"),
+        ({"policies": []}, "empty list"),
+        ({"policies": None}, "list of policy names"),
+        ({**EVENTBRIDGE_EVENT, "policies": []}, "empty list"),
+        ({**EVENTBRIDGE_EVENT, "dryrun": True}, "unknown event key"),
+        ({**EVENTBRIDGE_EVENT, "detail": {"dryrun": True}}, "unknown key"),
+        ({**EVENTBRIDGE_EVENT, "detail": ["nightly"]}, "JSON object"),
+        ({**EVENTBRIDGE_EVENT, "dry_run": True, "detail": {"dry_run": False}}, "give each once"),
     ],
-    ids=["misspelt-key", "unknown-policy", "non-bool-dry-run", "not-an-object"],
+    ids=[
+        "misspelt-key",
+        "unknown-policy",
+        "non-bool-dry-run",
+        "not-an-object",
+        "empty-policies",
+        "null-policies",
+        "envelope-empty-policies",
+        "envelope-misspelt-key",
+        "detail-misspelt-key",
+        "detail-not-an-object",
+        "given-twice",
+    ],
 )
 def test_a_malformed_event_is_refused_before_anything_is_done(account, event, message):
     launch(account, 1)
 
     with pytest.raises(ConfigError, match=message):
         lambda_entry.handler(event, FakeContext())
+    assert managed_snapshots(account) == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {**EVENTBRIDGE_EVENT, "policies": ["weekly"], "dry_run": True},
+        {**EVENTBRIDGE_EVENT, "detail": {"policies": ["weekly"], "dry_run": True}},
+    ],
+    ids=["top-level", "in-detail"],
+)
+def test_an_eventbridge_envelope_honours_policies_and_dry_run(account, event):
+    """Before, the envelope made the handler ignore both keys and run every policy for real."""
+    launch(account, 1, tags={"backup": "true"})
+    launch(account, 1, tags={"tier": "gold"})
+
+    summary = lambda_entry.handler(event, FakeContext())
+
+    assert summary["dry_run"] is True
+    assert summary["policies"] == ["weekly"]
+    assert summary["planned"]["create"] == 1
     assert managed_snapshots(account) == []
 
 
