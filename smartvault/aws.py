@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -215,6 +216,23 @@ def closest_region(name: str, known: Iterable[str]) -> str | None:
     return None
 
 
+def endpoint_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an endpoint (an http(s) URL with a host and a port
+    from 1 to 65535), or ``None`` when it can."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
+        return "an endpoint is an http:// or https:// URL with a host, e.g. http://127.0.0.1:5000"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or (port is None and parts.netloc.endswith(":")):
+        return "its port must be a number from 1 to 65535"
+    if any(char.isspace() for char in url):
+        return "it must not contain spaces"
+    return None
+
+
 @contextmanager
 def translate_errors(service: str, operation: str, region: str = "") -> Iterator[None]:
     """Turn any botocore failure inside the block into one readable :class:`AwsError` line.
@@ -254,6 +272,13 @@ class AwsSession:
         self._profile = profile
         self._endpoint_url = endpoint_url or None
         env = os.environ if environ is None else environ
+        for name, url in (
+            ("--endpoint-url", self._endpoint_url),
+            ("AWS_ENDPOINT_URL", env.get("AWS_ENDPOINT_URL")),
+        ):
+            problem = endpoint_url_problem(url) if url else None
+            if problem:
+                raise AwsError(f"{name} {url!r} is not an endpoint URL: {problem}")
         # boto3 itself honours AWS_ENDPOINT_URL; we only need to know that a simulator
         # is in use, to accept region names botocore has never heard of.
         self._simulated = self._endpoint_url is not None or bool(env.get("AWS_ENDPOINT_URL"))

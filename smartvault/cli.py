@@ -29,6 +29,7 @@ from smartvault import engine
 from smartvault import plan_json
 from smartvault import policy as policy_loader
 from smartvault import render
+from smartvault.aws import endpoint_url_problem
 from smartvault.errors import AuditError
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
@@ -46,6 +47,33 @@ DEFAULT_POLICY_PATHS = ("policies",)
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 
+def _echo(message: str = "", *, nl: bool = True, err: bool = False) -> None:
+    """``click.echo`` that outlives a reader who went away (``apply --yes | head``).
+
+    A closed pipe must not stop a backup run half-way: once it is gone, what would
+    have been printed there is dropped and the work goes on (errors still reach the
+    other stream, and the audit log has every action).
+    """
+    stream = sys.stderr if err else sys.stdout
+    if stream in _CLOSED_STREAMS:
+        return
+    try:
+        click.echo(message, nl=nl, err=err)
+    except BrokenPipeError:
+        _CLOSED_STREAMS.add(stream)
+        # Point the descriptor at /dev/null so that the interpreter's own flush at exit
+        # does not fail again (and print "Exception ignored ...") either.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no real descriptor (e.g. under a test runner)
+            pass
+
+
+_CLOSED_STREAMS: set[object] = set()
+
+
 def _fail_readably(func: F) -> F:
     """Turn an expected failure into one readable message and exit 1 (traceback with -v)."""
 
@@ -58,7 +86,7 @@ def _fail_readably(func: F) -> F:
             settings = ctx.find_object(engine.Settings)
             if settings is not None and settings.verbose:
                 raise
-            click.echo(f"Error: {exc}" if not isinstance(exc, PolicyError) else str(exc), err=True)
+            _echo(f"Error: {exc}" if not isinstance(exc, PolicyError) else str(exc), err=True)
             ctx.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -80,6 +108,15 @@ def _check_table_name(ctx: click.Context, param: click.Parameter, value: str) ->
     return value
 
 
+def _check_endpoint_url(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    problem = endpoint_url_problem(value) if value else None
+    if problem:
+        raise click.BadParameter(f"{value!r} is not an endpoint URL: {problem}")
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="smartvault")
 @click.option(
@@ -95,6 +132,7 @@ def _check_table_name(ctx: click.Context, param: click.Parameter, value: str) ->
 @click.option(
     "--endpoint-url",
     metavar="URL",
+    callback=_check_endpoint_url,
     help="Send AWS calls to this endpoint (a local simulator). boto3 also reads AWS_ENDPOINT_URL.",
 )
 @click.option(
@@ -168,7 +206,7 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
         policies = policy_loader.load_policies(paths or DEFAULT_POLICY_PATHS)
     except PolicyError as exc:
         if fmt == "json":
-            click.echo(
+            _echo(
                 json.dumps(
                     [
                         {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
@@ -179,23 +217,23 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
             )
         else:
             for problem in exc.problems:
-                click.echo(str(problem), err=True)
+                _echo(str(problem), err=True)
             n = len(exc.problems)
-            click.echo(f"{n} problem{'s' if n != 1 else ''} found", err=True)
+            _echo(f"{n} problem{'s' if n != 1 else ''} found", err=True)
         sys.exit(1)
     n_pol, n_files = len(policies.policies), len(policies.files)
     pol_word = "policy" if n_pol == 1 else "policies"
     file_word = "file" if n_files == 1 else "files"
     if fmt == "json":
-        click.echo("[]")
+        _echo("[]")
     else:
-        click.echo(f"ok: {n_pol} {pol_word} in {n_files} {file_word}")
+        _echo(f"ok: {n_pol} {pol_word} in {n_files} {file_word}")
 
 
 @cli.command()
 def schema() -> None:
     """Print the policy JSON Schema (for editors and check-jsonschema)."""
-    click.echo(json.dumps(policy_loader.policy_schema(), indent=2))
+    _echo(json.dumps(policy_loader.policy_schema(), indent=2))
 
 
 def _engine() -> engine.Engine:
@@ -215,9 +253,9 @@ def _load(paths: tuple[str, ...]) -> PolicySet:
         return policy_loader.load_policies(paths or DEFAULT_POLICY_PATHS)
     except PolicyError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            _echo(str(problem), err=True)
         n = len(exc.problems)
-        click.echo(
+        _echo(
             f"{n} problem{'s' if n != 1 else ''} in the policies: fix "
             f"{'it' if n == 1 else 'them'} (see `smartvault validate`); nothing was done",
             err=True,
@@ -231,17 +269,30 @@ _MAX_SPAN_DAYS = 3660
 _MAX_SPAN_SECONDS = _MAX_SPAN_DAYS * 86400
 
 
+#: ``--at`` lies in these years: EBS snapshots did not exist before, and a look further
+#: ahead than this is a typo (and would leave the range slot arithmetic can represent).
+_AT_YEARS = range(1970, 3000)
+
+
 def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     """ISO 8601; a time without a zone is UTC."""
     if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except ValueError:
         raise click.BadParameter(
             f"{value!r} is not an ISO 8601 time; write e.g. 2026-11-30T03:00:00Z"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # the zone moves it past year 1 or 9999
+        moment = datetime.min.replace(tzinfo=UTC)
+    if moment.year not in _AT_YEARS:
+        raise click.BadParameter(
+            f"{value!r} lies outside the years {_AT_YEARS.start} to {_AT_YEARS.stop - 1}; "
+            "write a time in them, e.g. 2026-11-30T03:00:00Z"
+        )
+    return moment
 
 
 def _parse_span(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
@@ -305,7 +356,7 @@ def plan(
             raise ConfigError(f"cannot write the plan to {out}: {exc.strerror}") from exc
     color = fmt == "text" and _color()
     verbose = click.get_current_context().find_object(engine.Settings)
-    click.echo(
+    _echo(
         render.render(
             the_plan,
             cast("render.Format", fmt),
@@ -371,11 +422,11 @@ def apply(
     else:
         the_plan = eng.plan(policies)
     tty = sys.stdout.isatty()
-    click.echo(render.render_text(the_plan, color=_color()), nl=False)
+    _echo(render.render_text(the_plan, color=_color()), nl=False)
     if not the_plan.has_changes:
         # Still through the engine, as the Lambda does: a policy that asked to hear
         # about successful runs hears about this one too.
-        click.echo("Nothing to do.")
+        _echo("Nothing to do.")
     # Before asking: a missing audit table would fail every action.
     eng.audit_log().check_writable()
     if not yes and the_plan.has_changes:
@@ -385,10 +436,10 @@ def apply(
         try:
             confirmed = click.confirm(f"Apply {'this action' if n == 1 else f'these {n} actions'}?")
         except click.Abort:  # ^C or end of input at the prompt
-            click.echo(err=True)
+            _echo(err=True)
             confirmed = False
         if not confirmed:
-            click.echo("Not applied: nothing was changed.", err=True)
+            _echo("Not applied: nothing was changed.", err=True)
             sys.exit(1)
     started = _monotonic()
     limit = max_duration.total_seconds() if max_duration else None
@@ -411,30 +462,30 @@ def apply(
     assert report.result is not None
     result = report.result
     for failed in result.failed:
-        click.echo(
+        _echo(
             f"failed: {failed.action.type} {failed.action.recovery_point}: "
             f"{failed.error or failed.audit_error}",
             err=True,
         )
     for note in report.notifications:
         if not note.sent:
-            click.echo(f"notification for {note.policy} not sent: {note.error}", err=True)
+            _echo(f"notification for {note.policy} not sent: {note.error}", err=True)
     counts = result.counts
     if the_plan.has_changes:
-        click.echo(
+        _echo(
             f"Run {result.run_id}: {counts['succeeded']} succeeded, {counts['failed']} failed, "
             f"{counts['skipped']} skipped, {counts['not_started']} not started."
         )
     if result.stopped_early:
         if timed_out:
-            click.echo(
+            _echo(
                 f"Stopped after --max-duration {_span_text(max_duration)}: "
                 f"{counts['not_started']} not started; run `smartvault apply` again "
                 "to finish the work.",
                 err=True,
             )
         else:
-            click.echo(f"Stopped early: {result.stop_reason}", err=True)
+            _echo(f"Stopped early: {result.stop_reason}", err=True)
     if not report.ok:
         sys.exit(1)
 
@@ -478,7 +529,7 @@ class _Progress:
             deleted = self._counts.get("delete:succeeded", 0)
             failed = self._counts.get("failed", 0)
             skipped = sum(n for k, n in self._counts.items() if k.endswith(":skipped"))
-            click.echo(
+            _echo(
                 f"\r{self._done}/{self._total} done: created {created}, deleted {deleted}, "
                 f"skipped {skipped}, failed {failed}",
                 nl=False,
@@ -486,14 +537,14 @@ class _Progress:
         else:
             action = result.action
             detail = result.error or result.reason
-            click.echo(
+            _echo(
                 f"{result.outcome}: {action.type} {action.region} {action.recovery_point}"
                 + (f" ({detail})" if detail else "")
             )
 
     def close(self) -> None:
         if self._tty and self._counts:
-            click.echo()
+            _echo()
 
 
 @cli.group()
@@ -513,7 +564,7 @@ def audit_init() -> None:
     log = eng.audit_log()
     created = log.ensure_table()
     where = f"{log.table_name} in {log.region}"
-    click.echo(f"created audit table {where}" if created else f"audit table {where} is ready")
+    _echo(f"created audit table {where}" if created else f"audit table {where} is ready")
 
 
 @audit.command("list")
@@ -553,10 +604,10 @@ def audit_list(since: timedelta, policy: str | None, fmt: str) -> None:
             ) from exc
         raise
     if fmt == "json":
-        click.echo(json.dumps([_record_to_json(r) for r in records], indent=2))
+        _echo(json.dumps([_record_to_json(r) for r in records], indent=2))
         return
     if not records:
-        click.echo("no audit records in that period")
+        _echo("no audit records in that period")
     for r in records:
         ids = ",".join(r.snapshot_ids)
         line = (
@@ -564,7 +615,7 @@ def audit_list(since: timedelta, policy: str | None, fmt: str) -> None:
             f"{r.region} {r.recovery_point or r.resource_id} {ids}"
         )
         detail = r.error or r.reason
-        click.echo(line.rstrip() + (f"  ({detail})" if detail else ""))
+        _echo(line.rstrip() + (f"  ({detail})" if detail else ""))
 
 
 def _record_to_json(record: AuditRecord) -> dict[str, Any]:
@@ -598,8 +649,8 @@ def deploy_template(paths: tuple[str, ...]) -> None:
         policies, regions=settings.regions or None
     )
     for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(text, nl=False)
+        _echo(f"warning: {warning}", err=True)
+    _echo(text, nl=False)
 
 
 @deploy.command("package")
@@ -630,9 +681,7 @@ def deploy_package(paths: tuple[str, ...], out: str, no_vendor: bool) -> None:
         policy_paths=[Path(f) for f in policies.files],
         vendor=not no_vendor,
     )
-    click.echo(
-        f"wrote {info.path} ({info.size:,} bytes, {info.entries} files, sha256 {info.sha256})"
-    )
+    _echo(f"wrote {info.path} ({info.size:,} bytes, {info.entries} files, sha256 {info.sha256})")
 
 
 def main() -> None:

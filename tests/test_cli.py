@@ -297,6 +297,39 @@ def test_plan_with_an_unreachable_endpoint_fails_in_one_readable_line(runner, po
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "http:// or https:// URL with a host"),
+        ("http://", "http:// or https:// URL with a host"),
+        ("ftp://127.0.0.1:21", "http:// or https:// URL with a host"),
+        ("http://127.0.0.1:99999", "port must be a number from 1 to 65535"),
+        ("http://127.0.0.1:0", "port must be a number from 1 to 65535"),
+        ("http://127.0.0.1 :5000", "must not contain spaces"),
+    ],
+)
+def test_a_malformed_endpoint_url_is_a_usage_error_not_a_traceback(
+    runner, policy_file, url, message
+):
+    result = run(runner, "--endpoint-url", url, "plan", policy_file)
+
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_malformed_aws_endpoint_url_is_one_line_naming_the_variable(
+    runner, policy_file, monkeypatch
+):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "not a url")
+
+    result = run(runner, "plan", policy_file)
+
+    assert result.exit_code == 1
+    assert "AWS_ENDPOINT_URL 'not a url' is not an endpoint URL" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_plan_markdown_starts_with_a_summary_table(runner, ec2, policy_file):
     launch(ec2, 1)
 
@@ -425,6 +458,34 @@ def test_an_absurd_duration_is_a_usage_error_not_a_traceback(runner, ec2, args):
 
     assert result.exit_code == 2
     assert "is too long; at most 3660d" in result.output
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+        "3000-01-01T00:00:00Z",
+        "1969-12-31",
+    ],
+    ids=["past-year-9999", "before-year-1", "year-3000", "before-1970"],
+)
+def test_an_at_outside_the_years_slots_can_count_is_a_usage_error(runner, policy_file, at):
+    result = run(runner, "plan", "--at", at, policy_file)
+
+    assert result.exit_code == 2
+    assert "outside the years 1970 to 2999" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("at", ["1970-01-01T00:00:00Z", "2999-12-31T23:59:59Z"])
+def test_a_plan_at_either_end_of_the_years_is_a_plan(runner, ec2, policy_file, at):
+    launch(ec2, 1)
+
+    result = run(runner, "plan", "--format", "json", "--at", at, policy_file)
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["at"] == at
 
 
 def test_detailed_exitcode_turns_a_usage_error_into_1_not_2(runner, ec2, policy_file):
