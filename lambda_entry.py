@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from smartvault import engine
+from smartvault.deadline import Deadline
 from smartvault.errors import SmartVaultError
 from smartvault.logs import JsonLog
 
@@ -23,7 +24,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         request = engine.LambdaRequest.from_event(event)
         settings = engine.settings_from_env(env)
         policy_path = env.get("SMARTVAULT_POLICY_PATH") or str(Path(__file__).parent / "policies")
-        margin_ms = 1000 * engine.deadline_margin_seconds(env)
+        margin = engine.deadline_margin_seconds(env)
         # Called by hand (``handler({}, None)``) there is no deadline to watch.
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         return engine.run_scheduled(
@@ -31,7 +32,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             [policy_path],
             request,
             actor=f"lambda:{getattr(context, 'function_name', 'local')}",
-            should_stop=(lambda: remaining() < margin_ms) if callable(remaining) else bool,
+            deadline=Deadline(lambda: remaining() / 1000, margin) if callable(remaining) else None,
             log=log,
         )
     except SmartVaultError as exc:

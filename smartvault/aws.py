@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sts import STSClient
 
+    from smartvault.deadline import Deadline
     from smartvault.engine import Settings
 
 PERMISSIONS_DOC = "docs/permissions-and-errors.md"
@@ -53,6 +54,9 @@ DEFAULT_READ_TIMEOUT = 60.0
 #: Adaptive mode also rate-limits on the client side once EC2 starts throttling,
 #: which is what keeps a large run inside the per-account token buckets.
 DEFAULT_MAX_ATTEMPTS = 10
+
+#: The longest botocore waits before a retry (its backoff is capped at 20 s).
+_MAX_RETRY_SLEEP = 20.0
 
 _SERVICE_TITLES = {"ec2": "EC2", "sts": "STS", "dynamodb": "DynamoDB", "sns": "SNS"}
 
@@ -73,6 +77,16 @@ _BAD_CREDENTIALS_CODES = frozenset(
 _THROTTLING_CODES = frozenset(
     {"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException"}
 )
+
+
+class DeadlineReached(botocore.exceptions.BotoCoreError):
+    """A request not sent, or not retried, because it could not end before the run's
+    deadline (see :mod:`smartvault.deadline`). Nothing of it reached AWS."""
+
+    fmt = (
+        "{operation} not sent: {left:.1f} s left before the run's deadline, and a request "
+        "to {service} needs {needed:.1f} s; the next run does what is left"
+    )
 
 
 def _where(service: str, operation: str, region: str) -> str:
@@ -162,6 +176,8 @@ def _from_botocore_error(
             f"could not get AWS credentials from {kwargs.get('provider', '?')} calling {where}: "
             f"{_one_line(str(kwargs.get('error_msg', exc)))}"
         )
+    if isinstance(exc, DeadlineReached):
+        return AwsError(str(exc))
     if isinstance(exc, botocore.exceptions.NoRegionError):
         return AwsError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
     if isinstance(exc, botocore.exceptions.SSLError):
@@ -267,6 +283,7 @@ class AwsSession:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         environ: Mapping[str, str] | None = None,
+        deadline: Deadline | None = None,
     ) -> None:
         self._requested_regions = tuple(dict.fromkeys(regions))
         self._profile = profile
@@ -282,6 +299,10 @@ class AwsSession:
         # boto3 itself honours AWS_ENDPOINT_URL; we only need to know that a simulator
         # is in use, to accept region names botocore has never heard of.
         self._simulated = self._endpoint_url is not None or bool(env.get("AWS_ENDPOINT_URL"))
+        self._deadline = deadline
+        if deadline is not None:  # every request must fit in what is left of the run
+            connect_timeout = min(connect_timeout, deadline.connect_timeout)
+            read_timeout = min(read_timeout, deadline.read_timeout)
         self._config = Config(
             retries={"mode": "adaptive", "max_attempts": max_attempts},
             user_agent_extra=f"smartvault/{__version__}",
@@ -293,6 +314,10 @@ class AwsSession:
         self._clients: dict[tuple[str, str], Any] = {}
         self._known_regions: frozenset[str] | None = None
         self._account_id: str | None = None
+
+    @property
+    def deadline(self) -> Deadline | None:
+        return self._deadline
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> AwsSession:
@@ -413,6 +438,8 @@ class AwsSession:
                         endpoint_url=self._endpoint_url,
                         config=config,
                     )
+                if self._deadline is not None:
+                    _keep_inside(cached, service, self._deadline, retries=cache_as != "ec2:once")
                 self._clients[key] = cached
         return cached
 
@@ -434,3 +461,42 @@ class AwsSession:
                 identity = sts.get_caller_identity()
             self._account_id = identity["Account"]
         return self._account_id
+
+
+def _keep_inside(client: Any, service: str, deadline: Deadline, *, retries: bool) -> None:
+    """Refuse to send, or to retry, a request of ``client`` that could not end in time."""
+
+    def before_send(request: Any, **kwargs: Any) -> None:
+        left = deadline.time_left()
+        needed = deadline.needed(service)
+        if left < needed:
+            operation = str(kwargs.get("event_name", "")).rsplit(".", 1)[-1]
+            raise DeadlineReached(
+                operation=f"{service}:{operation}", service=service, left=left, needed=needed
+            )
+
+    def needs_retry(response: Any, caught_exception: Any, operation: Any, **kwargs: Any) -> None:
+        if isinstance(caught_exception, DeadlineReached):  # refused by before_send
+            raise caught_exception
+        # botocore sleeps (up to 20 s) before a retry and only then sends it: decide
+        # here, before that sleep, whether a retry could still end in time.
+        status = response[0].status_code if response else 0
+        code = (response[1].get("Error", {}).get("Code", "") if response else "") or ""
+        failed = caught_exception is not None or status >= 500 or status == 429
+        if not (failed or code in _THROTTLING_CODES):
+            return
+        left = deadline.time_left()
+        needed = deadline.needed(service) + _MAX_RETRY_SLEEP
+        if left < needed:
+            raise DeadlineReached(
+                operation=f"{service}:{operation.name} (retry)",
+                service=service,
+                left=left,
+                needed=needed,
+            )
+
+    # First, before any handler that answers a request itself (botocore's Stubber, an
+    # in-process simulator): what it answers counts as sent.
+    client.meta.events.register_first("before-send", before_send)
+    if retries:  # a client that sends once never retries: nothing to decide
+        client.meta.events.register_first("needs-retry", needs_retry)

@@ -24,6 +24,7 @@ from smartvault import planner
 from smartvault import policy as policy_loader
 from smartvault.audit import AuditLog
 from smartvault.aws import AwsSession
+from smartvault.deadline import Deadline
 from smartvault.errors import AuditError
 from smartvault.errors import AwsError
 from smartvault.errors import ConfigError
@@ -141,16 +142,19 @@ class Engine:
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         session: AwsSession | None = None,
+        deadline: Deadline | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
-        self._sleep = sleep
+        self._deadline = deadline
+        # Near a deadline, a backoff is cut short rather than sleeping into it.
+        self._sleep = deadline.bounded_sleep(sleep) if deadline else sleep
         self._session = session
 
     @property
     def session(self) -> AwsSession:
         if self._session is None:
-            self._session = AwsSession.from_settings(self.settings)
+            self._session = AwsSession.from_settings(self.settings, deadline=self._deadline)
         return self._session
 
     def now(self) -> datetime:
@@ -440,13 +444,14 @@ def run_scheduled(
     request: LambdaRequest,
     *,
     actor: str,
-    should_stop: Callable[[], bool],
+    deadline: Deadline | None,
     log: JsonLog,
     clock: Callable[[], datetime] = utc_now,
 ) -> dict[str, Any]:
     """The unattended run: load, plan, apply (unless dry run), notify; a JSON-able summary.
 
-    Invalid policies or unknown policy names raise before any AWS call.
+    Invalid policies or unknown policy names raise before any AWS call. With a
+    ``deadline`` every request is kept inside it (:mod:`smartvault.deadline`).
     """
     policies = policy_loader.load_policies(paths)
     missing = [n for n in request.policies if policies.get(n) is None]
@@ -461,7 +466,7 @@ def run_scheduled(
             f"no policy named {', '.join(hints)} in {', '.join(paths)}: fix the event's "
             f'"policies" (known: {", ".join(known)})'
         )
-    eng = Engine(settings, clock=clock)
+    eng = Engine(settings, clock=clock, deadline=deadline)
     plan = eng.plan(policies)
     if request.policies:
         plan = only_policies(plan, request.policies)
@@ -488,7 +493,12 @@ def run_scheduled(
         )
 
     report = eng.apply(
-        plan, policies, actor=actor, should_stop=should_stop, on_result=log_result, run_id=run_id
+        plan,
+        policies,
+        actor=actor,
+        should_stop=deadline.stop_starting if deadline else bool,
+        on_result=log_result,
+        run_id=run_id,
     )
     summary = report.summary()
     log(

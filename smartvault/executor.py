@@ -52,6 +52,7 @@ from botocore.exceptions import ClientError
 from smartvault.audit import AuditLog
 from smartvault.audit import AuditRecordRef
 from smartvault.audit import ClaimResult
+from smartvault.aws import DeadlineReached
 from smartvault.errors import AuditError
 from smartvault.model import CREATED_BY_VALUE
 from smartvault.model import TAG_CREATED_BY
@@ -603,6 +604,8 @@ class Executor:
                     return self._after_unknown_create(action, _describe_error(exc))
                 else:
                     raise _Failed(f"not created: {_describe_error(exc)}", _code(exc)) from exc
+            except DeadlineReached as exc:  # never sent: known not to exist
+                raise _Failed(f"not created: {exc}", "DeadlineReached") from exc
             except BotoCoreError as exc:
                 return self._after_unknown_create(action, f"{type(exc).__name__}: {exc}")
             if attempt + 1 < MAX_ATTEMPTS:
@@ -1085,6 +1088,8 @@ class Executor:
                     return self._after_unknown_copy(action, sid, _describe_error(exc))
                 else:
                     raise _Failed(f"{sid} not copied: {_describe_error(exc)}", _code(exc)) from exc
+            except DeadlineReached as exc:  # never sent: known not to exist
+                raise _Failed(f"{sid} not copied: {exc}", "DeadlineReached") from exc
             except BotoCoreError as exc:
                 return self._after_unknown_copy(action, sid, f"{type(exc).__name__}: {exc}")
             if attempt + 1 < MAX_ATTEMPTS:
@@ -1268,6 +1273,8 @@ class Executor:
                         code,
                         str(exc.response.get("Error", {}).get("Message") or code),
                     ) from exc
+            except DeadlineReached as exc:  # trying again could only run past the deadline
+                raise _Failed(f"could not {what}: {exc}", "DeadlineReached") from exc
             except BotoCoreError as exc:
                 if attempt + 1 == MAX_ATTEMPTS:
                     raise _Failed(
