@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from smartvault import __version__
 from smartvault import deploy as deploy_module
 from smartvault import engine
+from smartvault import files
 from smartvault import plan_json
 from smartvault import policy as policy_loader
 from smartvault import render
@@ -242,7 +243,8 @@ def _engine() -> engine.Engine:
 
 def _load(paths: tuple[str, ...]) -> PolicySet:
     """Policies of ``paths``; invalid ones end the command (exit 1) before any AWS call."""
-    missing = [p for p in paths or DEFAULT_POLICY_PATHS if not Path(p).exists()]
+    # Only what is not there at all: a link loop or an unreadable file is a problem below.
+    missing = [p for p in paths or DEFAULT_POLICY_PATHS if not os.path.lexists(p)]
     if missing:
         where = "" if paths else " (the default; run from the folder that holds policies/)"
         raise ConfigError(
@@ -414,9 +416,13 @@ def apply(
     policies = _load(paths)
     if plan_file:
         try:
-            text = Path(plan_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PlanFileError(f"cannot read {plan_file}: {exc.strerror}") from exc
+            text = files.read_text(
+                plan_file,
+                too_large="apply without --plan, or save plans of fewer policies "
+                "(`smartvault plan --out FILE PATH...`)",
+            )
+        except files.FileRefused as exc:
+            raise PlanFileError(str(exc)) from exc
         the_plan = plan_json.loads(text, source=plan_file)
         eng.check_saved_plan(the_plan, policies, max_plan_age)
     else:

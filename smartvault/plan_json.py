@@ -389,6 +389,12 @@ def loads(text: str | bytes, source: str = "plan.json") -> Plan:
         raise PlanFileError(
             f"{source} is not valid JSON ({exc}); make it again with `smartvault plan --out FILE`"
         ) from exc
+    except RecursionError:
+        # A plan nests four levels deep; json gives up on thousands, and so do we.
+        raise PlanFileError(
+            f"{source} nests values too deeply to be a plan; "
+            "make it again with `smartvault plan --out FILE`"
+        ) from None
     return plan_from_dict(data, source=source)
 
 

@@ -18,11 +18,13 @@ All problems of all files are collected and raised together as one
 from __future__ import annotations
 
 import difflib
+import errno
 import functools
 import importlib.resources
 import json
 import os
 import re
+import stat
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -36,6 +38,7 @@ import jsonschema
 import jsonschema.validators
 import yaml
 
+from smartvault import files
 from smartvault import schedules
 from smartvault.errors import PolicyError
 from smartvault.errors import Problem
@@ -60,8 +63,9 @@ POLICY_SUFFIXES = (".yaml", ".yml")
 SNAPSHOT_TAG_PLACEHOLDERS = ("policy", "resource_id", "slot")
 
 #: An alias bomb ("billion laughs") composes into a few nodes and expands into
-#: billions of values; a real policy file has a few thousand at most.
-_MAX_VALUES = 100_000
+#: billions of values. Only values reached through an alias count: the others are
+#: bounded by the size of the file (smartvault.files.MAX_FILE_BYTES).
+_MAX_ALIASED_VALUES = 100_000
 _MAX_DEPTH = 64
 
 #: Where a value sits in the document: keys and list indexes from the root.
@@ -122,10 +126,50 @@ def _is_whole_number(_checker: object, instance: object) -> bool:
 _extend: Callable[..., type[jsonschema.protocols.Validator]] = jsonschema.validators.extend
 
 
+def _same_key(value: object) -> object:
+    """A hashable stand-in for ``value``, equal for values JSON Schema calls equal.
+
+    As in jsonschema: ``true`` is not ``1``, ``1`` is ``1.0``, and lists and mappings
+    are equal when their items are.
+    """
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, list):
+        return ("list", tuple(_same_key(item) for item in value))
+    if isinstance(value, dict):
+        return ("map", frozenset((key, _same_key(item)) for key, item in value.items()))
+    return ("text", value)
+
+
+def _first_repeat(items: list[Any]) -> int | None:
+    """The index of the first item equal to an earlier one, or None: one pass, hashed."""
+    seen: set[object] = set()
+    for index, item in enumerate(items):
+        key = _same_key(item)
+        if key in seen:
+            return index
+        seen.add(key)
+    return None
+
+
+def _unique_items(
+    validator: jsonschema.protocols.Validator, unique: bool, instance: object, schema: object
+) -> Iterator[jsonschema.ValidationError]:
+    # jsonschema's own check compares every pair when the items do not sort (mixed types).
+    if unique and isinstance(instance, list) and _first_repeat(instance) is not None:
+        yield jsonschema.ValidationError("has non-unique elements")
+
+
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
     draft7 = jsonschema.Draft7Validator
-    cls = _extend(draft7, type_checker=draft7.TYPE_CHECKER.redefine("integer", _is_whole_number))
+    cls = _extend(
+        draft7,
+        validators={"uniqueItems": _unique_items},
+        type_checker=draft7.TYPE_CHECKER.redefine("integer", _is_whole_number),
+    )
     return cls(_schema())
 
 
@@ -185,14 +229,16 @@ class _Document:
     where: dict[JsonPath, _Where] = field(default_factory=dict)
     #: values already reported as unreadable: the schema need not complain about them too
     broken: set[JsonPath] = field(default_factory=set)
-    _budget: int = _MAX_VALUES
+    #: how many more values may be built through aliases
+    _aliased_budget: int = field(default_factory=lambda: _MAX_ALIASED_VALUES)
+    #: set once building stopped early: aliases expand too far, or nested too deeply
+    exhausted: bool = False
+    #: ids of the nodes built so far: meeting one again means it is reached by an alias
+    _built: set[int] = field(default_factory=set)
+    #: how many aliased nodes enclose the one being built (0: it is written out)
+    _aliased_depth: int = 0
     #: ids of the collections being built: meeting one again means a recursive alias
     _open: set[int] = field(default_factory=set)
-
-    @property
-    def exhausted(self) -> bool:
-        """True once building stopped early: too many values, or nested too deeply."""
-        return self._budget <= 0
 
     def add(self, line: int, column: int, message: str) -> None:
         self.problems.append(Problem(self.filename, line, column, message))
@@ -218,19 +264,36 @@ class _Document:
     # -- building plain data from nodes --
 
     def build(self, node: yaml.Node, path: JsonPath, key_mark: yaml.Mark, depth: int = 0) -> Any:
+        if self.exhausted:
+            return None
         mark = node.start_mark
         self.where[path] = _Where(
             mark.line + 1, mark.column + 1, key_mark.line + 1, key_mark.column + 1
         )
-        self._budget -= 1
-        if self._budget == 0:
-            self.add_at_mark(mark, "the file expands to too many values (aliases of aliases?)")
-        if self._budget <= 0:
-            return None
+        # A node built before is met again through an alias: it and all it holds count.
+        aliased = id(node) in self._built
+        self._built.add(id(node))
+        if aliased or self._aliased_depth:
+            self._aliased_budget -= 1
+            if self._aliased_budget < 0:
+                self.add_at_mark(
+                    mark,
+                    f"the aliases in this file expand to more than {_MAX_ALIASED_VALUES:,} "
+                    "values; write the values out instead of aliasing aliases",
+                )
+                self.exhausted = True
+                return None
         if depth > _MAX_DEPTH:
             self.add_at_mark(mark, f"values are nested more than {_MAX_DEPTH} levels deep")
-            self._budget = 0
+            self.exhausted = True
             return None
+        self._aliased_depth += aliased
+        try:
+            return self._build(node, path, key_mark, depth)
+        finally:
+            self._aliased_depth -= aliased
+
+    def _build(self, node: yaml.Node, path: JsonPath, key_mark: yaml.Mark, depth: int) -> Any:
         allowed = (
             (_MAP,)
             if isinstance(node, yaml.MappingNode)
@@ -567,8 +630,8 @@ def _explain(error: jsonschema.ValidationError, doc: _Document, seen: set[JsonPa
     elif kind == "maxLength":
         doc.add_at(path, f"{label}: longer than {value} characters, the most AWS allows")
     elif kind == "uniqueItems" and isinstance(instance, list):
-        # jsonschema's equality is stricter than Python's (true != 1), so one is found.
-        index = next(i for i, item in enumerate(instance) if item in instance[:i])
+        index = _first_repeat(instance)
+        assert index is not None  # the validator found it the same way
         doc.add_at((*path, index), f"{label}: {_describe(instance[index])} is listed twice")
     elif kind == "not" and path and path[-1] in _INSTANCE_ONLY:
         doc.add_at(
@@ -583,13 +646,20 @@ def _explain(error: jsonschema.ValidationError, doc: _Document, seen: set[JsonPa
 # --- checks beyond the schema ------------------------------------------------------
 
 
-def _check_policy(index: int, raw: dict[str, Any], doc: _Document, bad: set[JsonPath]) -> None:
+def _check_policy(
+    index: int,
+    raw: dict[str, Any],
+    doc: _Document,
+    bad: set[JsonPath],
+    bad_within: set[JsonPath],
+) -> None:
+    """Checks beyond the schema; ``bad_within`` holds every path that encloses one in ``bad``."""
     base: JsonPath = ("policies", index)
 
     def clean(*keys: str | int) -> bool:
         """No schema error at, inside or above this path: safe to look closer."""
         path = (*base, *keys)
-        return not any(b[: len(path)] == path or path[: len(b)] == b for b in bad)
+        return not any(path[:n] in bad for n in range(len(path) + 1)) and path not in bad_within
 
     schedule = raw.get("schedule")
     if isinstance(schedule, dict) and clean("schedule"):
@@ -768,6 +838,7 @@ def _parse(text: str, filename: str) -> _Parsed:
 
     errors = list(_validator().iter_errors(data))
     bad = {tuple(e.absolute_path) for e in errors}
+    bad_within = {path[:n] for path in bad for n in range(len(path))}
     # A value of the wrong type fails its other rules too (enum, pattern): say it once.
     wrong_type = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     seen: set[JsonPath] = set()
@@ -787,7 +858,7 @@ def _parse(text: str, filename: str) -> _Parsed:
             line, column = doc.at(("policies", index, "name"))
             names.append(_NameUse(raw["name"], filename, line, column))
         if ("policies", index) not in bad:
-            _check_policy(index, raw, doc, bad)
+            _check_policy(index, raw, doc, bad, bad_within)
 
     if doc.problems:
         return _Parsed([], doc.problems, names)
@@ -832,32 +903,59 @@ def parse_policies(text: str, filename: str) -> tuple[list[Policy], list[Problem
 # --- files -----------------------------------------------------------------------------
 
 
-def _policy_files(directory: Path) -> Iterator[Path]:
-    """``*.yaml`` and ``*.yml`` below ``directory``, sorted; hidden files and folders skipped."""
-    found = []
-    # os.walk does not follow symlinked folders, so a link loop cannot trap us.
-    for folder, subfolders, names in os.walk(directory):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
-        for name in names:
-            if name.endswith(POLICY_SUFFIXES) and not name.startswith("."):
-                found.append(Path(folder, name))
-    yield from sorted(found, key=lambda p: p.relative_to(directory).parts)
+def _policy_files(directory: Path, problems: list[Problem]) -> list[Path]:
+    """``*.yaml`` and ``*.yml`` below ``directory``, sorted; hidden files and folders skipped.
 
-
-def _read_text(path: Path, shown: str) -> tuple[str | None, Problem | None]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, Problem(shown, 0, 0, f"cannot read the file: {exc.strerror or exc}")
-    try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start]
-        line = before.count(b"\n") + 1
-        column = exc.start - (before.rfind(b"\n") + 1) + 1
-        return None, Problem(
-            shown, line, column, f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x})"
-        )
+    Links to folders are followed. Each folder is read once however many links lead to
+    it, and a link back to an enclosing folder, or a link loop, is a problem in
+    ``problems`` instead of a walk without end.
+    """
+    found: list[Path] = []
+    top = os.stat(directory)
+    visited = {(top.st_dev, top.st_ino)}
+    # (folder, the folders enclosing it by identity): a stack, so depth never recurses.
+    stack: list[tuple[Path, dict[tuple[int, int], Path]]] = [
+        (directory, {(top.st_dev, top.st_ino): directory})
+    ]
+    while stack:
+        folder, enclosing = stack.pop()
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(Problem(str(folder), 0, 0, files.os_error_message(exc)))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(folder, entry.name)
+            try:
+                target = entry.stat()  # follows links
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    problems.append(Problem(str(path), 0, 0, files.os_error_message(exc)))
+                elif entry.name.endswith(POLICY_SUFFIXES):
+                    found.append(path)  # reading it says what is wrong
+                continue
+            if not stat.S_ISDIR(target.st_mode):
+                if entry.name.endswith(POLICY_SUFFIXES):
+                    found.append(path)  # reading it refuses what is not a regular file
+                continue
+            identity = (target.st_dev, target.st_ino)
+            if identity in enclosing:
+                problems.append(
+                    Problem(
+                        str(path),
+                        0,
+                        0,
+                        f"a link back to an enclosing folder ({enclosing[identity]}), "
+                        "which would be read without end; remove the link",
+                    )
+                )
+            elif identity not in visited:  # else its files are already found
+                visited.add(identity)
+                stack.append((path, {**enclosing, identity: path}))
+    return sorted(found, key=lambda p: p.relative_to(directory).parts)
 
 
 def load_policies(paths: Sequence[str | os.PathLike[str]]) -> PolicySet:
@@ -869,43 +967,47 @@ def load_policies(paths: Sequence[str | os.PathLike[str]]) -> PolicySet:
     as given (``policies/prod.yaml``), never made absolute.
     """
     problems: list[Problem] = []
-    files: list[tuple[str, Path]] = []
-    seen: set[Path] = set()
+    to_read: list[tuple[str, Path]] = []
+    seen: set[str] = set()
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            found = list(_policy_files(path))
-            if not found:
+        try:
+            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            problems.append(Problem(str(path), 0, 0, "no such file or directory"))
+            continue
+        except OSError as exc:
+            problems.append(Problem(str(path), 0, 0, files.os_error_message(exc)))
+            continue
+        if is_dir:
+            before = len(problems)
+            found = _policy_files(path, problems)
+            if not found and len(problems) == before:
                 problems.append(
                     Problem(str(path), 0, 0, "no policy files (*.yaml, *.yml) in this directory")
                 )
-        elif path.is_file():
-            found = [path]
-        elif path.exists():
-            problems.append(Problem(str(path), 0, 0, "not a regular file or directory"))
-            continue
         else:
-            problems.append(Problem(str(path), 0, 0, "no such file or directory"))
-            continue
+            found = [path]  # reading it refuses what is not a regular file
         for file in found:
             # The same file named twice (`policies policies/a.yaml`) is read once.
-            real = file.resolve()
+            real = os.path.realpath(file)
             if real not in seen:
                 seen.add(real)
-                files.append((str(file), file))
+                to_read.append((str(file), file))
 
     policies: list[Policy] = []
     names: list[_NameUse] = []
-    for shown, file in files:
-        text, unreadable = _read_text(file, shown)
-        if unreadable is not None:
-            problems.append(unreadable)
+    for shown, file in to_read:
+        try:
+            text = files.read_text(file, shown, too_large="split its policies into several files")
+        except files.FileRefused as exc:
+            problems.append(exc.problem)
             continue
-        parsed = _parse(cast(str, text), shown)
+        parsed = _parse(text, shown)
         problems.extend(parsed.problems)
         policies.extend(parsed.policies)
         names.extend(parsed.names)
     problems.extend(_duplicate_names(names))
     if problems:
         raise PolicyError(sorted(problems))
-    return PolicySet(policies=tuple(policies), files=tuple(shown for shown, _ in files))
+    return PolicySet(policies=tuple(policies), files=tuple(shown for shown, _ in to_read))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -15,6 +16,7 @@ from moto import mock_aws
 
 from smartvault.cli import cli
 from smartvault.plan_json import plan_schema
+from tests.bounded import bounded
 from tests.moto_helpers import age_recovery_point
 from tests.moto_helpers import launch
 from tests.moto_helpers import managed_snapshots
@@ -595,3 +597,81 @@ def test_apply_with_nothing_to_do_still_sends_the_success_notification(runner, e
     assert "Nothing to do." in result.output
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 1
+
+
+# --- files that are not what they seem ---------------------------------------------
+
+
+def test_a_policy_path_that_is_a_symlink_loop_is_called_a_loop_not_missing(runner, ec2, tmp_path):
+    loop = tmp_path / "loop.yaml"
+    loop.symlink_to(loop)
+
+    result = run(runner, "plan", str(loop))
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{loop}: a symbolic link loop (the link leads back to itself); "
+        "point the link at a real file, or remove it",
+        "1 problem in the policies: fix it (see `smartvault validate`); nothing was done",
+    ]
+
+
+def test_apply_refuses_a_plan_that_is_a_fifo_without_blocking(runner, ec2, policy_file, tmp_path):
+    fifo = tmp_path / "plan.json"
+    os.mkfifo(fifo)
+
+    result = bounded(
+        lambda: run(runner, "apply", "--plan", str(fifo), "--yes", policy_file), fifos=[fifo]
+    )
+
+    assert result.exit_code == 1
+    assert one_error_line(result) == (
+        f"Error: {fifo}: a FIFO (named pipe), not a regular file; SmartVault reads only "
+        "regular files: replace it with the file itself, or move it away"
+    )
+
+
+def test_apply_refuses_dev_zero_as_a_plan_without_reading_it_whole(runner, ec2, policy_file):
+    result = bounded(lambda: run(runner, "apply", "--plan", "/dev/zero", "--yes", policy_file))
+
+    assert result.exit_code == 1
+    assert "/dev/zero: a character device, not a regular file" in one_error_line(result)
+
+
+def test_apply_refuses_a_plan_larger_than_1_mib_in_one_line(runner, ec2, policy_file, tmp_path):
+    saved = tmp_path / "plan.json"
+    saved.write_text("[" + " " * (1024 * 1024) + "]")
+
+    result = run(runner, "apply", "--plan", str(saved), "--yes", policy_file)
+
+    assert result.exit_code == 1
+    assert one_error_line(result) == (
+        f"Error: {saved}: the file is larger than 1 MiB (1,048,578 bytes), the most "
+        "SmartVault reads from one file; apply without --plan, or save plans of fewer "
+        "policies (`smartvault plan --out FILE PATH...`)"
+    )
+
+
+def test_apply_refuses_a_plan_that_is_not_utf8_in_one_line(runner, ec2, policy_file, tmp_path):
+    saved = tmp_path / "plan.json"
+    saved.write_bytes(b'{"format_version": 1,\n "at": "\xff"}\n')
+
+    result = run(runner, "apply", "--plan", str(saved), "--yes", policy_file)
+
+    assert result.exit_code == 1
+    assert one_error_line(result) == (
+        f"Error: {saved}:2:9: the file is not UTF-8 text (byte 0xff); save it as UTF-8"
+    )
+
+
+def test_apply_refuses_a_deeply_nested_plan_in_one_line(runner, ec2, policy_file, tmp_path):
+    saved = tmp_path / "plan.json"
+    saved.write_text("[" * 100_000 + "]" * 100_000)
+
+    result = run(runner, "apply", "--plan", str(saved), "--yes", policy_file)
+
+    assert result.exit_code == 1
+    assert one_error_line(result) == (
+        f"Error: {saved} nests values too deeply to be a plan; "
+        "make it again with `smartvault plan --out FILE`"
+    )

@@ -8,6 +8,7 @@ mistake, and a sidecar ``<case>.expected`` holding the exact problems
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from click.testing import CliRunner
 
 from smartvault.cli import cli
 from smartvault.errors import Problem
+from tests.bounded import bounded
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "bad_policies"
@@ -119,3 +121,30 @@ def test_schema_prints_json_equal_to_the_published_schema_file(runner: CliRunner
     assert result.exit_code == 0
     published = json.loads((ROOT / "schemas" / "policy.schema.json").read_text(encoding="utf-8"))
     assert json.loads(result.stdout) == published
+
+
+def test_validate_reports_files_it_will_not_read_as_json_without_blocking(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p").mkdir()
+    os.mkfifo(tmp_path / "p" / "pipe.yaml")
+    os.symlink("/dev/zero", tmp_path / "p" / "zero.yml")
+    os.symlink("loop.yaml", tmp_path / "p" / "loop.yaml")
+    (tmp_path / "p" / "big.yaml").write_text("#" * (1024 * 1024 + 1))
+
+    result = bounded(
+        lambda: runner.invoke(cli, ["validate", "--format", "json", "p"]),
+        fifos=[tmp_path / "p" / "pipe.yaml"],
+    )
+
+    assert result.exit_code == 1
+    items = json.loads(result.stdout)
+    assert [(item["file"], item["line"], item["column"]) for item in items] == [
+        ("p/big.yaml", 0, 0),
+        ("p/loop.yaml", 0, 0),
+        ("p/pipe.yaml", 0, 0),
+        ("p/zero.yml", 0, 0),
+    ]
+    starts = ["the file is larger than 1 MiB", "a symbolic link loop", "a FIFO", "a link to a"]
+    assert all(item["message"].startswith(start) for item, start in zip(items, starts, strict=True))
