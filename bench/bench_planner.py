@@ -27,6 +27,7 @@ from smartvault.model import TAG_INSTANCE_ID
 from smartvault.model import TAG_POLICY
 from smartvault.model import TAG_RECOVERY_POINT
 from smartvault.model import TAG_RESOURCE_TAGS
+from smartvault.model import TAG_SLOT
 from smartvault.model import BlockDevice
 from smartvault.model import CopyRule
 from smartvault.model import Duration
@@ -42,6 +43,7 @@ from smartvault.model import Selector
 from smartvault.model import Snapshot
 from smartvault.model import TagCondition
 from smartvault.model import TagFilter
+from smartvault.model import iso_utc
 from smartvault.model import recovery_point_id
 from smartvault.planner import plan
 
@@ -118,6 +120,7 @@ def inventory(snapshots: int, instances: int, volumes: int) -> Inventory:
                 TAG_RECOVERY_POINT: rp,
                 TAG_INSTANCE_ID: instance_id,
                 TAG_RESOURCE_TAGS: recorded,
+                TAG_SLOT: iso_utc(slot),
             }
             for v in range(volumes):
                 made.append(

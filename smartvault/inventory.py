@@ -37,6 +37,7 @@ from smartvault.model import Instance
 from smartvault.model import Inventory
 from smartvault.model import Policy
 from smartvault.model import PolicySet
+from smartvault.model import RecoveryPointId
 from smartvault.model import Selector
 from smartvault.model import Snapshot
 from smartvault.model import TagCondition
@@ -274,9 +275,11 @@ def _lineage_resources(
     for snapshot in snapshots:
         if snapshot.policy not in kinds or TAG_SOURCE in snapshot.tags:
             continue
-        parts = (snapshot.recovery_point or "").split("/")
-        if len(parts) == 3 and parts[1]:
-            found.add(parts[1])
+        # Only parsed, not checked against the snapshot's other tags: reading a few more
+        # resources than needed is harmless, and the planner decides what is malformed.
+        rp = RecoveryPointId.parse(snapshot.recovery_point or "")
+        if rp is not None and rp.policy == snapshot.policy:
+            found.add(rp.resource_id)
     return found
 
 

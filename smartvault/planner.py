@@ -8,7 +8,10 @@ How it works, in one pass over the snapshots (O(n log n)):
 
 1. Managed snapshots are grouped into recovery points by region, policy,
    recovery point tag and copy-or-not, and recovery points into lineages by
-   region, policy, resource and copy-or-not.
+   region, policy, resource and copy-or-not. A managed snapshot whose
+   recovery-point tag does not agree with its own tags is malformed
+   (:func:`~smartvault.model.read_recovery_point`): it is in no recovery point,
+   so it never counts and is never acted on; the plan warns about it.
 2. Each enabled policy selects its resources; a selected resource with no
    pending or completed recovery point at or after the policy's slot is due.
 3. Each lineage is given its retention; completed points no rule keeps are
@@ -21,6 +24,7 @@ import contextlib
 import functools
 import gc
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -58,12 +62,15 @@ from smartvault.model import PlanWarning
 from smartvault.model import Policy
 from smartvault.model import PolicySet
 from smartvault.model import PolicySlot
+from smartvault.model import RecoveryPointId
+from smartvault.model import ResourceType
 from smartvault.model import Retention
 from smartvault.model import Skipped
 from smartvault.model import Snapshot
 from smartvault.model import TagFilter
 from smartvault.model import Volume
-from smartvault.model import recovery_point_id
+from smartvault.model import iso_utc
+from smartvault.model import read_recovery_point
 
 #: ``kept_by`` for points of a disabled policy, points not yet completed, and copies
 #: whose copy rule was removed from the policy
@@ -80,6 +87,16 @@ _IGNORED_STATES = frozenset({"recoverable"})
 _ACTION_ORDER = {"create": 0, "copy": 1, "archive": 2, "delete": 3}
 
 LineageKey = tuple[str, str, str, bool]  # region, policy, resource id, is a copy
+#: (region, ``smartvault:source``, recovery point id) of a well-formed copy
+CopySource = tuple[str, str, str]
+
+#: At most this many warnings about malformed snapshots, the largest groups first; the
+#: rest are summed up in one more, so a plan stays readable whatever was tagged.
+MALFORMED_WARNINGS_MAX = 50
+#: Snapshot ids named in one warning; the rest are counted.
+MALFORMED_IDS_SHOWN = 10
+_POLICY_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_RESOURCE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 
 
 # Not frozen: a frozen dataclass is three times slower to build, and a plan builds one
@@ -191,7 +208,9 @@ def _plan(policies: PolicySet, inventory: Inventory, at: datetime) -> Plan:
                         policy=loaded.name,
                     )
 
-    lineages = _lineages(inventory.snapshots)
+    kinds = {p.name: p.resource for p in policies.policies}
+    lineages, copied, malformed = _lineages(inventory.snapshots, kinds)
+    _warn_malformed(malformed, warnings)
     instances = {(i.region, i.instance_id): i for i in inventory.instances}
     volumes = {(v.region, v.volume_id): v for v in inventory.volumes}
     in_use_by = _images_by_snapshot(inventory)
@@ -215,7 +234,6 @@ def _plan(policies: PolicySet, inventory: Inventory, at: datetime) -> Plan:
     kept: list[Kept] = []
     skipped: list[Skipped] = []
     orphans: list[Orphan] = []
-    copied = _copy_sources(inventory.snapshots)
     for key, points in lineages.items():
         region, policy_name, resource_id, is_copy = key
         state = states.get(policy_name)
@@ -316,7 +334,7 @@ def _policy_state(policy: Policy, at: datetime, warnings: _Warnings) -> _PolicyS
     if slot is None:
         warnings.add(
             f"schedule {policy.schedule.expression} has not fired at or before "
-            f"{tagging.iso_utc(at)}: nothing is created",
+            f"{iso_utc(at)}: nothing is created",
             policy=policy.name,
         )
         return _PolicyState(policy, None, None, tz)
@@ -420,7 +438,7 @@ def _create(
     policy, slot = state.policy, state.slot
     assert slot is not None  # only called for policies with a slot
     resource_id = _resource_id(resource)
-    rp_id = recovery_point_id(policy.name, resource_id, slot)
+    rp_id = RecoveryPointId.format(policy.name, resource_id, slot)
     newest: _RecoveryPoint | None = None
     for point in lineage:  # newest first
         if point.id == rp_id:
@@ -443,10 +461,10 @@ def _create(
     reason = (
         "due: no recovery point yet"
         if newest is None
-        else f"due: newest recovery point {tagging.iso_utc(newest.created_at)} is before "
-        f"slot {tagging.iso_utc(slot)}"
+        else f"due: newest recovery point {iso_utc(newest.created_at)} is before "
+        f"slot {iso_utc(slot)}"
     )
-    tags = tagging.snapshot_tags(policy, resource, slot, rp_id)
+    tags = tagging.snapshot_tags(policy, resource, slot)
     action = CreateAction(
         region=region,
         policy=policy.name,
@@ -466,9 +484,25 @@ def _create(
 # --- recovery points and lineages -------------------------------------------------
 
 
-def _lineages(snapshots: Iterable[Snapshot]) -> dict[LineageKey, list[_RecoveryPoint]]:
-    """Managed snapshots grouped into recovery points, and those into lineages (newest first)."""
-    groups: dict[tuple[str, str, str, bool], list[Snapshot]] = defaultdict(list)
+@dataclass(frozen=True, slots=True)
+class _Malformed:
+    snapshot: Snapshot
+    reason: str
+
+
+def _lineages(
+    snapshots: Iterable[Snapshot], kinds: Mapping[str, ResourceType]
+) -> tuple[dict[LineageKey, list[_RecoveryPoint]], set[CopySource], list[_Malformed]]:
+    """Managed snapshots grouped into recovery points, and those into lineages (newest first).
+
+    Also which snapshots have a well-formed copy where (:data:`CopySource`; a copy in any
+    state counts: pending, completed, or failed and deleted by its copy retention first),
+    and the malformed managed snapshots. ``kinds`` is each loaded policy's resource type.
+    Snapshots in the Recycle Bin are none of these.
+    """
+    groups: dict[tuple[str, str, str, str, bool], list[Snapshot]] = defaultdict(list)
+    copied: set[CopySource] = set()
+    malformed: list[_Malformed] = []
     for snapshot in snapshots:
         tags = snapshot.tags
         policy = tags.get(TAG_POLICY)
@@ -477,11 +511,21 @@ def _lineages(snapshots: Iterable[Snapshot]) -> dict[LineageKey, list[_RecoveryP
             continue
         if snapshot.state in _IGNORED_STATES:
             continue
-        rp_id = tags.get(TAG_RECOVERY_POINT) or snapshot.snapshot_id
-        groups[(snapshot.region, policy, rp_id, TAG_SOURCE in tags)].append(snapshot)
+        rp = read_recovery_point(snapshot, kinds.get(policy))
+        if isinstance(rp, str):
+            malformed.append(_Malformed(snapshot, rp))
+            continue
+        # read_recovery_point parsed the tag exactly: it is the canonical id.
+        rp_id = tags[TAG_RECOVERY_POINT]
+        source = tags.get(TAG_SOURCE)
+        if source is not None:
+            copied.add((snapshot.region, source, rp_id))
+        groups[(snapshot.region, policy, rp_id, rp.resource_id, source is not None)].append(
+            snapshot
+        )
 
     lineages: dict[LineageKey, list[_RecoveryPoint]] = defaultdict(list)
-    for (region, policy, rp_id, is_copy), members in groups.items():
+    for (region, policy, rp_id, resource_id, is_copy), members in groups.items():
         if len(members) > 1:
             members.sort(key=_snapshot_id)
         first = members[0]
@@ -500,7 +544,6 @@ def _lineages(snapshots: Iterable[Snapshot]) -> dict[LineageKey, list[_RecoveryP
             # it by itself, so it is neither archived again nor copied meanwhile.
             if member.storage_tier == "standard" and member.restore_expiry is None:
                 standard.append(member.snapshot_id)
-        resource_id = _resource_of(policy, rp_id, first)
         snapshot_ids = tuple(m.snapshot_id for m in members)
         lineages[(region, policy, resource_id, is_copy)].append(
             _RecoveryPoint(
@@ -520,35 +563,63 @@ def _lineages(snapshots: Iterable[Snapshot]) -> dict[LineageKey, list[_RecoveryP
     for points in lineages.values():
         if len(points) > 1:
             points.sort(key=ret.order_key)
-    return lineages
-
-
-def _copy_sources(snapshots: Iterable[Snapshot]) -> set[tuple[str, str]]:
-    """``(region, smartvault:source)`` of every managed copy: which snapshots have a copy where.
-
-    A copy in any state counts (pending, completed, or failed and deleted by its copy
-    retention first); one in the Recycle Bin does not.
-    """
-    return {
-        (s.region, source)
-        for s in snapshots
-        if (source := s.tags.get(TAG_SOURCE))
-        and s.tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE
-        and s.tags.get(TAG_POLICY)
-        and s.state not in _IGNORED_STATES
-    }
+    return lineages, copied, malformed
 
 
 def _snapshot_id(snapshot: Snapshot) -> str:
     return snapshot.snapshot_id
 
 
-def _resource_of(policy: str, rp_id: str, snapshot: Snapshot) -> str:
-    """The resource id in ``<policy>/<resource-id>/<slot>``, else the snapshot's own tags."""
-    parts = rp_id.split("/")
-    if len(parts) == 3 and parts[0] == policy and parts[1]:
-        return parts[1]
-    return snapshot.tags.get(TAG_INSTANCE_ID) or snapshot.volume_id
+def _warn_malformed(malformed: list[_Malformed], warnings: _Warnings) -> None:
+    """One warning per group of malformed snapshots with the same reason, bounded.
+
+    Their tags were written by someone else, so only a valid policy name and resource
+    id reach the warning's fields; values in the message are quoted (``repr``).
+    """
+    groups: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
+    for entry in malformed:
+        snapshot = entry.snapshot
+        policy = snapshot.tags.get(TAG_POLICY, "")
+        instance_id = snapshot.tags.get(TAG_INSTANCE_ID, "")
+        resource_id = instance_id if _RESOURCE_ID_RE.fullmatch(instance_id) else snapshot.volume_id
+        key = (
+            policy if _POLICY_NAME_RE.fullmatch(policy) else "",
+            snapshot.region,
+            resource_id,
+            entry.reason,
+        )
+        groups[key].append(snapshot.snapshot_id)
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    for (policy, region, resource_id, reason), ids in ordered[:MALFORMED_WARNINGS_MAX]:
+        ids.sort()
+        if len(ids) == 1:
+            message = (
+                f"managed snapshot {ids[0]} is part of no recovery point: {reason}. "
+                "SmartVault leaves it alone; remove its CreatedBy/smartvault:* tags, "
+                "or delete it by hand if it is not a backup"
+            )
+        else:
+            message = (
+                f"{len(ids)} snapshots ({_some(ids)}) are managed but part of no recovery "
+                f"point; for each, {reason}. SmartVault leaves them alone; remove their "
+                "CreatedBy/smartvault:* tags, or delete them by hand if they are not backups"
+            )
+        warnings.add(message, policy=policy or None, resource_id=resource_id or None, region=region)
+    rest = sorted(s for _, ids in ordered[MALFORMED_WARNINGS_MAX:] for s in ids)
+    if rest:
+        warnings.add(
+            f"{len(rest)} more malformed managed snapshots, not listed one by one "
+            f"({_some(rest)}): each is part of no recovery point. SmartVault leaves them "
+            "alone; remove their CreatedBy/smartvault:* tags, or delete them by hand if they "
+            "are not backups"
+        )
+
+
+def _some(ids: list[str]) -> str:
+    """The first few of ``ids`` (sorted), and how many more."""
+    shown = ", ".join(ids[:MALFORMED_IDS_SHOWN])
+    more = len(ids) - MALFORMED_IDS_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _images_by_snapshot(inventory: Inventory) -> dict[str, tuple[str, ...]]:
@@ -616,7 +687,7 @@ def _warn_if_stale(
     if newest.created_at < stale_before:
         warnings.add(
             "backups are failing: the newest completed recovery point is from "
-            f"{tagging.iso_utc(newest.created_at)}, more than two schedule periods "
+            f"{iso_utc(newest.created_at)}, more than two schedule periods "
             f"({_human(state.period)} each) ago",
             policy=state.policy.name,
             resource_id=resource_id,
@@ -761,15 +832,16 @@ def _copies(
     points: list[_RecoveryPoint],
     policy: Policy,
     regions: set[str],
-    copied: set[tuple[str, str]],
+    copied: set[CopySource],
     warnings: _Warnings,
 ) -> list[CopyAction]:
     """Copy the newest completed point of a source lineage to each copy rule's region.
 
     Only the newest: adding a copy rule starts disaster recovery from now on, it does
     not copy the history. Only its snapshots that have no copy in the target region yet
-    (no snapshot there whose ``smartvault:source`` names them): a copy that stopped
-    half-way is completed by the next plan, and a complete one is never copied again.
+    (no well-formed snapshot there of the same recovery point whose ``smartvault:source``
+    names them): a copy that stopped half-way is completed by the next plan, a complete
+    one is never copied again, and a malformed or foreign "copy" never stops a real one.
     """
     newest = next((p for p in points if not p.failed and not p.pending), None)
     if newest is None:
@@ -779,7 +851,9 @@ def _copies(
         if rule.region not in regions or rule.region == newest.region:
             continue
         missing = tuple(
-            s for s in newest.snapshot_ids if (rule.region, f"{newest.region}/{s}") not in copied
+            s
+            for s in newest.snapshot_ids
+            if (rule.region, f"{newest.region}/{s}", newest.id) not in copied
         )
         if not missing:
             continue  # copied already (pending, completed, or failed and being deleted)

@@ -40,7 +40,9 @@ from smartvault.model import TAG_SLOT
 from smartvault.model import TAG_VALUE_MAX
 from smartvault.model import Instance
 from smartvault.model import Policy
+from smartvault.model import RecoveryPointId
 from smartvault.model import Volume
+from smartvault.model import iso_utc as iso_utc  # where callers have always found it
 
 #: AWS caps a tag key at 128 characters and a resource at 50 tags.
 TAG_KEY_MAX = 128
@@ -63,11 +65,6 @@ class SnapshotTags:
     full_values: dict[str, str] = field(default_factory=dict)
     #: one readable sentence per tag cut or dropped, for plan warnings
     problems: tuple[str, ...] = ()
-
-
-def iso_utc(moment: datetime) -> str:
-    """``2026-11-28T03:00:00Z``: how SmartVault writes a time in tags and plans."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def compact_json(value: Mapping[str, str]) -> str:
@@ -128,10 +125,12 @@ def _substitute(template: str, policy: str, resource_id: str, slot: str) -> str:
     )
 
 
-def snapshot_tags(
-    policy: Policy, resource: Instance | Volume, slot: datetime, recovery_point: str
-) -> SnapshotTags:
-    """Every tag of the snapshots of one new recovery point, and what had to give way."""
+def snapshot_tags(policy: Policy, resource: Instance | Volume, slot: datetime) -> SnapshotTags:
+    """Every tag of the snapshots of one new recovery point, and what had to give way.
+
+    ``smartvault:recovery-point`` and ``smartvault:slot`` are both made from ``slot`` here,
+    so they always agree (a snapshot whose tags disagree is malformed, DESIGN §1).
+    """
     resource_id = resource.instance_id if isinstance(resource, Instance) else resource.volume_id
     slot_text = iso_utc(slot)
     problems: list[str] = []
@@ -141,7 +140,7 @@ def snapshot_tags(
     if isinstance(resource, Instance):
         own[TAG_INSTANCE_ID] = resource.instance_id
     own[TAG_POLICY] = policy.name
-    own[TAG_RECOVERY_POINT] = recovery_point
+    own[TAG_RECOVERY_POINT] = RecoveryPointId.format(policy.name, resource_id, slot)
     own[TAG_SLOT] = slot_text
     relevant = {k: resource.tags[k] for k in retention_tag_keys(policy) if k in resource.tags}
     json_tags: dict[str, dict[str, str]] = {TAG_RESOURCE_TAGS: relevant}

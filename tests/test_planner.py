@@ -744,3 +744,354 @@ def test_planning_leaves_the_garbage_collector_as_it_found_it(enabled_before: bo
         assert gc.isenabled() is enabled_before
     finally:
         (gc.enable if was else gc.disable)()
+
+
+# --- malformed managed snapshots ------------------------------------------------------
+
+TODAY = utc(2026, 11, 28, 3)
+
+
+def managed(
+    snapshot_id: str,
+    tags: dict[str, str],
+    *,
+    volume_id: str = "vol-0abc0",
+    created: datetime | None = None,
+    region: str = "us-east-1",
+    state: str = "completed",
+) -> Snapshot:
+    """A snapshot carrying valid CreatedBy and smartvault:policy tags plus ``tags``."""
+    base = {"CreatedBy": "SmartVault", "smartvault:policy": "nightly"}
+    when = created or TODAY.replace(minute=5)
+    return Snapshot(snapshot_id, region, volume_id, state, when, tags={**base, **tags})
+
+
+def well_formed_tags(
+    resource_id: str = I1, slot: datetime = TODAY, policy: str = "nightly"
+) -> dict[str, str]:
+    return {
+        "smartvault:policy": policy,
+        "smartvault:recovery-point": f"{policy}/{resource_id}/{slot:%Y%m%dT%H%MZ}",
+        "smartvault:slot": f"{slot:%Y-%m-%dT%H:%M:%SZ}",
+        "InstanceId": resource_id,
+    }
+
+
+def without(tags: dict[str, str], *keys: str) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if k not in keys}
+
+
+# (tags, what the warning must say): each is a managed snapshot of I1's first volume,
+# made today, that is not part of any recovery point.
+MALFORMED = {
+    "no recovery-point tag": (
+        without(well_formed_tags(), "smartvault:recovery-point"),
+        "has no smartvault:recovery-point tag",
+    ),
+    "empty recovery-point tag": (
+        {**well_formed_tags(), "smartvault:recovery-point": ""},
+        "has no smartvault:recovery-point tag",
+    ),
+    "unparsable": (
+        {**well_formed_tags(), "smartvault:recovery-point": "nightly/i-0abc"},
+        "does not read as <policy>/<resource-id>/<slot>",
+    ),
+    "extra part": (
+        {**well_formed_tags(), "smartvault:recovery-point": "nightly/i-0abc/20261128T0300Z/x"},
+        "does not read as <policy>/<resource-id>/<slot>",
+    ),
+    "slot not as SmartVault writes it": (
+        {**well_formed_tags(), "smartvault:recovery-point": "nightly/i-0abc/2026-11-28T03:00Z"},
+        "does not read as <policy>/<resource-id>/<slot>",
+    ),
+    "impossible slot": (
+        {**well_formed_tags(), "smartvault:recovery-point": "nightly/i-0abc/20261131T0300Z"},
+        "does not read as <policy>/<resource-id>/<slot>",
+    ),
+    "another policy in the id": (
+        {**well_formed_tags(), "smartvault:recovery-point": "weekly/i-0abc/20261128T0300Z"},
+        "names policy 'weekly', but its smartvault:policy tag is 'nightly'",
+    ),
+    "another resource in the id": (
+        {**well_formed_tags(), "smartvault:recovery-point": "nightly/i-0other/20261128T0300Z"},
+        "names resource 'i-0other', but its InstanceId tag is 'i-0abc'",
+    ),
+    "no InstanceId tag": (
+        without(well_formed_tags(), "InstanceId"),
+        "names resource 'i-0abc', but it has no InstanceId tag",
+    ),
+    "another slot tag": (
+        {**well_formed_tags(), "smartvault:slot": "2026-11-27T03:00:00Z"},
+        "names slot 2026-11-28T03:00:00Z, but its smartvault:slot tag is '2026-11-27T03:00:00Z'",
+    ),
+    "no slot tag": (
+        without(well_formed_tags(), "smartvault:slot"),
+        "names slot 2026-11-28T03:00:00Z, but it has no smartvault:slot tag",
+    ),
+    "unreadable slot tag": (
+        {**well_formed_tags(), "smartvault:slot": "yesterday"},
+        "names slot 2026-11-28T03:00:00Z, but its smartvault:slot tag is 'yesterday'",
+    ),
+}
+
+
+def snapshot_ids(p: Plan) -> set[str]:
+    """Every snapshot the plan acts on or lists as kept, skipped or orphaned."""
+    return {
+        s
+        for entry in (*p.actions, *p.kept, *p.skipped, *p.orphans)
+        for s in getattr(entry, "snapshot_ids", ())
+    }
+
+
+class TestMalformed:
+    """Managed snapshots whose recovery-point tag disagrees with their own tags."""
+
+    @pytest.mark.parametrize(("tags", "why"), list(MALFORMED.values()), ids=list(MALFORMED))
+    def test_a_malformed_snapshot_is_left_alone_and_warned_about(
+        self, tags: dict[str, str], why: str
+    ) -> None:
+        policy = make_policy(retention=Retention(keep_last=1))
+        snaps = nightly("nightly", I1, [26, 27])
+        p = run(
+            policy,
+            instances=[make_instance(I1, volumes=2)],
+            snapshots=[*snaps, managed("snap-bad", tags)],
+        )
+        assert "snap-bad" not in snapshot_ids(p)
+        [create] = creates(p)
+        assert create.recovery_point == rp(28)
+        assert set(deletes(p)) == {rp(26)}
+        assert set(kept(p)) == {rp(27)}
+        [warning] = [w for w in p.warnings if "snap-bad" in w.message]
+        assert why in warning.message
+        assert "SmartVault leaves it alone" in warning.message
+        # the resource it is of: its InstanceId, else its own volume
+        resource_id = I1 if "InstanceId" in tags else "vol-0abc0"
+        assert (warning.policy, warning.resource_id, warning.region) == (
+            "nightly",
+            resource_id,
+            "us-east-1",
+        )
+
+    def test_two_malformed_snapshots_today_neither_suppress_the_backup_nor_push_points_out(
+        self,
+    ) -> None:
+        """keep_last 2 over 3 real points: the malformed ones must not be the 2 newest."""
+        policy = make_policy(retention=Retention(keep_last=2))
+        real = nightly("nightly", I1, [25, 26, 27])
+        bad = [
+            managed("snap-bad1", without(well_formed_tags(), "smartvault:recovery-point")),
+            managed("snap-bad2", {**well_formed_tags(), "smartvault:recovery-point": "x"}),
+        ]
+        p = run(policy, instances=[make_instance(I1, volumes=2)], snapshots=real + bad)
+        assert [c.recovery_point for c in creates(p)] == [rp(28)]
+        assert set(deletes(p)) == {rp(25)}
+        assert set(kept(p)) == {rp(26), rp(27)}
+        assert "snap-bad1" not in snapshot_ids(p)
+        assert "snap-bad2" not in snapshot_ids(p)
+        assert len([w for w in p.warnings if "snap-bad" in w.message]) == 2
+
+    def test_a_squatter_on_another_volume_suppresses_neither_the_backup_nor_the_copy(
+        self,
+    ) -> None:
+        """Today's recovery-point id on a snapshot of another instance's volume."""
+        west = "us-west-2"
+        policy = make_policy(copies=(CopyRule(west, Retention(keep_last=2)),))
+        real = nightly("nightly", I1, [27])
+        squatter = managed(
+            "snap-squat",
+            {**well_formed_tags("i-0other"), "smartvault:recovery-point": rp(28)},
+            volume_id="vol-0other0",
+        )
+        p = run(
+            policy,
+            instances=[make_instance(I1, volumes=2), make_instance("i-0other", tags={})],
+            snapshots=[*real, squatter],
+            regions=("us-east-1", west),
+        )
+        assert [c.recovery_point for c in creates(p)] == [rp(28)]
+        [copy] = [a for a in p.actions if isinstance(a, CopyAction)]
+        assert copy.recovery_point == rp(27)
+        assert set(copy.snapshot_ids) == {s.snapshot_id for s in real}
+        assert "snap-squat" not in snapshot_ids(p)
+        [warning] = [w for w in p.warnings if "snap-squat" in w.message]
+        assert "names resource 'i-0abc', but its InstanceId tag is 'i-0other'" in warning.message
+        assert warning.resource_id == "i-0other"
+
+    def test_a_snapshot_without_a_recovery_point_is_never_planned_for_deletion(self) -> None:
+        """Plan and apply agree: the executor refuses anything whose tag is not the action's."""
+        old = managed(
+            "snap-old",
+            without(well_formed_tags(), "smartvault:recovery-point"),
+            created=utc(2026, 1, 1),
+        )
+        real = nightly("nightly", I1, [27])
+        p = run(make_policy(), instances=[make_instance(I1, volumes=2)], snapshots=[old, *real])
+        assert deletes(p) == {}
+        assert [c.recovery_point for c in creates(p)] == [rp(28)]
+
+    def test_a_malformed_snapshot_in_state_error_is_not_deleted(self) -> None:
+        bad = managed("snap-err", {**well_formed_tags(), "smartvault:slot": "x"}, state="error")
+        p = run(make_policy(), instances=[make_instance(I1, volumes=2)], snapshots=[bad])
+        assert deletes(p) == {}
+        assert any("snap-err" in m for m in messages(p))
+
+    def test_a_malformed_snapshot_is_never_archived(self) -> None:
+        policy = make_policy(retention=Retention(keep_last=5), archive_after=Duration.parse("7d"))
+        bad = managed(
+            "snap-old",
+            {**well_formed_tags(slot=utc(2026, 10, 1, 3)), "smartvault:slot": "x"},
+            created=utc(2026, 10, 1, 3),
+        )
+        real = nightly("nightly", I1, [1, 28], month=11)
+        p = run(policy, instances=[make_instance(I1, volumes=2)], snapshots=[bad, *real])
+        archived = [a for a in p.actions if a.type == "archive"]
+        assert [a.recovery_point for a in archived] == [rp(1)]
+
+    def test_a_volume_snapshot_must_be_of_the_volume_its_id_names(self) -> None:
+        policy = make_policy("vols", resource="volume", retention=Retention(keep_last=1))
+        volume = Volume("vol-a", "us-east-1", tags={"backup": "true"})
+        tags = without(well_formed_tags("vol-a", policy="vols"), "InstanceId")
+        yesterday = utc(2026, 11, 27, 3)
+        good_tags = without(well_formed_tags("vol-a", yesterday, policy="vols"), "InstanceId")
+        good = managed("snap-good", good_tags, volume_id="vol-a", created=yesterday)
+        bad = managed("snap-bad", tags, volume_id="vol-b")
+        p = run(policy, volumes=[volume], snapshots=[good, bad])
+        assert [c.resource_id for c in creates(p)] == ["vol-a"]
+        assert "snap-bad" not in snapshot_ids(p)
+        assert kept(p) == {"vols/vol-a/20261127T0300Z": ("keep_last",)}
+        [warning] = [w for w in p.warnings if "snap-bad" in w.message]
+        assert "names resource 'vol-a', but it is a snapshot of volume vol-b" in warning.message
+        assert (warning.policy, warning.resource_id) == ("vols", "vol-b")
+
+    def test_a_copy_of_a_volume_snapshot_may_have_any_volume_id(self) -> None:
+        west = "us-west-2"
+        policy = make_policy("vols", resource="volume", copies=(CopyRule(west),))
+        tags = {
+            **without(well_formed_tags("vol-a", policy="vols"), "InstanceId"),
+            "smartvault:source": "us-east-1/snap-good",
+        }
+        copy = managed("snap-copy", tags, volume_id="vol-ffffffff", region=west)
+        p = run(policy, snapshots=[copy], regions=("us-east-1", west))
+        assert kept(p) == {"vols/vol-a/20261128T0300Z": ("keep_last", "max_age")}
+        assert p.warnings == ()
+
+    def test_a_malformed_copy_neither_counts_as_a_copy_nor_is_kept_by_copy_retention(
+        self,
+    ) -> None:
+        west = "us-west-2"
+        policy = make_policy(copies=(CopyRule(west, Retention(keep_last=1)),))
+        real = nightly("nightly", I1, [28])
+        fake_copies = [
+            managed(
+                f"snap-fake{n}",
+                {
+                    **well_formed_tags(),
+                    "smartvault:source": f"us-east-1/{s.snapshot_id}",
+                    "InstanceId": "i-0other",
+                },
+                volume_id="vol-ffffffff",
+                region=west,
+            )
+            for n, s in enumerate(real)
+        ]
+        p = run(
+            policy,
+            instances=[make_instance(I1, volumes=2)],
+            snapshots=real + fake_copies,
+            regions=("us-east-1", west),
+        )
+        [copy] = [a for a in p.actions if isinstance(a, CopyAction)]
+        assert set(copy.snapshot_ids) == {s.snapshot_id for s in real}
+        assert not {"snap-fake0", "snap-fake1"} & snapshot_ids(p)
+        # the same reason twice: one warning that names both
+        [warning] = [w for w in p.warnings if "snap-fake" in w.message]
+        assert warning.message.startswith("2 snapshots (snap-fake0, snap-fake1) are managed")
+        assert "names resource 'i-0abc', but its InstanceId tag is 'i-0other'" in warning.message
+        assert (warning.resource_id, warning.region) == ("i-0other", west)
+
+    def test_a_copy_of_another_recovery_point_does_not_count_as_a_copy_of_this_one(
+        self,
+    ) -> None:
+        """A well-formed copy that names a source of another recovery point is no copy of it."""
+        west = "us-west-2"
+        policy = make_policy(copies=(CopyRule(west, Retention(keep_last=3)),))
+        real = nightly("nightly", I1, [28])
+        claims = [
+            managed(
+                f"snap-claim{n}",
+                {
+                    **well_formed_tags(slot=utc(2026, 11, 20, 3)),
+                    "smartvault:source": f"us-east-1/{s.snapshot_id}",
+                },
+                region=west,
+            )
+            for n, s in enumerate(real)
+        ]
+        p = run(
+            policy,
+            instances=[make_instance(I1, volumes=2)],
+            snapshots=real + claims,
+            regions=("us-east-1", west),
+        )
+        [copy] = [a for a in p.actions if isinstance(a, CopyAction)]
+        assert set(copy.snapshot_ids) == {s.snapshot_id for s in real}
+
+    def test_a_malformed_snapshot_of_an_unknown_policy_is_listed_as_malformed(self) -> None:
+        tags = {**well_formed_tags(policy="old"), "InstanceId": "i-0other"}
+        good = managed("snap-orphan", well_formed_tags(policy="old"))
+        bad = managed("snap-bad", tags)
+        p = run(make_policy(), snapshots=[good, bad])
+        assert [o.snapshot_ids for o in p.orphans] == [("snap-orphan",)]
+        [warning] = [w for w in p.warnings if "snap-bad" in w.message]
+        assert "its InstanceId tag is 'i-0other'" in warning.message
+        assert warning.policy == "old"
+
+    @pytest.mark.parametrize(
+        ("volume_id", "orphaned"), [("vol-a", True), ("vol-b", False)], ids=["same", "other"]
+    )
+    def test_an_orphan_without_instance_id_must_be_of_the_volume_its_id_names(
+        self, volume_id: str, orphaned: bool
+    ) -> None:
+        tags = without(well_formed_tags("vol-a", policy="old"), "InstanceId")
+        p = run(make_policy(), snapshots=[managed("snap-x", tags, volume_id=volume_id)])
+        assert bool(p.orphans) is orphaned
+        assert any("snap-x" in m for m in messages(p)) is not orphaned
+
+    def test_an_orphan_copy_without_instance_id_is_an_orphan(self) -> None:
+        tags = {
+            **without(well_formed_tags("vol-a", policy="old"), "InstanceId"),
+            "smartvault:source": "us-east-1/snap-1",
+        }
+        p = run(make_policy(), snapshots=[managed("snap-x", tags, volume_id="vol-ffffffff")])
+        assert [o.snapshot_ids for o in p.orphans] == [("snap-x",)]
+
+    def test_a_disabled_policy_lists_its_malformed_snapshots_as_malformed(self) -> None:
+        tags = {**well_formed_tags(), "smartvault:slot": "x"}
+        p = run(make_policy(enabled=False), snapshots=[managed("snap-bad", tags)])
+        assert p.kept == ()
+        assert any("snap-bad" in m for m in messages(p))
+
+    def test_many_malformed_snapshots_give_a_bounded_deterministic_list_of_warnings(
+        self,
+    ) -> None:
+        bad = [
+            managed(f"snap-{n:05d}", {**well_formed_tags(), "smartvault:recovery-point": f"x{n}"})
+            for n in range(3000)
+        ] + [
+            managed(f"snap-s{n:04d}", without(well_formed_tags(), "smartvault:slot"))
+            for n in range(40)
+        ]
+        instance = make_instance(I1, volumes=2)
+        p = run(make_policy(), instances=[instance], snapshots=bad)
+        again = run(make_policy(), instances=[instance], snapshots=list(reversed(bad)))
+        assert p.warnings == again.warnings
+        assert len(p.warnings) <= 60
+        assert sum(len(w.message) for w in p.warnings) < 60_000
+        text = "\n".join(messages(p))
+        # identical reasons are grouped: the 40 missing slot tags are one warning
+        [grouped] = [m for m in messages(p) if "has no smartvault:slot tag" in m]
+        assert "40 snapshots" in grouped
+        assert "3040 malformed" in text or "more malformed" in text
+        assert [c.recovery_point for c in creates(p)] == [rp(28)]

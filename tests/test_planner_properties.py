@@ -13,6 +13,8 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from dataclasses import replace
+from datetime import UTC
+from datetime import datetime
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -28,6 +30,7 @@ from smartvault.model import TAG_INSTANCE_ID
 from smartvault.model import TAG_POLICY
 from smartvault.model import TAG_RECOVERY_POINT
 from smartvault.model import TAG_RESOURCE_TAGS
+from smartvault.model import TAG_SLOT
 from smartvault.model import TAG_SOURCE
 from smartvault.model import CopyRule
 from smartvault.model import DeleteAction
@@ -41,6 +44,7 @@ from smartvault.model import Retention
 from smartvault.model import RetentionRule
 from smartvault.model import Schedule
 from smartvault.model import Snapshot
+from smartvault.model import iso_utc
 from smartvault.model import recovery_point_id
 from smartvault.planner import plan
 from tests.factories import make_instance
@@ -132,18 +136,19 @@ def snapshots_of(number: int, spec: tuple) -> list[Snapshot]:  # type: ignore[ty
     snapshots = []
     for n, volumes in enumerate(points):
         created = AT - timedelta(minutes=newest + n * step)
-        rp = recovery_point_id(policy, resource, created - timedelta(seconds=n))
+        slot = (created - timedelta(seconds=n)).replace(second=0, microsecond=0)
         tags = {
             TAG_CREATED_BY: CREATED_BY_VALUE,
             TAG_POLICY: policy,
-            TAG_RECOVERY_POINT: rp,
+            TAG_RECOVERY_POINT: recovery_point_id(policy, resource, slot),
+            TAG_SLOT: iso_utc(slot),
             TAG_INSTANCE_ID: resource,
             TAG_RESOURCE_TAGS: json.dumps(recorded),
         }
         if kind == "unmanaged":
-            tags = {TAG_POLICY: policy, TAG_RECOVERY_POINT: rp}
+            tags = {TAG_POLICY: policy, TAG_RECOVERY_POINT: tags[TAG_RECOVERY_POINT]}
         elif kind == "half":  # CreatedBy alone is not enough
-            tags = {TAG_CREATED_BY: CREATED_BY_VALUE, TAG_RECOVERY_POINT: rp}
+            tags = {TAG_CREATED_BY: CREATED_BY_VALUE, TAG_RECOVERY_POINT: tags[TAG_RECOVERY_POINT]}
         region = EAST
         if kind == "copy":
             region = copy_region
@@ -365,3 +370,149 @@ def test_an_ami_on_any_snapshot_of_a_deleted_point_keeps_the_whole_point(
     key = (target.region, target.policy, target.recovery_point)
     (skip,) = [s for s in after.skipped if (s.region, s.policy, s.recovery_point) == key]
     assert "ami-pinned" in skip.reason
+
+
+# --- malformed managed snapshots ------------------------------------------------------
+#
+# Tags someone else wrote: valid CreatedBy and smartvault:policy, but a recovery-point tag
+# that does not agree with the snapshot's own tags (DESIGN §1). Mixed into a random world,
+# they must change nothing but the warnings.
+
+MALFORMED_KINDS = (
+    "no id",
+    "unparsable",
+    "other policy",
+    "other resource",
+    "no instance id",
+    "other slot",
+    "no slot",
+    "squatter",
+    "bad copy",
+)
+UNPARSABLE = (
+    "x",
+    "p0/i-1",
+    "p0//20261128T0300Z",
+    "p0/i-1/2026-11-28T03:00Z",
+    "p0/i-1/20261128T0300Z/x",
+    "P0/i-1/20261128T0300Z",
+    "p0/i-1/20261131T0300Z",
+)
+
+
+@st.composite
+def malformed(draw: st.DrawFn, case: Case, number: int) -> Snapshot:
+    """One malformed managed snapshot, aimed at the case's real recovery points."""
+    real = [s for s in case.inventory.snapshots if s.managed and TAG_SLOT in s.tags]
+    base_plan = plan(case.policies, case.inventory, AT)
+    # the ids the plan is about to create, and ids of points that exist: what a squatter takes
+    ids = sorted(
+        {a.recovery_point for a in base_plan.actions if a.type == "create"}
+        | {s.tags[TAG_RECOVERY_POINT] for s in real}
+    )
+    kind = draw(st.sampled_from(MALFORMED_KINDS))
+    policy = draw(st.sampled_from(["p0", "p1", "p2", "ghost"]))
+    resource = draw(st.sampled_from(RESOURCES))
+    when = AT - timedelta(minutes=draw(st.integers(-60, 3 * 1440)))
+    slot = when.replace(second=0, microsecond=0)
+    if real and kind == "bad copy":  # a "copy" of a real snapshot, with the same id
+        # aimed at what the plan copies, when it copies anything: those must still be copied
+        to_copy = {s for a in base_plan.actions if a.type == "copy" for s in a.snapshot_ids}  # type: ignore[union-attr]
+        source = draw(st.sampled_from([s for s in real if s.snapshot_id in to_copy] or real))
+        policy, resource, stamp = source.tags[TAG_RECOVERY_POINT].split("/")
+        slot = datetime.strptime(stamp, "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+    elif ids and kind in ("squatter", "other slot", "no slot"):
+        policy, resource, stamp = draw(st.sampled_from(ids)).split("/")
+        slot = datetime.strptime(stamp, "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+    other = next(r for r in RESOURCES if r != resource)
+    tags = {
+        TAG_CREATED_BY: CREATED_BY_VALUE,
+        TAG_POLICY: policy,
+        TAG_RECOVERY_POINT: recovery_point_id(policy, resource, slot),
+        TAG_SLOT: iso_utc(slot),
+        TAG_INSTANCE_ID: resource,
+        TAG_RESOURCE_TAGS: json.dumps(draw(resource_tags)),
+    }
+    region = EAST
+    if kind == "no id":
+        del tags[TAG_RECOVERY_POINT]
+    elif kind == "unparsable":
+        tags[TAG_RECOVERY_POINT] = draw(st.sampled_from(UNPARSABLE))
+    elif kind == "other policy":
+        tags[TAG_POLICY] = next(p for p in ("p0", "p1") if p != policy)
+    elif kind == "other resource":
+        tags[TAG_INSTANCE_ID] = other
+    elif kind == "no instance id":
+        del tags[TAG_INSTANCE_ID]
+        # not of the volume its id names either, so no policy type can read it as well-formed
+    elif kind == "other slot":
+        tags[TAG_SLOT] = iso_utc(slot + timedelta(minutes=draw(st.sampled_from([-1440, 1, 60]))))
+    elif kind == "no slot":
+        tags[TAG_SLOT] = draw(st.sampled_from(["", "yesterday", slot.strftime("%Y-%m-%dT%H:%M")]))
+    elif kind == "squatter":  # a real id, on another instance's volume
+        tags[TAG_INSTANCE_ID] = other
+    else:  # a "copy" of a real snapshot that is not of the resource its id names
+        region = draw(st.sampled_from([WEST, WEST, EAST]))
+        tags[TAG_SOURCE] = f"{EAST}/{source.snapshot_id if real else 'snap-none'}"
+        tags[TAG_INSTANCE_ID] = other
+    return Snapshot(
+        snapshot_id=f"snap-bad{number:03d}",
+        region=region,
+        volume_id=f"vol-other-{number}",
+        state=draw(snapshot_states),
+        start_time=when,
+        tags=tags,
+        storage_tier=draw(tiers),
+    )
+
+
+@dataclass(frozen=True)
+class MixedCase:
+    case: Case
+    bad: tuple[Snapshot, ...]
+
+    @property
+    def mixed(self) -> Inventory:
+        inventory = self.case.inventory
+        return replace(inventory, snapshots=(*inventory.snapshots, *self.bad))
+
+
+@st.composite
+def mixed_cases(draw: st.DrawFn) -> MixedCase:
+    case = draw(cases())
+    if draw(st.booleans()):  # copies are rare in cases(): make p0 copy, so bad copies have a target
+        p0 = replace(case.policies.policies[0], enabled=True, copies=(CopyRule(WEST, Retention()),))
+        case = Case(
+            PolicySet((p0, *case.policies.policies[1:])),
+            replace(case.inventory, regions=(EAST, WEST)),
+        )
+    count = draw(st.integers(1, 6))
+    return MixedCase(case, tuple(draw(malformed(case, n)) for n in range(count)))
+
+
+def planned_entries(p: Plan) -> tuple:  # type: ignore[type-arg]
+    return (p.actions, p.kept, p.skipped, p.orphans)
+
+
+@PROPERTY
+@given(world=mixed_cases())
+def test_malformed_snapshots_change_nothing_but_the_warnings(world: MixedCase) -> None:
+    """Same creates, deletes, archives, copies, kept, skipped and orphans with or without them."""
+    without_them = plan(world.case.policies, world.case.inventory, AT)
+    with_them = plan(world.case.policies, world.mixed, AT)
+    assert planned_entries(with_them) == planned_entries(without_them)
+
+
+@PROPERTY
+@given(world=mixed_cases())
+def test_malformed_snapshots_are_never_acted_on_and_always_warned_about(world: MixedCase) -> None:
+    p = plan(world.case.policies, world.mixed, AT)
+    bad = {s.snapshot_id for s in world.bad}
+    listed = {
+        s for group in planned_entries(p) for e in group for s in getattr(e, "snapshot_ids", ())
+    }
+    assert not listed & bad
+    warned = " ".join(w.message for w in p.warnings)
+    for snapshot in world.bad:
+        if snapshot.state != "recoverable":  # the Recycle Bin is deleted already
+            assert snapshot.snapshot_id in warned

@@ -6,12 +6,14 @@ import json
 
 import pytest
 
+from smartvault.model import RecoveryPointId
 from smartvault.model import Retention
 from smartvault.model import RetentionRule
+from smartvault.model import Snapshot
 from smartvault.model import SnapshotSettings
 from smartvault.model import Volume
 from smartvault.model import VolumeAttachment
-from smartvault.model import recovery_point_id
+from smartvault.model import read_recovery_point
 from smartvault.tagging import TAGS_PER_RESOURCE_MAX
 from smartvault.tagging import devices_to_snapshot
 from smartvault.tagging import snapshot_tags
@@ -26,8 +28,7 @@ SLOT = utc(2026, 11, 28, 3)
 def tags_for(policy=None, resource=None):
     policy = policy or make_policy("prod-nightly")
     resource = resource or make_instance("i-0abc", volumes=2)
-    rid = getattr(resource, "instance_id", None) or resource.volume_id
-    return snapshot_tags(policy, resource, SLOT, recovery_point_id(policy.name, rid, SLOT))
+    return snapshot_tags(policy, resource, SLOT)
 
 
 def test_an_instance_snapshot_carries_every_smartvault_tag() -> None:
@@ -199,3 +200,20 @@ def test_exclude_boot_volume_leaves_the_root_device_out() -> None:
 def test_an_attached_volume_records_its_device() -> None:
     volume = Volume("vol-1", "us-east-1", attachments=(VolumeAttachment("i-1", "/dev/sdf"),))
     assert devices_to_snapshot(make_policy(resource="volume"), volume) == {"vol-1": "/dev/sdf"}
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [make_instance("i-0abc", volumes=2), Volume("vol-0abc", "us-east-1", tags={})],
+    ids=["instance", "volume"],
+)
+def test_the_tags_written_make_a_well_formed_recovery_point(resource) -> None:
+    """What SmartVault writes is never malformed: the id agrees with every tag."""
+    policy = make_policy("prod-nightly", resource="instance" if resource.tags else "volume")
+    tags = snapshot_tags(policy, resource, utc(2026, 11, 28, 3, 30)).tags
+    volume_id = getattr(resource, "volume_id", "vol-0abc0")
+    snapshot = Snapshot("snap-1", "us-east-1", volume_id, "completed", SLOT, tags=tags)
+    rp = read_recovery_point(snapshot, policy.resource)
+    rid = getattr(resource, "instance_id", volume_id)
+    assert rp == RecoveryPointId("prod-nightly", rid, utc(2026, 11, 28, 3, 30))
+    assert str(rp) == tags["smartvault:recovery-point"] == f"prod-nightly/{rid}/20261128T0330Z"

@@ -1,0 +1,90 @@
+"""Plan then apply against moto: malformed managed snapshots are neither planned nor touched."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from smartvault.audit import AuditLog
+from smartvault.model import CreateAction
+from smartvault.model import DeleteAction
+from smartvault.model import PolicySet
+from smartvault.model import Retention
+from tests.factories import make_policy
+from tests.moto_helpers import backdate
+from tests.moto_helpers import tags_of
+from tests.test_executor import DAY1
+from tests.test_executor import REGION
+from tests.test_executor import TABLE
+from tests.test_executor import Clock
+from tests.test_executor import World
+from tests.test_executor import stamp_snapshots_with
+
+
+@pytest.fixture
+def world():
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        clock = Clock(DAY1)
+        AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None).ensure_table()
+        stamp_snapshots_with(ec2, clock)
+        policies = PolicySet((make_policy("nightly", retention=Retention(keep_last=2)),))
+        yield World(ec2, ddb, clock, policies=policies)
+
+
+def test_malformed_snapshots_are_warned_about_and_apply_refuses_nothing(world):
+    instance = world.instance(volumes=1)
+    for day in range(3):  # three real recovery points, one a day
+        assert world.apply(DAY1 + timedelta(days=day)).ok
+    described = world.ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]
+    volume = described["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    today = DAY1 + timedelta(days=3)
+    real = next(tags_of(s) for s in world.snapshots())
+    forged = {
+        "no recovery point": {k: v for k, v in real.items() if k != "smartvault:recovery-point"},
+        "unparsable": {**real, "smartvault:recovery-point": "nightly/oops"},
+        "old, no recovery point": {
+            k: v for k, v in real.items() if k != "smartvault:recovery-point"
+        },
+    }
+    made = {}
+    world.clock.now = today
+    for name, tags in forged.items():
+        made[name] = world.ec2.create_snapshot(
+            VolumeId=volume,
+            TagSpecifications=[
+                {
+                    "ResourceType": "snapshot",
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
+        )["SnapshotId"]
+    backdate(REGION, made["old, no recovery point"], DAY1 - timedelta(days=30))
+    before = {s["SnapshotId"]: tags_of(s) for s in world.snapshots()}
+
+    plan = world.plan(today)
+
+    bad = set(made.values())
+    touched = {s for a in plan.actions if not isinstance(a, CreateAction) for s in a.snapshot_ids}
+    assert not touched & bad
+    assert [a.resource_id for a in plan.actions if isinstance(a, CreateAction)] == [instance]
+    assert len([a for a in plan.actions if isinstance(a, DeleteAction)]) == 1  # the oldest real
+    warned = " ".join(w.message for w in plan.warnings)
+    assert all(s in warned for s in bad)
+
+    result = world.executor().apply(plan)
+
+    assert result.ok
+    assert {r.outcome for r in result.results} == {"succeeded"}
+    assert not [r for r in result.results if "not SmartVault's" in r.reason]
+    after = {s["SnapshotId"]: tags_of(s) for s in world.snapshots()}
+    assert {s: after[s] for s in bad} == {s: before[s] for s in bad}
+    # and the next plan still leaves them alone and still warns
+    again = world.plan(today)
+    assert not {s for a in again.actions for s in getattr(a, "snapshot_ids", ())} & bad
+    assert not [a for a in again.actions if isinstance(a, CreateAction)]
+    assert all(s in " ".join(w.message for w in again.warnings) for s in bad)
