@@ -406,6 +406,40 @@ class AuditLog:
             f"{self.table_name} ({self.region}): its claim kept changing; run again"
         )
 
+    def renew_claim(self, claim: ClaimResult, run_id: str, lease: timedelta) -> ClaimResult | None:
+        """Extend this run's own claim; None when it is no longer this run's.
+
+        Conditional on the claim still being ``claimed`` by ``run_id``, whatever its lease
+        says. Run ids are unique and only their run writes them, so a claim that still
+        names this run has been nobody else's since: what this run saw in EC2 still holds.
+        A claim another run took while this run's lease had lapsed (and which that run
+        may have used, then died holding) is *not* renewed: :meth:`claim` would take it
+        over, and the caller must look in EC2 again before creating anything.
+        """
+        lease_until = self._clock() + lease
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": "CLAIM#" + claim.recovery_point}, "sk": {"S": CLAIM_SK}},
+                UpdateExpression="SET lease_until = :lease",
+                ConditionExpression="run_id = :me AND #st = :claimed",
+                ExpressionAttributeNames={"#st": "state"},
+                ExpressionAttributeValues={
+                    ":lease": {"N": str(_epoch(lease_until))},
+                    ":me": {"S": run_id},
+                    ":claimed": {"S": "claimed"},
+                },
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise self._error(f"renew the claim on {claim.recovery_point}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(f"renew the claim on {claim.recovery_point}", exc) from exc
+        return ClaimResult(
+            "claimed", claim.recovery_point, run_id, lease_until, version=claim.version
+        )
+
     def take_over_claim(self, done: ClaimResult, run_id: str, lease: timedelta) -> ClaimResult:
         """Take over a ``done`` claim whose snapshots are gone or failed.
 

@@ -334,6 +334,28 @@ class TestClaims:
         assert log.claim(self.RP, "run-2", LEASE).status == "claimed"
         assert log.claim(self.RP, "run-1", LEASE).status == "held"
 
+    def test_renewal_extends_only_this_runs_own_claim_even_past_its_lease(self, log, clock):
+        mine = log.claim(self.RP, "run-1", LEASE)
+        clock.advance(minutes=20)  # lapsed, but nobody took it: still run-1's
+        renewed = log.renew_claim(mine, "run-1", LEASE)
+        assert renewed is not None
+        assert renewed.lease_until == clock.now + LEASE
+        stored = log.get_claim(self.RP).lease_until  # kept to the second
+        assert stored == (clock.now + LEASE).replace(microsecond=0)
+
+    def test_renewal_never_lands_on_a_claim_another_run_took_and_left_expired(self, log, clock):
+        mine = log.claim(self.RP, "run-1", LEASE)
+        clock.advance(minutes=16)
+        assert log.claim(self.RP, "run-2", LEASE).status == "claimed"  # then run-2 dies
+        clock.advance(minutes=16)
+        assert log.renew_claim(mine, "run-1", LEASE) is None
+        assert log.get_claim(self.RP).run_id == "run-2"
+        log.complete_claim(self.RP, "run-2", ["snap-1"])
+        assert log.renew_claim(mine, "run-1", LEASE) is None
+        log.release_claim(self.RP)
+        assert log.renew_claim(mine, "run-1", LEASE) is None
+        assert log.get_claim(self.RP) is None
+
     def test_a_done_claim_is_never_claimed_again_even_after_its_lease(self, log, clock):
         log.claim(self.RP, "run-1", LEASE)
         log.complete_claim(self.RP, "run-1", ["snap-1", "snap-2"])

@@ -935,6 +935,113 @@ def test_a_copy_of_a_snapshot_that_lost_its_tags_is_refused(copy_world):
     assert w.copies() == []
 
 
+# --- a lease that lapsed while the run worked ---------------------------------------------
+
+SHORT_LEASE = timedelta(seconds=10)
+
+
+def killed_run(world, run_id: str, dies_after: str, **regions) -> Executor:
+    """Another run with its own clients (same moto account) that dies right after its first
+    ``dies_after`` call has landed: nothing after it runs, not even its ``finally``."""
+    ec2 = {REGION: boto3.client("ec2", region_name=REGION)}
+    ec2.update({r: boto3.client("ec2", region_name=r) for r in regions})
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    dead = {"yes": False}
+
+    def die(**_kwargs):
+        dead["yes"] = True
+        raise Crash(f"{run_id} killed after {dies_after}")
+
+    def refuse(**_kwargs):
+        if dead["yes"]:
+            raise Crash(f"{run_id} is dead")
+
+    for client in (*ec2.values(), ddb):
+        on(client, "before-call", refuse)
+    for client in ec2.values():
+        on(client, f"after-call.ec2.{dies_after}", die)
+    return Executor(
+        lambda region: ec2[region],
+        AuditLog(ddb, TABLE, clock=world.clock, sleep=lambda _s: None),
+        run_id=run_id,
+        actor="tester",
+        clock=world.clock,
+        sleep=lambda _s: None,
+        claim_lease=SHORT_LEASE,
+    )
+
+
+def test_a_run_whose_lease_lapsed_never_creates_over_a_dead_runs_snapshots(world):
+    # Run A claims two creates and looks them both up (none exist). It creates the first;
+    # by then its lease has passed, and run B claims the second, creates it and is killed
+    # before completing its claim. B's lease passes too. A must not renew onto B's claim
+    # and create from its stale look-up: that makes the recovery point twice.
+    world.instance(volumes=1)
+    world.instance(volumes=1)
+    plan = world.plan(DAY1)
+    first, second = plan.actions
+    assert isinstance(second, CreateAction)
+
+    def b_interleaves(result):
+        if result.action is not first:
+            return
+        world.clock.now += SHORT_LEASE + timedelta(seconds=1)
+        b = killed_run(world, "run-b", "CreateSnapshots")
+        with pytest.raises(Crash):
+            b.apply(Plan(DAY1, DAY1, ACCOUNT, (REGION,), actions=(second,)))
+        world.clock.now += SHORT_LEASE + timedelta(seconds=1)
+
+    world.clock.now = DAY1
+    result = world.executor(claim_lease=SHORT_LEASE, on_result=b_interleaves).apply(plan)
+
+    points = world.recovery_points()
+    assert len(points[second.recovery_point]) == 1, points
+    assert [r.outcome for r in result.results] == ["succeeded", "skipped"]
+    assert "already exists" in result.results[1].reason
+    claim = world.audit.get_claim(second.recovery_point)
+    assert claim is not None
+    assert (claim.status, claim.snapshot_ids) == ("done", tuple(points[second.recovery_point]))
+    assert not [r for r in world.records(run_id="run-1") if r.outcome == "pending"]
+
+
+def test_a_copy_whose_lease_lapsed_never_copies_over_a_dead_runs_copy(copy_world):
+    # The same race for copies: A claims and looks in the target region, its lease passes
+    # before it copies, and run B claims, copies and is killed; B's lease passes too.
+    w = copy_world
+    w.instance(volumes=1)
+    w.apply(DAY1)
+    plan = w.plan(DAY1)
+    copy = copy_action(plan)
+    armed = {"on": True}
+
+    def note(params, context, **_kwargs):
+        context["by_source"] = any(
+            f["Name"] == "tag:smartvault:source" for f in params.get("Filters", [])
+        )
+
+    def b_interleaves(context, **_kwargs):
+        if not (armed["on"] and context.get("by_source")):
+            return
+        armed["on"] = False
+        w.clock.now += SHORT_LEASE + timedelta(seconds=1)
+        b = killed_run(w, "run-b", "CopySnapshot", **{WEST: True})
+        with pytest.raises(Crash):
+            b.apply(Plan(DAY1, DAY1, ACCOUNT, (REGION, WEST), actions=(copy,)))
+        w.clock.now += SHORT_LEASE + timedelta(seconds=1)
+
+    on(w.west, "before-parameter-build.ec2.DescribeSnapshots", note)
+    on(w.west, "after-call.ec2.DescribeSnapshots", b_interleaves)
+    result = w.executor(claim_lease=SHORT_LEASE).apply(plan)
+
+    assert not armed["on"]
+    assert len(w.copies()) == 1, w.copies()
+    assert [r.outcome for r in result.results] == ["skipped"]
+    assert "already copied" in result.results[0].reason
+    claim = w.audit.get_claim(f"{copy.recovery_point}@{WEST}")
+    assert claim is not None
+    assert claim.status == "done"
+
+
 # --- faults and crashes ------------------------------------------------------------------
 
 
