@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck
+from hypothesis import example
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -1242,3 +1244,161 @@ def test_every_delete_that_reaches_ec2_has_its_audit_record_written_first(sizes,
         for action in actions:
             assert set(action.snapshot_ids) - remaining <= stored
         assert len(result.results) + len(result.not_started) == len(actions)
+
+
+# --- overlapping runs and lapsed leases ----------------------------------------------------
+
+_RUN_CALLS = MUTATING | AUDIT_WRITES | {"CopySnapshot", "DescribeSnapshots"}
+
+
+def _stamp_with_clock(client, region: str, clock: Clock) -> None:
+    """Moto stamps new snapshots and copies with the real time; plans need the run's time."""
+    from moto.ec2.models import ec2_backends
+
+    def stamp(parsed, **_kwargs):
+        made = parsed.get("Snapshots", []) or ([parsed] if "SnapshotId" in parsed else [])
+        for snap in made:
+            stored = ec2_backends[ACCOUNT][region].snapshots[snap["SnapshotId"]]
+            stored.start_time = clock.now.astimezone(UTC).replace(tzinfo=None)
+
+    for operation in ("CreateSnapshots", "CreateSnapshot", "CopySnapshot"):
+        client.meta.events.register(f"after-call.ec2.{operation}", stamp)
+
+
+def _overlapping_run(w: CopyWorld, run_id: str, dies_after: int | None) -> Executor:
+    """A second run with its own clients, killed after its n-th call (None: it finishes)."""
+    ec2 = {r: boto3.client("ec2", region_name=r) for r in (REGION, WEST)}
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    state = {"n": 0, "dead": False}
+
+    def after(model, **_kwargs):
+        if dies_after is None or model.name not in _RUN_CALLS:
+            return
+        state["n"] += 1
+        if state["n"] >= dies_after:
+            state["dead"] = True
+            raise Crash(f"{run_id} killed after call {dies_after}")
+
+    def before(**_kwargs):
+        if state["dead"]:
+            raise Crash(f"{run_id} is dead")
+
+    for region, client in ec2.items():
+        _stamp_with_clock(client, region, w.clock)
+    for client in (*ec2.values(), ddb):
+        on(client, "after-call", after)
+        on(client, "before-call", before)
+    return Executor(
+        lambda region: ec2[region],
+        AuditLog(ddb, TABLE, clock=w.clock, sleep=lambda _s: None),
+        run_id=run_id,
+        actor="tester",
+        clock=w.clock,
+        sleep=lambda _s: None,
+        claim_lease=SHORT_LEASE,
+    )
+
+
+#: no time, less than a lease, more than a lease
+_pauses = st.sampled_from(
+    [timedelta(0), timedelta(seconds=3), SHORT_LEASE + timedelta(seconds=1), 2 * SHORT_LEASE]
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    instances=st.integers(1, 3),
+    copied=st.integers(0, 3),
+    b_enters_after=st.integers(1, 14),
+    pause_before_b=_pauses,
+    b_dies_after=st.one_of(st.none(), st.integers(1, 14)),
+    pause_after_b=_pauses,
+)
+# The two interleavings that made a recovery point (and a copy) twice, kept in every run:
+# B enters between A's look-up and A's lease renewal, once A's lease has lapsed; B is
+# killed right after its CreateSnapshots (4th call) or CopySnapshot (5th); B's lease
+# lapses before A renews.
+@example(
+    instances=1,
+    copied=0,
+    b_enters_after=3,
+    pause_before_b=SHORT_LEASE + timedelta(seconds=1),
+    b_dies_after=4,
+    pause_after_b=SHORT_LEASE + timedelta(seconds=1),
+)
+@example(
+    instances=1,
+    copied=1,
+    b_enters_after=4,
+    pause_before_b=SHORT_LEASE + timedelta(seconds=1),
+    b_dies_after=5,
+    pause_after_b=SHORT_LEASE + timedelta(seconds=1),
+)
+def test_overlapping_runs_with_lapsed_leases_never_make_a_recovery_point_twice(
+    instances, copied, b_enters_after, pause_before_b, b_dies_after, pause_after_b
+):
+    """Run A applies a plan of creates and copies with a compressed lease. After A's n-th
+    call, time passes and run B applies the same plan, maybe killed anywhere; more time
+    passes and A goes on. Whatever the interleaving: never two recovery points for one
+    recovery point id, never two copies of one snapshot, and a later run converges."""
+    with mock_aws():
+        clock = Clock(DAY1)
+        w = CopyWorld(
+            boto3.client("ec2", region_name=REGION),
+            boto3.client("dynamodb", region_name=REGION),
+            clock,
+            PolicySet((make_policy("nightly", copies=(CopyRule(WEST),)),)),
+            west=boto3.client("ec2", region_name=WEST),
+        )
+        w.audit.ensure_table()
+        _stamp_with_clock(w.ec2, REGION, clock)
+        _stamp_with_clock(w.west, WEST, clock)
+        # The first `copied` instances already have their recovery point: the plan copies
+        # those and creates the others.
+        copied = min(copied, instances)
+        for _ in range(copied):
+            w.instance(volumes=1)
+        if copied:
+            w.executor().apply(w.plan(DAY1))
+        for _ in range(instances - copied):
+            w.instance(volumes=1)
+        plan = w.plan(DAY1)
+        assert len(plan.actions) == instances
+
+        a_calls = {"n": 0, "b_ran": False}
+
+        def b_interleaves(model, **_kwargs):
+            if a_calls["b_ran"] or model.name not in _RUN_CALLS:
+                return
+            a_calls["n"] += 1
+            if a_calls["n"] < b_enters_after:
+                return
+            a_calls["b_ran"] = True
+            clock.now += pause_before_b
+            with contextlib.suppress(Crash):
+                _overlapping_run(w, "run-b", b_dies_after).apply(plan)
+            clock.now += pause_after_b
+
+        for client in (w.ec2, w.west, w.ddb):
+            on(client, "after-call", b_interleaves)
+        w.executor(claim_lease=SHORT_LEASE).apply(plan)
+        a_calls["b_ran"] = True  # the later runs go undisturbed
+
+        # Two more runs, after every lease: one creates what is left, the next copies it.
+        for _ in range(2):
+            later = clock.now = clock.now + 3 * SHORT_LEASE
+            final = w.executor(claim_lease=SHORT_LEASE).apply(w.plan(later))
+            assert final.ok, final.failed
+
+        points = w.recovery_points()
+        assert all(len(ids) == 1 for ids in points.values()), points
+        assert len(points) == instances
+        sources = [tags_of(c)["smartvault:source"] for c in w.copies()]
+        assert sorted(sources) == sorted(set(sources)), sources
+        assert len(sources) == instances  # the final run copies the new ones too
+        replan = w.plan(later)
+        assert not [a for a in replan.actions if isinstance(a, CreateAction | CopyAction)]
