@@ -925,13 +925,26 @@ def test_a_copy_that_stopped_half_way_is_completed_by_the_next_plan(copy_world):
     no_pending_records(w)
 
 
-def test_a_copy_of_a_snapshot_that_lost_its_tags_is_refused(copy_world):
+@pytest.mark.parametrize(
+    "tag",
+    [
+        {"Key": "CreatedBy", "Value": "someone-else"},
+        {"Key": "smartvault:policy", "Value": "other-policy"},
+        {"Key": "smartvault:recovery-point", "Value": "nightly/i-0other/20261201T0300Z"},
+    ],
+    ids=["created-by", "policy", "recovery-point"],
+)
+def test_a_copy_of_a_snapshot_that_lost_its_tags_is_refused(copy_world, tag):
+    # The source is checked like a delete's snapshots: SmartVault's, this policy's, this
+    # recovery point's; a plan naming any other readable snapshot copies nothing.
     w = copy_world
     w.instance(volumes=1)
     w.apply(DAY1)
     plan = w.plan(DAY1)
-    w.ec2.delete_tags(Resources=[copy_action(plan).snapshot_ids[0]], Tags=[{"Key": "CreatedBy"}])
+    w.ec2.create_tags(Resources=[copy_action(plan).snapshot_ids[0]], Tags=[tag])
+    calls = count_calls(w.west, "ec2.CopySnapshot")
     result = w.executor().apply(plan)
+    assert calls == []
     assert [r.outcome for r in result.results] == ["skipped"]
     assert "not SmartVault's to copy" in result.results[0].reason
     assert w.copies() == []
