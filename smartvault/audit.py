@@ -16,8 +16,10 @@ table, the region and what to do; no botocore exception leaves this module.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import functools
 import itertools
+import logging
 import random
 import threading
 import time
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     Item = dict[str, AttributeValueTypeDef]
 
 T = TypeVar("T")
+_LOG = logging.getLogger(__name__)
 
 POLICY_INDEX: Final = "by-policy"
 TTL_ATTRIBUTE: Final = "expires_at"
@@ -341,7 +344,10 @@ class AuditLog:
                     ":high": {"S": high},
                 },
             ):
-                found.append(_record_from_item(item))
+                record = _record_from_item(item)
+                if record is None:
+                    continue
+                found.append(record)
                 if limit is not None and len(found) >= limit:
                     return found
             return found
@@ -356,7 +362,10 @@ class AuditLog:
                     ":high": {"S": high},
                 },
             ):
-                found.append(_record_from_item(item))
+                record = _record_from_item(item)
+                if record is None:
+                    continue
+                found.append(record)
                 if limit is not None and len(found) >= limit:
                     return found
             day -= timedelta(days=1)
@@ -770,25 +779,108 @@ class AuditLog:
 # --- item <-> record ----------------------------------------------------------------
 
 
-def _record_from_item(item: Item) -> AuditRecord:
-    def s(name: str) -> str:
-        return item.get(name, {}).get("S", "")
+def _record_from_item(item: Item) -> AuditRecord | None:
+    """The record an item holds, as far as it can be read; None when it has no readable time.
 
-    return AuditRecord(
+    Items are normally written by :meth:`AuditLog.record`, but a person (or an old bug) may
+    have written one by hand: one odd item must not make the whole log unreadable. Whatever
+    could not be read is named in ``details["unreadable"]`` and logged as a warning, with
+    the item's key.
+    """
+    problems: builtins.list[str] = []
+    fields: Mapping[str, Any] = item  # untrusted: any shape DynamoDB can store
+
+    def s(name: str) -> str:
+        value = fields.get(name)
+        if value is None:
+            return ""
+        if isinstance(value, dict) and isinstance(value.get("S"), str):
+            text: str = value["S"]
+            return text
+        problems.append(f"{name} {_raw(value)} is not a string")
+        return ""
+
+    def strings(value: Any, name: str) -> builtins.list[str]:
+        out: builtins.list[str] = []
+        for entry in value:
+            if isinstance(entry, dict) and isinstance(entry.get("S"), str):
+                out.append(entry["S"])
+            else:
+                problems.append(f"{name} holds {_raw(entry)}, not a string")
+        return out
+
+    pk, sk = s("pk"), s("sk")
+    raw_ids = fields.get("snapshot_ids", {"L": []})
+    if isinstance(raw_ids, dict) and isinstance(raw_ids.get("L"), builtins.list):
+        snapshot_ids = strings(raw_ids["L"], "snapshot_ids")
+    elif isinstance(raw_ids, dict) and isinstance(raw_ids.get("SS"), builtins.list):
+        snapshot_ids = sorted(raw_ids["SS"])
+    else:
+        problems.append(f"snapshot_ids {_raw(raw_ids)} is not a list")
+        snapshot_ids = []
+    details: dict[str, str] = {}
+    raw_details = fields.get("details", {"M": {}})
+    if isinstance(raw_details, dict) and isinstance(raw_details.get("M"), dict):
+        for key, value in raw_details["M"].items():
+            if isinstance(value, dict) and isinstance(value.get("S"), str):
+                details[key] = value["S"]
+            else:
+                problems.append(f"details.{key} {_raw(value)} is not a string")
+    else:
+        problems.append(f"details {_raw(raw_details)} is not a map")
+
+    text = s("timestamp")
+    timestamp = _parse_or_none(text)
+    if timestamp is None:
+        # The sort key starts with the same time: the record still sorts where it was written.
+        timestamp = _parse_or_none(sk.split("#", 1)[0])
+        problems.append(
+            f"timestamp {text!r} is not ISO 8601 UTC (%Y-%m-%dT%H:%M:%S.%fZ)"
+            + ("; shown at the time in its key" if timestamp is not None else "")
+        )
+    if timestamp is None:
+        _LOG.warning(
+            "audit item %s %s left out of the listing: it has no readable time (%s); "
+            "look at it with `aws dynamodb get-item`",
+            pk,
+            sk,
+            "; ".join(problems),
+        )
+        return None
+    action = s("action")
+    outcome = s("outcome")
+    record = AuditRecord(
         run_id=s("run_id"),
-        timestamp=parse_timestamp(s("timestamp")),
-        action=cast(AuditAction, s("action")),
-        outcome=cast(Outcome, s("outcome")),
+        timestamp=timestamp,
+        action=cast(AuditAction, action),
+        outcome=cast(Outcome, outcome),
         policy=s("policy"),
         region=s("region"),
         resource_id=s("resource_id"),
         recovery_point=s("recovery_point"),
-        snapshot_ids=tuple(v.get("S", "") for v in item.get("snapshot_ids", {}).get("L", [])),
+        snapshot_ids=tuple(snapshot_ids),
         reason=s("reason"),
         error=s("error"),
         actor=s("actor"),
-        details={k: v.get("S", "") for k, v in item.get("details", {}).get("M", {}).items()},
+        details=details,
     )
+    if problems:
+        _LOG.warning("audit item %s %s is malformed: %s", pk, sk, "; ".join(problems))
+        record = dataclasses.replace(record, details={**details, "unreadable": "; ".join(problems)})
+    return record
+
+
+def _parse_or_none(text: str) -> datetime | None:
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        return None
+
+
+def _raw(value: Any) -> str:
+    """A DynamoDB attribute value as it was stored, short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _claim_from_item(recovery_point: str, item: Item) -> ClaimResult:

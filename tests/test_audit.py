@@ -292,6 +292,46 @@ class TestList:
         indexed = ddb.scan(TableName=TABLE, IndexName=POLICY_INDEX)["Items"]
         assert not [i for i in indexed if i["pk"]["S"].startswith("CLAIM#")]
 
+    def test_one_malformed_item_never_makes_the_log_unreadable(self, log, ddb, caplog):
+        """Items written by hand (or by a bug) are listed with what can be read, and the
+        problem is named; one with no readable time at all is left out with a warning."""
+        log.record(make_record(timestamp=T0))
+        day = "DAY#" + T0.strftime("%Y-%m-%d")
+        good_sk = format_timestamp(T0 - timedelta(minutes=5)) + "#run-x#000001"
+        ddb.put_item(
+            TableName=TABLE,
+            Item={
+                "pk": {"S": day},
+                "sk": {"S": good_sk},
+                "run_id": {"S": "run-x"},
+                "timestamp": {"S": "yesterday-ish"},
+                "action": {"N": "3"},
+                "outcome": {"S": "succeeded"},
+                "snapshot_ids": {"S": "snap-1"},
+                "details": {"M": {"deleted": {"N": "1"}}},
+            },
+        )
+        no_time_sk = format_timestamp(T0)[:14] + "??#run-y#000001"  # in range, not a time
+        ddb.put_item(
+            TableName=TABLE,
+            Item={"pk": {"S": day}, "sk": {"S": no_time_sk}, "outcome": {"S": "pending"}},
+        )
+
+        with caplog.at_level("WARNING", logger="smartvault.audit"):
+            found = log.list(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+
+        assert [r.run_id for r in found] == ["run-1", "run-x"]
+        odd = found[1]
+        assert odd.timestamp == T0 - timedelta(minutes=5)  # the time in its key
+        assert odd.outcome == "succeeded"
+        assert "timestamp 'yesterday-ish'" in odd.details["unreadable"]
+        assert "action" in odd.details["unreadable"]
+        assert "snapshot_ids" in odd.details["unreadable"]
+        warned = caplog.text
+        assert f"{day} {good_sk}" in warned
+        assert f"{day} {no_time_sk}" in warned
+        assert "left out" in warned
+
     def test_list_stops_at_the_limit(self, log):
         self._fill(log)
         assert len(log.list(T0 - timedelta(days=7), T0, limit=3)) == 3
