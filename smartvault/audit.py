@@ -371,6 +371,80 @@ class AuditLog:
             day -= timedelta(days=1)
         return found
 
+    def pending_deletes(
+        self, since: datetime, until: datetime
+    ) -> builtins.list[tuple[AuditRecordRef, AuditRecord]]:
+        """``pending`` delete records with ``since <= timestamp <= until``, oldest day last.
+
+        One Query per UTC day (a filter on outcome and action; never a scan), so the cost
+        grows with the look-back, not with the table.
+        """
+        low = format_timestamp(since)
+        high = format_timestamp(until) + "~"
+        found: builtins.list[tuple[AuditRecordRef, AuditRecord]] = []
+        day = _utc(until).date()
+        while day >= _utc(since).date():
+            for item in self._query(
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                FilterExpression="#o = :pending AND #a = :delete",
+                ExpressionAttributeNames={"#o": "outcome", "#a": "action"},
+                ExpressionAttributeValues={
+                    ":pk": {"S": "DAY#" + day.isoformat()},
+                    ":low": {"S": low},
+                    ":high": {"S": high},
+                    ":pending": {"S": "pending"},
+                    ":delete": {"S": "delete"},
+                },
+            ):
+                record = _record_from_item(item)
+                if record is not None:
+                    ref = AuditRecordRef(item["pk"].get("S", ""), item["sk"].get("S", ""))
+                    found.append((ref, record))
+            day -= timedelta(days=1)
+        return found
+
+    def close_pending(
+        self,
+        ref: AuditRecordRef,
+        outcome: Outcome,
+        *,
+        error: str = "",
+        details: Mapping[str, str],
+    ) -> bool:
+        """Give a record another run left ``pending`` its outcome, in place (its run id
+        stays); False when it is no longer pending (its own run got there first).
+
+        Conditional on ``outcome = pending``: never overwrites what a run recorded itself.
+        """
+        names = {"#o": "outcome", "#e": "error", "#u": "updated_at", "#d": "details"}
+        values: Item = {
+            ":o": {"S": outcome},
+            ":e": {"S": error},
+            ":u": {"S": format_timestamp(self._clock())},
+            ":pending": {"S": "pending"},
+        }
+        sets = ["#o = :o", "#e = :e", "#u = :u"]
+        for i, (key, value) in enumerate(sorted(details.items())):
+            names[f"#d{i}"] = key
+            values[f":d{i}"] = {"S": value}
+            sets.append(f"#d.#d{i} = :d{i}")
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": ref.pk}, "sk": {"S": ref.sk}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="#o = :pending",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise self._error(f"close the pending record {ref.pk} {ref.sk}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(f"close the pending record {ref.pk} {ref.sk}", exc) from exc
+        return True
+
     # --- claims ------------------------------------------------------------------
 
     def claim(self, recovery_point: str, run_id: str, lease: timedelta) -> ClaimResult:

@@ -91,6 +91,12 @@ FILTER_VALUES_MAX: Final = 200
 #: clients down further when EC2 answers RequestLimitExceeded.
 DEFAULT_MAX_WORKERS: Final = 4
 DEFAULT_CLAIM_LEASE: Final = timedelta(minutes=15)
+#: A ``pending`` delete record older than this belongs to no live run: a run writes it just
+#: before its DeleteSnapshot calls and updates it right after them (at most 5 attempts per
+#: snapshot with backoff capped at 20 s), which takes minutes, and a Lambda lives 15.
+PENDING_DELETE_GRACE: Final = timedelta(hours=1)
+#: How far back apply looks for them: one DynamoDB Query per UTC day.
+PENDING_DELETE_LOOKBACK: Final = timedelta(days=7)
 _DESCRIPTION_MAX = 255
 #: EC2's answer to a second ModifySnapshotTier on a snapshot archived or being archived.
 _TIER_STATE_CODES: Final = frozenset({"IncorrectState"})
@@ -124,6 +130,8 @@ class RunResult:
     not_started: tuple[Action, ...] = ()
     #: why the run stopped early: asked to stop, or the audit log could not be written
     stop_reason: str = ""
+    #: what became of records earlier runs left ``pending`` (closed, or why not checked)
+    notes: tuple[str, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -241,6 +249,7 @@ class Executor:
                 stop_reason=str(exc),
             )
 
+        notes = self._close_abandoned_deletes()
         indexed = list(enumerate(actions))
         try:
             self._apply_creates([(i, a) for i, a in indexed if isinstance(a, CreateAction)])
@@ -260,7 +269,78 @@ class Executor:
             stopped_early=bool(state.not_started),
             not_started=tuple(state.not_started[i] for i in sorted(state.not_started)),
             stop_reason=state.stop_reason if state.not_started else "",
+            notes=notes,
         )
+
+    def _close_abandoned_deletes(self) -> tuple[str, ...]:
+        """Give delete records a killed run left ``pending`` their outcome, from EC2 as it is.
+
+        A run killed between its DeleteSnapshot calls and the record's update leaves the
+        record ``pending`` for good: the next plan no longer names snapshots that are gone.
+        Records older than :data:`PENDING_DELETE_GRACE` (no live run is still on them), up
+        to :data:`PENDING_DELETE_LOOKBACK` back, are looked up: when none of their snapshots
+        exists any more, ``succeeded`` ("found gone"); when some do, ``failed`` (the plan
+        deletes them again if retention still says so). Only ever a conditional update of
+        the original record; any failure is a note, never a reason to stop the backups.
+        """
+        now = self._clock()
+        try:
+            pending = self._audit.pending_deletes(
+                now - PENDING_DELETE_LOOKBACK, now - PENDING_DELETE_GRACE
+            )
+        except AuditError as exc:
+            return (f"delete records left pending by earlier runs were not checked: {exc}",)
+        notes: list[str] = []
+        by_region: dict[str, list[tuple[AuditRecordRef, AuditRecord]]] = {}
+        for ref, record in pending:
+            if record.snapshot_ids:
+                by_region.setdefault(record.region, []).append((ref, record))
+        for region, entries in sorted(by_region.items()):
+            ids = sorted({sid for _, r in entries for sid in r.snapshot_ids})
+            try:
+                existing = self._snapshots_by_id(self._ec2(region), ids)
+            except _Failed as exc:
+                notes.append(
+                    f"{len(entries)} delete records left pending in {region} were not "
+                    f"checked: {exc}"
+                )
+                continue
+            for ref, record in entries:
+                notes.append(self._close_abandoned(ref, record, existing, now))
+        return tuple(n for n in notes if n)
+
+    def _close_abandoned(
+        self,
+        ref: AuditRecordRef,
+        record: AuditRecord,
+        existing: Mapping[str, SnapshotTypeDef],
+        now: datetime,
+    ) -> str:
+        left = [sid for sid in record.snapshot_ids if sid in existing]
+        gone = [sid for sid in record.snapshot_ids if sid not in existing]
+        when = f"{now:%Y-%m-%dT%H:%M:%SZ}"
+        details = {"resolved_by": self.run_id, "found_gone": ",".join(gone)}
+        if left:
+            outcome: Outcome = "failed"
+            error = (
+                f"the delete did not finish: run {record.run_id} stopped during it; found at "
+                f"{when} by run {self.run_id} that {', '.join(left)} still exist (planned "
+                "again while retention says so)"
+            )
+            details["still_exist"] = ",".join(left)
+        else:
+            outcome, error = "succeeded", ""
+            details["resolution"] = (
+                f"found gone at {when} by run {self.run_id}: the delete had landed, but run "
+                f"{record.run_id} stopped before recording it"
+            )
+        try:
+            closed = self._audit.close_pending(ref, outcome, error=error, details=details)
+        except AuditError as exc:
+            return f"pending delete record {ref.pk} {ref.sk} left pending: {exc}"
+        if not closed:
+            return ""  # its own run recorded it in the meantime
+        return f"pending delete record {ref.pk} {ref.sk} of run {record.run_id} closed: {outcome}"
 
     def _stopping(self) -> bool:
         state = self._state

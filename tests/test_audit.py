@@ -332,6 +332,20 @@ class TestList:
         assert f"{day} {no_time_sk}" in warned
         assert "left out" in warned
 
+    def test_a_pending_record_is_closed_only_while_pending_and_its_run_may_still_finish(self, log):
+        ref = log.record(make_record(outcome="pending"))
+        [(found_ref, found)] = log.pending_deletes(T0 - timedelta(days=7), T0)
+        assert (found_ref, found.run_id) == (ref, "run-1")
+        assert log.close_pending(ref, "succeeded", details={"resolution": "found gone"})
+        assert log.pending_deletes(T0 - timedelta(days=7), T0) == []
+        # A second close changes nothing; the run that wrote it may still record its outcome
+        # (it knows best), and the note of the close stays.
+        assert not log.close_pending(ref, "failed", error="x", details={"resolution": "other"})
+        log.update_outcome(ref, "succeeded", details={"deleted": "snap-1,snap-2"})
+        [record] = log.list(T0 - timedelta(days=1), T0 + timedelta(days=1))
+        assert (record.run_id, record.outcome) == ("run-1", "succeeded")
+        assert record.details == {"resolution": "found gone", "deleted": "snap-1,snap-2"}
+
     def test_list_stops_at_the_limit(self, log):
         self._fill(log)
         assert len(log.list(T0 - timedelta(days=7), T0, limit=3)) == 3

@@ -7,6 +7,7 @@ import itertools
 import threading
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -1055,6 +1056,104 @@ def test_a_copy_whose_lease_lapsed_never_copies_over_a_dead_runs_copy(copy_world
     claim = w.audit.get_claim(f"{copy.recovery_point}@{WEST}")
     assert claim is not None
     assert claim.status == "done"
+
+
+# --- delete records a killed run left pending ------------------------------------------------
+
+
+def kill_after_deletes(world, n: int) -> None:
+    """The process dies right after its n-th DeleteSnapshot landed: no record update."""
+    state = {"n": 0, "dead": False}
+
+    def after(**_kwargs):
+        state["n"] += 1
+        if state["n"] >= n:
+            state["dead"] = True
+            raise Crash("killed after a delete")
+
+    def before(**_kwargs):
+        if state["dead"]:
+            raise Crash("the process is dead")
+
+    on(world.ec2, "after-call.ec2.DeleteSnapshot", after)
+    for client in (world.ec2, world.ddb):
+        on(client, "before-call", before)
+
+
+def test_a_delete_record_left_pending_by_a_killed_run_is_closed_as_found_gone(world):
+    plan = aged_world(world, instances=1)
+    (delete,) = [a for a in plan.actions if isinstance(a, DeleteAction)]
+    kill_after_deletes(world, len(delete.snapshot_ids))
+    world.clock.now = LATER
+    with pytest.raises(Crash):
+        world.executor(run_id="run-killed").apply(replace(plan, actions=(delete,)))
+    revived = world_after_kill(world)
+    [left] = revived.records(action="delete")
+    assert (left.run_id, left.outcome) == ("run-killed", "pending")
+    # Young enough to belong to a live run: left alone.
+    soon = revived.apply(LATER + timedelta(minutes=10), run_id="run-soon")
+    assert not soon.notes
+    assert [r.outcome for r in revived.records(action="delete")] == ["pending"]
+
+    later = revived.apply(LATER + timedelta(hours=2), run_id="run-later")
+
+    # The same record, no new one (another, older recovery point may be deleted meanwhile).
+    [closed] = revived.records(action="delete", recovery_point=delete.recovery_point)
+    assert (closed.run_id, closed.outcome, closed.error) == ("run-killed", "succeeded", "")
+    assert closed.snapshot_ids == delete.snapshot_ids
+    assert closed.details["resolution"].startswith("found gone")
+    assert closed.details["resolved_by"] == "run-later"
+    assert closed.details["found_gone"] == ",".join(delete.snapshot_ids)
+    assert any("closed: succeeded" in n for n in later.notes)
+
+
+def test_a_delete_killed_half_way_is_closed_failed_and_planned_again(world):
+    world.instance(volumes=2)
+    world.apply(DAY1)
+    world.apply(DAY2)
+    plan = world.plan(LATER)
+    (delete,) = [a for a in plan.actions if isinstance(a, DeleteAction)]
+    kill_after_deletes(world, 1)
+    world.clock.now = LATER
+    with pytest.raises(Crash):
+        world.executor(run_id="run-killed").apply(replace(plan, actions=(delete,)))
+    revived = world_after_kill(world)
+
+    result = revived.apply(LATER + timedelta(hours=2), run_id="run-later")
+
+    assert result.ok, result.failed
+    records = {
+        r.run_id: r for r in revived.records(action="delete", recovery_point=delete.recovery_point)
+    }
+    assert set(records) == {"run-killed", "run-later"}
+    old = records["run-killed"]
+    assert old.outcome == "failed"
+    assert "the delete did not finish" in old.error
+    assert old.details["still_exist"]
+    assert old.details["found_gone"]
+    assert records["run-later"].outcome == "succeeded"  # the plan deleted the rest
+    assert delete.recovery_point not in revived.recovery_points()
+
+
+def test_a_failing_look_at_old_pending_records_never_stops_the_backups(world):
+    world.instance(volumes=1)
+
+    def refuse_queries(**_kwargs):
+        raise client_error("AccessDeniedException", 400, "Query")
+
+    on(world.ddb, "before-call.dynamodb.Query", refuse_queries)
+    result = world.apply(DAY1)
+    assert [r.outcome for r in result.results] == ["succeeded"]
+    assert len(world.snapshots()) == 1
+    assert any("were not checked" in n for n in result.notes)
+
+
+def world_after_kill(world) -> World:
+    """The same account through fresh clients: the killed process's clients stay dead."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    stamp_snapshots_with(ec2, world.clock)
+    return World(ec2, ddb, world.clock, world.policies, world.runs)
 
 
 # --- faults and crashes ------------------------------------------------------------------
