@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import random
 import threading
 import time
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import TagTypeDef
 
 T = TypeVar("T")
+_LOG = logging.getLogger(__name__)
 
 #: Our own bound on retries of one call, on top of botocore's adaptive retry mode.
 MAX_ATTEMPTS: Final = 5
@@ -250,6 +252,12 @@ class Executor:
             )
 
         notes = self._close_abandoned_deletes()
+        for note in notes:
+            # Not an action of this plan, so not in the results: the log says it too.
+            if "closed:" in note:
+                _LOG.info("%s", note)
+            else:
+                _LOG.warning("%s", note)
         indexed = list(enumerate(actions))
         try:
             self._apply_creates([(i, a) for i, a in indexed if isinstance(a, CreateAction)])
