@@ -16,8 +16,10 @@ table, the region and what to do; no botocore exception leaves this module.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import functools
 import itertools
+import logging
 import random
 import threading
 import time
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     Item = dict[str, AttributeValueTypeDef]
 
 T = TypeVar("T")
+_LOG = logging.getLogger(__name__)
 
 POLICY_INDEX: Final = "by-policy"
 TTL_ATTRIBUTE: Final = "expires_at"
@@ -341,7 +344,10 @@ class AuditLog:
                     ":high": {"S": high},
                 },
             ):
-                found.append(_record_from_item(item))
+                record = _record_from_item(item)
+                if record is None:
+                    continue
+                found.append(record)
                 if limit is not None and len(found) >= limit:
                     return found
             return found
@@ -356,11 +362,88 @@ class AuditLog:
                     ":high": {"S": high},
                 },
             ):
-                found.append(_record_from_item(item))
+                record = _record_from_item(item)
+                if record is None:
+                    continue
+                found.append(record)
                 if limit is not None and len(found) >= limit:
                     return found
             day -= timedelta(days=1)
         return found
+
+    def pending_deletes(
+        self, since: datetime, until: datetime
+    ) -> builtins.list[tuple[AuditRecordRef, AuditRecord]]:
+        """``pending`` delete records with ``since <= timestamp <= until``, oldest day last.
+
+        One Query per UTC day (a filter on outcome and action; never a scan), so the cost
+        grows with the look-back, not with the table.
+        """
+        low = format_timestamp(since)
+        high = format_timestamp(until) + "~"
+        found: builtins.list[tuple[AuditRecordRef, AuditRecord]] = []
+        day = _utc(until).date()
+        while day >= _utc(since).date():
+            for item in self._query(
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                FilterExpression="#o = :pending AND #a = :delete",
+                ExpressionAttributeNames={"#o": "outcome", "#a": "action"},
+                ExpressionAttributeValues={
+                    ":pk": {"S": "DAY#" + day.isoformat()},
+                    ":low": {"S": low},
+                    ":high": {"S": high},
+                    ":pending": {"S": "pending"},
+                    ":delete": {"S": "delete"},
+                },
+            ):
+                record = _record_from_item(item)
+                if record is not None:
+                    ref = AuditRecordRef(item["pk"].get("S", ""), item["sk"].get("S", ""))
+                    found.append((ref, record))
+            day -= timedelta(days=1)
+        return found
+
+    def close_pending(
+        self,
+        ref: AuditRecordRef,
+        outcome: Outcome,
+        *,
+        error: str = "",
+        details: Mapping[str, str],
+    ) -> bool:
+        """Give a record another run left ``pending`` its outcome, in place (its run id
+        stays); False when it is no longer pending (its own run got there first).
+
+        Conditional on ``outcome = pending``: never overwrites what a run recorded itself.
+        """
+        names = {"#o": "outcome", "#e": "error", "#u": "updated_at", "#d": "details"}
+        values: Item = {
+            ":o": {"S": outcome},
+            ":e": {"S": error},
+            ":u": {"S": format_timestamp(self._clock())},
+            ":pending": {"S": "pending"},
+        }
+        sets = ["#o = :o", "#e = :e", "#u = :u"]
+        for i, (key, value) in enumerate(sorted(details.items())):
+            names[f"#d{i}"] = key
+            values[f":d{i}"] = {"S": value}
+            sets.append(f"#d.#d{i} = :d{i}")
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": ref.pk}, "sk": {"S": ref.sk}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="#o = :pending",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise self._error(f"close the pending record {ref.pk} {ref.sk}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(f"close the pending record {ref.pk} {ref.sk}", exc) from exc
+        return True
 
     # --- claims ------------------------------------------------------------------
 
@@ -404,6 +487,40 @@ class AuditLog:
         raise AuditError(
             f"could not claim recovery point {recovery_point} in audit table "
             f"{self.table_name} ({self.region}): its claim kept changing; run again"
+        )
+
+    def renew_claim(self, claim: ClaimResult, run_id: str, lease: timedelta) -> ClaimResult | None:
+        """Extend this run's own claim; None when it is no longer this run's.
+
+        Conditional on the claim still being ``claimed`` by ``run_id``, whatever its lease
+        says. Run ids are unique and only their run writes them, so a claim that still
+        names this run has been nobody else's since: what this run saw in EC2 still holds.
+        A claim another run took while this run's lease had lapsed (and which that run
+        may have used, then died holding) is *not* renewed: :meth:`claim` would take it
+        over, and the caller must look in EC2 again before creating anything.
+        """
+        lease_until = self._clock() + lease
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": "CLAIM#" + claim.recovery_point}, "sk": {"S": CLAIM_SK}},
+                UpdateExpression="SET lease_until = :lease",
+                ConditionExpression="run_id = :me AND #st = :claimed",
+                ExpressionAttributeNames={"#st": "state"},
+                ExpressionAttributeValues={
+                    ":lease": {"N": str(_epoch(lease_until))},
+                    ":me": {"S": run_id},
+                    ":claimed": {"S": "claimed"},
+                },
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise self._error(f"renew the claim on {claim.recovery_point}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(f"renew the claim on {claim.recovery_point}", exc) from exc
+        return ClaimResult(
+            "claimed", claim.recovery_point, run_id, lease_until, version=claim.version
         )
 
     def take_over_claim(self, done: ClaimResult, run_id: str, lease: timedelta) -> ClaimResult:
@@ -736,25 +853,108 @@ class AuditLog:
 # --- item <-> record ----------------------------------------------------------------
 
 
-def _record_from_item(item: Item) -> AuditRecord:
-    def s(name: str) -> str:
-        return item.get(name, {}).get("S", "")
+def _record_from_item(item: Item) -> AuditRecord | None:
+    """The record an item holds, as far as it can be read; None when it has no readable time.
 
-    return AuditRecord(
+    Items are normally written by :meth:`AuditLog.record`, but a person (or an old bug) may
+    have written one by hand: one odd item must not make the whole log unreadable. Whatever
+    could not be read is named in ``details["unreadable"]`` and logged as a warning, with
+    the item's key.
+    """
+    problems: builtins.list[str] = []
+    fields: Mapping[str, Any] = item  # untrusted: any shape DynamoDB can store
+
+    def s(name: str) -> str:
+        value = fields.get(name)
+        if value is None:
+            return ""
+        if isinstance(value, dict) and isinstance(value.get("S"), str):
+            text: str = value["S"]
+            return text
+        problems.append(f"{name} {_raw(value)} is not a string")
+        return ""
+
+    def strings(value: Any, name: str) -> builtins.list[str]:
+        out: builtins.list[str] = []
+        for entry in value:
+            if isinstance(entry, dict) and isinstance(entry.get("S"), str):
+                out.append(entry["S"])
+            else:
+                problems.append(f"{name} holds {_raw(entry)}, not a string")
+        return out
+
+    pk, sk = s("pk"), s("sk")
+    raw_ids = fields.get("snapshot_ids", {"L": []})
+    if isinstance(raw_ids, dict) and isinstance(raw_ids.get("L"), builtins.list):
+        snapshot_ids = strings(raw_ids["L"], "snapshot_ids")
+    elif isinstance(raw_ids, dict) and isinstance(raw_ids.get("SS"), builtins.list):
+        snapshot_ids = sorted(raw_ids["SS"])
+    else:
+        problems.append(f"snapshot_ids {_raw(raw_ids)} is not a list")
+        snapshot_ids = []
+    details: dict[str, str] = {}
+    raw_details = fields.get("details", {"M": {}})
+    if isinstance(raw_details, dict) and isinstance(raw_details.get("M"), dict):
+        for key, value in raw_details["M"].items():
+            if isinstance(value, dict) and isinstance(value.get("S"), str):
+                details[key] = value["S"]
+            else:
+                problems.append(f"details.{key} {_raw(value)} is not a string")
+    else:
+        problems.append(f"details {_raw(raw_details)} is not a map")
+
+    text = s("timestamp")
+    timestamp = _parse_or_none(text)
+    if timestamp is None:
+        # The sort key starts with the same time: the record still sorts where it was written.
+        timestamp = _parse_or_none(sk.split("#", 1)[0])
+        problems.append(
+            f"timestamp {text!r} is not ISO 8601 UTC (%Y-%m-%dT%H:%M:%S.%fZ)"
+            + ("; shown at the time in its key" if timestamp is not None else "")
+        )
+    if timestamp is None:
+        _LOG.warning(
+            "audit item %s %s left out of the listing: it has no readable time (%s); "
+            "look at it with `aws dynamodb get-item`",
+            pk,
+            sk,
+            "; ".join(problems),
+        )
+        return None
+    action = s("action")
+    outcome = s("outcome")
+    record = AuditRecord(
         run_id=s("run_id"),
-        timestamp=parse_timestamp(s("timestamp")),
-        action=cast(AuditAction, s("action")),
-        outcome=cast(Outcome, s("outcome")),
+        timestamp=timestamp,
+        action=cast(AuditAction, action),
+        outcome=cast(Outcome, outcome),
         policy=s("policy"),
         region=s("region"),
         resource_id=s("resource_id"),
         recovery_point=s("recovery_point"),
-        snapshot_ids=tuple(v.get("S", "") for v in item.get("snapshot_ids", {}).get("L", [])),
+        snapshot_ids=tuple(snapshot_ids),
         reason=s("reason"),
         error=s("error"),
         actor=s("actor"),
-        details={k: v.get("S", "") for k, v in item.get("details", {}).get("M", {}).items()},
+        details=details,
     )
+    if problems:
+        _LOG.warning("audit item %s %s is malformed: %s", pk, sk, "; ".join(problems))
+        record = dataclasses.replace(record, details={**details, "unreadable": "; ".join(problems)})
+    return record
+
+
+def _parse_or_none(text: str) -> datetime | None:
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        return None
+
+
+def _raw(value: Any) -> str:
+    """A DynamoDB attribute value as it was stored, short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _claim_from_item(recovery_point: str, item: Item) -> ClaimResult:

@@ -73,6 +73,11 @@ LOG_RETENTION_DAYS = (
 )  # fmt: skip
 
 _SNAPSHOT_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*::snapshot/*"}
+#: A snapshot being made: its ARN ends in a literal "*", which IAM writes "${*}" (and
+#: Fn::Sub "${!*}"). It matches no existing snapshot.
+_NEW_SNAPSHOT_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*::snapshot/${!*}"}
+#: An existing snapshot, such as the source of a copy; never one being made.
+_EXISTING_SNAPSHOT_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*::snapshot/snap-*"}
 _INSTANCE_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:instance/*"}
 _VOLUME_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:volume/*"}
 _TABLE_ARN = {
@@ -89,6 +94,9 @@ _MANAGED_SNAPSHOT = {
     "StringEquals": {f"aws:ResourceTag/{TAG_CREATED_BY}": CREATED_BY_VALUE},
     "Null": {f"aws:ResourceTag/{TAG_POLICY}": "false"},
 }
+#: Audit table partitions: claims may be deleted (released), records never.
+_CLAIM_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["CLAIM#*"]}}
+_CLAIM_AND_RECORD_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["CLAIM#*", "DAY#*"]}}
 
 
 # --- the template -------------------------------------------------------------
@@ -356,10 +364,23 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
                 }
             },
         ),
-        # Cross-region copies (policy `copies`): the copy must carry CreatedBy=SmartVault
-        # from the moment it exists, like any snapshot SmartVault makes.
+        # Cross-region copies (policy `copies`). EC2 authorises CopySnapshot against the copy
+        # being made and against the source snapshot. The copy must carry CreatedBy=SmartVault
+        # from the moment it exists, like any snapshot SmartVault makes ...
         _statement(
-            "CopyOnlyToTaggedSnapshots", ["ec2:CopySnapshot"], _SNAPSHOT_ARN, _TAGGED_AT_CREATION
+            "CopyOnlyToTaggedSnapshots",
+            ["ec2:CopySnapshot"],
+            _NEW_SNAPSHOT_ARN,
+            _TAGGED_AT_CREATION,
+        ),
+        # ... and the source must be a managed snapshot: the role cannot copy a snapshot that
+        # someone else made (or shared) into a region where SmartVault would own the copy.
+        # (The executor also checks the source's policy and recovery point tags.)
+        _statement(
+            "CopyOnlyFromManagedSnapshots",
+            ["ec2:CopySnapshot"],
+            _EXISTING_SNAPSHOT_ARN,
+            _MANAGED_SNAPSHOT,
         ),
         # Retention and archive: only snapshots that already carry both SmartVault tags
         # ; anyone else's snapshots stay out of reach.
@@ -369,22 +390,30 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
             _SNAPSHOT_ARN,
             _MANAGED_SNAPSHOT,
         ),
-        # The audit log and the recovery-point claims (conditional writes, DeleteItem to
-        # release a claim), by time range and by policy (the by-policy index): this table
-        # and its indexes only. No Scan, no table management.
+        # The audit log and the recovery-point claims: written with conditional PutItem and
+        # BatchWriteItem, read by time range and by policy (the by-policy index). This table
+        # and its indexes only; no Scan, no table management.
         _statement(
             "AuditTableReadWrite",
             [
                 "dynamodb:BatchWriteItem",
-                "dynamodb:DeleteItem",
                 "dynamodb:DescribeTable",
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:Query",
-                "dynamodb:UpdateItem",
             ],
             [_TABLE_ARN, _TABLE_INDEX_ARN],
         ),
+        # UpdateItem: a pending record gets its outcome (DAY# partitions), a claim its lease
+        # or its completion (CLAIM#); no other partition.
+        _statement(
+            "AuditUpdateRecordsAndClaims",
+            ["dynamodb:UpdateItem"],
+            _TABLE_ARN,
+            _CLAIM_AND_RECORD_KEYS,
+        ),
+        # DeleteItem only releases claims: audit records can never be deleted by the function.
+        _statement("AuditDeleteOnlyClaims", ["dynamodb:DeleteItem"], _TABLE_ARN, _CLAIM_KEYS),
         # The function writes its own log streams into its own log group, nothing else;
         # the group exists (this stack makes it), so no CreateLogGroup.
         _statement(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import random
 import threading
 import time
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import TagTypeDef
 
 T = TypeVar("T")
+_LOG = logging.getLogger(__name__)
 
 #: Our own bound on retries of one call, on top of botocore's adaptive retry mode.
 MAX_ATTEMPTS: Final = 5
@@ -92,6 +94,12 @@ FILTER_VALUES_MAX: Final = 200
 #: clients down further when EC2 answers RequestLimitExceeded.
 DEFAULT_MAX_WORKERS: Final = 4
 DEFAULT_CLAIM_LEASE: Final = timedelta(minutes=15)
+#: A ``pending`` delete record older than this belongs to no live run: a run writes it just
+#: before its DeleteSnapshot calls and updates it right after them (at most 5 attempts per
+#: snapshot with backoff capped at 20 s), which takes minutes, and a Lambda lives 15.
+PENDING_DELETE_GRACE: Final = timedelta(hours=1)
+#: How far back apply looks for them: one DynamoDB Query per UTC day.
+PENDING_DELETE_LOOKBACK: Final = timedelta(days=7)
 _DESCRIPTION_MAX = 255
 #: EC2's answer to a second ModifySnapshotTier on a snapshot archived or being archived.
 _TIER_STATE_CODES: Final = frozenset({"IncorrectState"})
@@ -125,6 +133,8 @@ class RunResult:
     not_started: tuple[Action, ...] = ()
     #: why the run stopped early: asked to stop, or the audit log could not be written
     stop_reason: str = ""
+    #: what became of records earlier runs left ``pending`` (closed, or why not checked)
+    notes: tuple[str, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -242,6 +252,13 @@ class Executor:
                 stop_reason=str(exc),
             )
 
+        notes = self._close_abandoned_deletes()
+        for note in notes:
+            # Not an action of this plan, so not in the results: the log says it too.
+            if "closed:" in note:
+                _LOG.info("%s", note)
+            else:
+                _LOG.warning("%s", note)
         indexed = list(enumerate(actions))
         try:
             self._apply_creates([(i, a) for i, a in indexed if isinstance(a, CreateAction)])
@@ -261,7 +278,78 @@ class Executor:
             stopped_early=bool(state.not_started),
             not_started=tuple(state.not_started[i] for i in sorted(state.not_started)),
             stop_reason=state.stop_reason if state.not_started else "",
+            notes=notes,
         )
+
+    def _close_abandoned_deletes(self) -> tuple[str, ...]:
+        """Give delete records a killed run left ``pending`` their outcome, from EC2 as it is.
+
+        A run killed between its DeleteSnapshot calls and the record's update leaves the
+        record ``pending`` for good: the next plan no longer names snapshots that are gone.
+        Records older than :data:`PENDING_DELETE_GRACE` (no live run is still on them), up
+        to :data:`PENDING_DELETE_LOOKBACK` back, are looked up: when none of their snapshots
+        exists any more, ``succeeded`` ("found gone"); when some do, ``failed`` (the plan
+        deletes them again if retention still says so). Only ever a conditional update of
+        the original record; any failure is a note, never a reason to stop the backups.
+        """
+        now = self._clock()
+        try:
+            pending = self._audit.pending_deletes(
+                now - PENDING_DELETE_LOOKBACK, now - PENDING_DELETE_GRACE
+            )
+        except AuditError as exc:
+            return (f"delete records left pending by earlier runs were not checked: {exc}",)
+        notes: list[str] = []
+        by_region: dict[str, list[tuple[AuditRecordRef, AuditRecord]]] = {}
+        for ref, record in pending:
+            if record.snapshot_ids:
+                by_region.setdefault(record.region, []).append((ref, record))
+        for region, entries in sorted(by_region.items()):
+            ids = sorted({sid for _, r in entries for sid in r.snapshot_ids})
+            try:
+                existing = self._snapshots_by_id(self._ec2(region), ids)
+            except _Failed as exc:
+                notes.append(
+                    f"{len(entries)} delete records left pending in {region} were not "
+                    f"checked: {exc}"
+                )
+                continue
+            for ref, record in entries:
+                notes.append(self._close_abandoned(ref, record, existing, now))
+        return tuple(n for n in notes if n)
+
+    def _close_abandoned(
+        self,
+        ref: AuditRecordRef,
+        record: AuditRecord,
+        existing: Mapping[str, SnapshotTypeDef],
+        now: datetime,
+    ) -> str:
+        left = [sid for sid in record.snapshot_ids if sid in existing]
+        gone = [sid for sid in record.snapshot_ids if sid not in existing]
+        when = f"{now:%Y-%m-%dT%H:%M:%SZ}"
+        details = {"resolved_by": self.run_id, "found_gone": ",".join(gone)}
+        if left:
+            outcome: Outcome = "failed"
+            error = (
+                f"the delete did not finish: run {record.run_id} stopped during it; found at "
+                f"{when} by run {self.run_id} that {', '.join(left)} still exist (planned "
+                "again while retention says so)"
+            )
+            details["still_exist"] = ",".join(left)
+        else:
+            outcome, error = "succeeded", ""
+            details["resolution"] = (
+                f"found gone at {when} by run {self.run_id}: the delete had landed, but run "
+                f"{record.run_id} stopped before recording it"
+            )
+        try:
+            closed = self._audit.close_pending(ref, outcome, error=error, details=details)
+        except AuditError as exc:
+            return f"pending delete record {ref.pk} {ref.sk} left pending: {exc}"
+        if not closed:
+            return ""  # its own run recorded it in the meantime
+        return f"pending delete record {ref.pk} {ref.sk} of run {record.run_id} closed: {outcome}"
 
     def _stopping(self) -> bool:
         state = self._state
@@ -411,7 +499,6 @@ class Executor:
     def _create_one(
         self, action: CreateAction, claim: ClaimResult, found: list[SnapshotTypeDef] | None
     ) -> ActionResult:
-        rp = action.recovery_point
         if claim.status == "held":
             return self._write_final(
                 action,
@@ -422,43 +509,9 @@ class Executor:
                     f"until {claim.lease_until:%Y-%m-%dT%H:%M:%SZ}",
                 ),
             )
-        snapshots = found or []
-        errored = sorted(s["SnapshotId"] for s in snapshots if s.get("State") == "error")
-        live = sorted(s["SnapshotId"] for s in snapshots if s.get("State") != "error")
-        if errored:
-            # A failed recovery point: its policy deletes it (and that delete releases
-            # the claim); creating beside it would mix good and failed snapshots under
-            # one recovery point id.
-            self._release(rp)
-            return self._write_final(
-                action,
-                ActionResult(
-                    action,
-                    "skipped",
-                    snapshot_ids=tuple(errored),
-                    reason=f"its snapshots {', '.join(errored)} are in state error; the slot "
-                    "is tried again once its policy has deleted them",
-                ),
-            )
-        if live:
-            if claim.status == "claimed":
-                reason = (
-                    f"already exists: {', '.join(live)} (made by an earlier run that did not "
-                    "finish)"
-                )
-                try:
-                    self._audit.complete_claim(rp, self.run_id, live)
-                    self._forget_claim(rp)
-                except AuditError as exc:
-                    self._halt(str(exc))
-                    return ActionResult(
-                        action, "skipped", tuple(live), reason=reason, audit_error=str(exc)
-                    )
-            else:
-                reason = f"already created by run {claim.run_id}"
-            return self._write_final(
-                action, ActionResult(action, "skipped", tuple(live), reason=reason)
-            )
+        existing = self._settle_existing(action, claim, found or [])
+        if existing is not None:
+            return existing if existing.audit_error else self._write_final(action, existing)
         if claim.status == "done":
             if self._clock() < claim.lease_until:
                 # Completed moments ago, yet not listed: EC2's DescribeSnapshots is
@@ -479,8 +532,43 @@ class Executor:
             taken = self._take_over(action, claim, "not created")
             if isinstance(taken, ActionResult):
                 return taken
-            claim = taken
+            return self._create(action, taken, look_again=True)
         return self._create(action, claim)
+
+    def _settle_existing(
+        self, action: CreateAction, claim: ClaimResult, snapshots: Sequence[SnapshotTypeDef]
+    ) -> ActionResult | None:
+        """The result when snapshots of the recovery point exist already (the claim completed
+        or handed back as fits), still to be recorded; None when there are none."""
+        rp = action.recovery_point
+        errored = sorted(s["SnapshotId"] for s in snapshots if s.get("State") == "error")
+        live = sorted(s["SnapshotId"] for s in snapshots if s.get("State") != "error")
+        if errored:
+            # A failed recovery point: its policy deletes it (and that delete releases
+            # the claim); creating beside it would mix good and failed snapshots under
+            # one recovery point id.
+            self._release(rp)
+            return ActionResult(
+                action,
+                "skipped",
+                snapshot_ids=tuple(errored),
+                reason=f"its snapshots {', '.join(errored)} are in state error; the slot "
+                "is tried again once its policy has deleted them",
+            )
+        if not live:
+            return None
+        if claim.status != "claimed":
+            return ActionResult(
+                action, "skipped", tuple(live), reason=f"already created by run {claim.run_id}"
+            )
+        reason = f"already exists: {', '.join(live)} (made by an earlier run that did not finish)"
+        try:
+            self._audit.complete_claim(rp, self.run_id, live)
+            self._forget_claim(rp)
+        except AuditError as exc:
+            self._halt(str(exc))
+            return ActionResult(action, "skipped", tuple(live), reason=reason, audit_error=str(exc))
+        return ActionResult(action, "skipped", tuple(live), reason=reason)
 
     def _take_over(
         self, action: Action, done: ClaimResult, not_done: str
@@ -508,12 +596,15 @@ class Executor:
 
     def _start_claimed(
         self, action: Action, claim: ClaimResult, pending: AuditRecord, not_done: str
-    ) -> tuple[AuditRecordRef, ClaimResult] | ActionResult:
+    ) -> tuple[AuditRecordRef, ClaimResult, bool] | ActionResult:
         """Write the ``pending`` record of a claimed create or copy, then renew its lease
         if half of it is used; the ActionResult to report when the action must not go on.
 
         A long run may outlive half its lease: renewing it (only the holder can) before
-        the call keeps any other run from taking the claim while this one works.
+        the call keeps any other run from taking the claim while this one works. The third
+        value is True when the claim had to be taken over instead, because another run
+        held it in the meantime: what that run made is not in this run's look-up, so the
+        caller must look in EC2 again before making anything.
         """
         claim_id = claim.recovery_point
         try:
@@ -522,25 +613,38 @@ class Executor:
             self._release(claim_id)
             self._halt(str(exc))
             return ActionResult(action, "failed", error=f"{not_done}: {exc}")
+        taken_over = False
         if self._clock() >= claim.lease_until - self._lease / 2:
             try:
-                claim = self._audit.claim(claim_id, self.run_id, self._lease)
+                renewed = self._audit.renew_claim(claim, self.run_id, self._lease)
+                if renewed is None:
+                    # Not ours any more: our lease lapsed and another run took the claim,
+                    # then finished, released it or died holding it.
+                    renewed = self._audit.claim(claim_id, self.run_id, self._lease)
+                    taken_over = renewed.status == "claimed"
             except AuditError as exc:
                 self._halt(str(exc))
                 return self._update(ref, ActionResult(action, "failed", error=f"{not_done}: {exc}"))
-            if claim.status != "claimed":
+            if renewed.status != "claimed":
                 self._forget_claim(claim_id)
                 return self._update(
                     ref,
                     ActionResult(
                         action,
                         "skipped",
-                        reason=f"its claim passed to run {claim.run_id} while this run waited",
+                        reason=f"its claim passed to run {renewed.run_id} while this run waited",
                     ),
                 )
-        return ref, claim
+            claim = renewed
+            with self._state.lock:
+                self._state.held_claims.add(claim_id)
+        return ref, claim, taken_over
 
-    def _create(self, action: CreateAction, claim: ClaimResult) -> ActionResult:
+    def _create(
+        self, action: CreateAction, claim: ClaimResult, *, look_again: bool = False
+    ) -> ActionResult:
+        """Create the claimed recovery point. ``look_again``: the claim was taken over after
+        the chunk's look-up, so that look-up may miss what another run made."""
         rp = action.recovery_point
         started = self._start_claimed(
             action,
@@ -550,7 +654,18 @@ class Executor:
         )
         if isinstance(started, ActionResult):
             return started
-        ref, claim = started
+        ref, claim, taken_over = started
+        if look_again or taken_over:
+            try:
+                found = self._snapshots_by_recovery_point(self._ec2(action.region), [rp])
+            except _Failed as exc:
+                self._release(rp)
+                return self._update(
+                    ref, ActionResult(action, "failed", error=f"not created: {exc}")
+                )
+            existing = self._settle_existing(action, claim, found.get(rp, []))
+            if existing is not None:
+                return self._update(ref, existing)
         try:
             snapshot_ids = self._call_create(action)
         except _Unknown as exc:
@@ -911,21 +1026,8 @@ class Executor:
             return self._write_final(
                 action, ActionResult(action, "failed", error=f"nothing copied: {exc}")
             )
-        present: dict[str, str] = {}
-        errored: list[str] = []
-        missing: list[str] = []
-        for sid in sources:
-            copies = existing.get(sid, [])
-            live = sorted(c["SnapshotId"] for c in copies if c.get("State") != "error")
-            if live:
-                present[sid] = live[0]
-            elif copies:
-                errored.append(sid)  # its failed copy is deleted by the copy retention first
-            else:
-                missing.append(sid)
-        details = {"target_region": target, "already_copied": _pairs(present)}
-        if errored:
-            details["copy_in_error"] = ",".join(errored)
+        present, errored, missing = _sort_copies(sources, existing)
+        details = _copy_details(target, present, errored)
 
         if claim.status == "done":
             if not missing:
@@ -956,44 +1058,60 @@ class Executor:
             taken = self._take_over(action, claim, "nothing copied")
             if isinstance(taken, ActionResult):
                 return taken
-            claim = taken
+            return self._copy_missing(
+                action, taken, sources, missing, present, looked, details, full, look_again=True
+            )
 
         if not missing:
-            copy_ids = tuple(sorted(present.values()))
-            if present and not errored:
-                reason = (
-                    f"already copied to {target}: {_pairs(present)} (made by an earlier run that "
-                    "did not finish)"
-                )
-                try:
-                    self._audit.complete_claim(claim_id, self.run_id, copy_ids)
-                    self._forget_claim(claim_id)
-                except AuditError as exc:
-                    self._halt(str(exc))
-                    return ActionResult(
-                        action, "skipped", copy_ids, reason=reason, audit_error=str(exc)
-                    )
-            else:
-                self._release(claim_id)
-                reason = (
-                    f"the copies of {', '.join(errored)} in {target} are in state error; copied "
-                    "again once the copy retention has deleted them"
-                )
-            return self._write_final(
-                action, ActionResult(action, "skipped", copy_ids, reason=reason), details
+            settled = self._settle_copied(action, claim_id, present, errored)
+            if settled.audit_error:
+                return settled
+            return self._write_final(action, settled, details)
+        return self._copy_missing(action, claim, sources, missing, present, looked, details, full)
+
+    def _settle_copied(
+        self, action: CopyAction, claim_id: str, present: Mapping[str, str], errored: Sequence[str]
+    ) -> ActionResult:
+        """Nothing left to copy: every source has a copy, or one in state error. The claim is
+        completed or handed back as fits; the result is still to be recorded."""
+        target = action.target_region
+        copy_ids = tuple(sorted(present.values()))
+        if present and not errored:
+            reason = (
+                f"already copied to {target}: {_pairs(present)} (made by an earlier run that "
+                "did not finish)"
             )
-        return self._copy_missing(action, claim, missing, present, looked, details, full)
+            try:
+                self._audit.complete_claim(claim_id, self.run_id, copy_ids)
+                self._forget_claim(claim_id)
+            except AuditError as exc:
+                self._halt(str(exc))
+                return ActionResult(
+                    action, "skipped", copy_ids, reason=reason, audit_error=str(exc)
+                )
+            return ActionResult(action, "skipped", copy_ids, reason=reason)
+        self._release(claim_id)
+        reason = (
+            f"the copies of {', '.join(errored)} in {target} are in state error; copied "
+            "again once the copy retention has deleted them"
+        )
+        return ActionResult(action, "skipped", copy_ids, reason=reason)
 
     def _copy_missing(
         self,
         action: CopyAction,
         claim: ClaimResult,
+        sources: Sequence[str],
         missing: Sequence[str],
         present: Mapping[str, str],
         looked: Mapping[str, SnapshotTypeDef],
         details: dict[str, str],
         full: set[str],
+        *,
+        look_again: bool = False,
     ) -> ActionResult:
+        """Copy the ``missing`` of ``sources`` (``present``: those found copied). ``look_again``:
+        the claim was taken over after that look, which may miss what another run copied."""
         claim_id = claim.recovery_point
         target = action.target_region
         if action.kms_key_id:
@@ -1006,7 +1124,21 @@ class Executor:
         )
         if isinstance(started, ActionResult):
             return started
-        ref, claim = started
+        ref, claim, taken_over = started
+        if look_again or taken_over:
+            try:
+                existing = self._copies_in(self._ec2(target), action.region, sources)
+            except _Failed as exc:
+                self._release(claim_id)
+                return self._update(
+                    ref, ActionResult(action, "failed", error=f"nothing copied: {exc}")
+                )
+            present, errored, missing = _sort_copies(sources, existing)
+            details.update(_copy_details(target, present, errored))
+            if not missing:
+                return self._update(
+                    ref, self._settle_copied(action, claim_id, present, errored), details=details
+                )
 
         made: dict[str, str] = {}
         unknown: list[str] = []
@@ -1340,6 +1472,35 @@ def _not_ours(
         f"{TAG_CREATED_BY}={CREATED_BY_VALUE}, {TAG_POLICY}={action.policy} and "
         f"{TAG_RECOVERY_POINT}={action.recovery_point}; nothing {done}"
     )
+
+
+def _sort_copies(
+    sources: Sequence[str], existing: Mapping[str, Sequence[SnapshotTypeDef]]
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """The sources with a live copy (source → copy), with only a copy in state error, and
+    with none, from the copies found in the target region."""
+    present: dict[str, str] = {}
+    errored: list[str] = []
+    missing: list[str] = []
+    for sid in sources:
+        copies = existing.get(sid, [])
+        live = sorted(c["SnapshotId"] for c in copies if c.get("State") != "error")
+        if live:
+            present[sid] = live[0]
+        elif copies:
+            errored.append(sid)  # its failed copy is deleted by the copy retention first
+        else:
+            missing.append(sid)
+    return present, errored, missing
+
+
+def _copy_details(
+    target: str, present: Mapping[str, str], errored: Sequence[str]
+) -> dict[str, str]:
+    details = {"target_region": target, "already_copied": _pairs(present)}
+    if errored:
+        details["copy_in_error"] = ",".join(errored)
+    return details
 
 
 def _pairs(mapping: Mapping[str, str]) -> str:

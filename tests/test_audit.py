@@ -292,6 +292,60 @@ class TestList:
         indexed = ddb.scan(TableName=TABLE, IndexName=POLICY_INDEX)["Items"]
         assert not [i for i in indexed if i["pk"]["S"].startswith("CLAIM#")]
 
+    def test_one_malformed_item_never_makes_the_log_unreadable(self, log, ddb, caplog):
+        """Items written by hand (or by a bug) are listed with what can be read, and the
+        problem is named; one with no readable time at all is left out with a warning."""
+        log.record(make_record(timestamp=T0))
+        day = "DAY#" + T0.strftime("%Y-%m-%d")
+        good_sk = format_timestamp(T0 - timedelta(minutes=5)) + "#run-x#000001"
+        ddb.put_item(
+            TableName=TABLE,
+            Item={
+                "pk": {"S": day},
+                "sk": {"S": good_sk},
+                "run_id": {"S": "run-x"},
+                "timestamp": {"S": "yesterday-ish"},
+                "action": {"N": "3"},
+                "outcome": {"S": "succeeded"},
+                "snapshot_ids": {"S": "snap-1"},
+                "details": {"M": {"deleted": {"N": "1"}}},
+            },
+        )
+        no_time_sk = format_timestamp(T0)[:14] + "??#run-y#000001"  # in range, not a time
+        ddb.put_item(
+            TableName=TABLE,
+            Item={"pk": {"S": day}, "sk": {"S": no_time_sk}, "outcome": {"S": "pending"}},
+        )
+
+        with caplog.at_level("WARNING", logger="smartvault.audit"):
+            found = log.list(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+
+        assert [r.run_id for r in found] == ["run-1", "run-x"]
+        odd = found[1]
+        assert odd.timestamp == T0 - timedelta(minutes=5)  # the time in its key
+        assert odd.outcome == "succeeded"
+        assert "timestamp 'yesterday-ish'" in odd.details["unreadable"]
+        assert "action" in odd.details["unreadable"]
+        assert "snapshot_ids" in odd.details["unreadable"]
+        warned = caplog.text
+        assert f"{day} {good_sk}" in warned
+        assert f"{day} {no_time_sk}" in warned
+        assert "left out" in warned
+
+    def test_a_pending_record_is_closed_only_while_pending_and_its_run_may_still_finish(self, log):
+        ref = log.record(make_record(outcome="pending"))
+        [(found_ref, found)] = log.pending_deletes(T0 - timedelta(days=7), T0)
+        assert (found_ref, found.run_id) == (ref, "run-1")
+        assert log.close_pending(ref, "succeeded", details={"resolution": "found gone"})
+        assert log.pending_deletes(T0 - timedelta(days=7), T0) == []
+        # A second close changes nothing; the run that wrote it may still record its outcome
+        # (it knows best), and the note of the close stays.
+        assert not log.close_pending(ref, "failed", error="x", details={"resolution": "other"})
+        log.update_outcome(ref, "succeeded", details={"deleted": "snap-1,snap-2"})
+        [record] = log.list(T0 - timedelta(days=1), T0 + timedelta(days=1))
+        assert (record.run_id, record.outcome) == ("run-1", "succeeded")
+        assert record.details == {"resolution": "found gone", "deleted": "snap-1,snap-2"}
+
     def test_list_stops_at_the_limit(self, log):
         self._fill(log)
         assert len(log.list(T0 - timedelta(days=7), T0, limit=3)) == 3
@@ -333,6 +387,28 @@ class TestClaims:
         clock.advance(minutes=16)
         assert log.claim(self.RP, "run-2", LEASE).status == "claimed"
         assert log.claim(self.RP, "run-1", LEASE).status == "held"
+
+    def test_renewal_extends_only_this_runs_own_claim_even_past_its_lease(self, log, clock):
+        mine = log.claim(self.RP, "run-1", LEASE)
+        clock.advance(minutes=20)  # lapsed, but nobody took it: still run-1's
+        renewed = log.renew_claim(mine, "run-1", LEASE)
+        assert renewed is not None
+        assert renewed.lease_until == clock.now + LEASE
+        stored = log.get_claim(self.RP).lease_until  # kept to the second
+        assert stored == (clock.now + LEASE).replace(microsecond=0)
+
+    def test_renewal_never_lands_on_a_claim_another_run_took_and_left_expired(self, log, clock):
+        mine = log.claim(self.RP, "run-1", LEASE)
+        clock.advance(minutes=16)
+        assert log.claim(self.RP, "run-2", LEASE).status == "claimed"  # then run-2 dies
+        clock.advance(minutes=16)
+        assert log.renew_claim(mine, "run-1", LEASE) is None
+        assert log.get_claim(self.RP).run_id == "run-2"
+        log.complete_claim(self.RP, "run-2", ["snap-1"])
+        assert log.renew_claim(mine, "run-1", LEASE) is None
+        log.release_claim(self.RP)
+        assert log.renew_claim(mine, "run-1", LEASE) is None
+        assert log.get_claim(self.RP) is None
 
     def test_a_done_claim_is_never_claimed_again_even_after_its_lease(self, log, clock):
         log.claim(self.RP, "run-1", LEASE)

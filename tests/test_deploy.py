@@ -82,6 +82,17 @@ def with_action(template: Any, action: str) -> list[Any]:
 
 
 SNAPSHOT_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*::snapshot/*"}
+# "${!*}" is Fn::Sub's escape for IAM's "${*}": a literal "*", the ARN of a snapshot being made.
+NEW_SNAPSHOT_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*::snapshot/${!*}"}
+EXISTING_SNAPSHOT_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*::snapshot/snap-*"}
+TABLE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}"
+    ":table/${AuditTableName}"
+}
+TABLE_INDEX_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}"
+    ":table/${AuditTableName}/index/*"
+}
 
 
 class TestTemplateShape:
@@ -323,11 +334,23 @@ class TestFunctionRole:
             "Null": {"aws:ResourceTag/smartvault:policy": "false"},
         }
 
-    def test_copies_must_be_tagged_created_by_smartvault(self):
-        (statement,) = with_action(template_of(example_policies()), "ec2:CopySnapshot")
-        assert statement["Resource"] == SNAPSHOT_ARN
-        assert statement["Condition"] == {
-            "StringEquals": {"aws:RequestTag/CreatedBy": "SmartVault"}
+    def test_copies_must_be_tagged_and_their_sources_managed_snapshots(self):
+        # CopySnapshot is authorised against the copy being made (a new snapshot, whose ARN
+        # ends in a literal "*": IAM's ${*}) and against the source snapshot (snap-...).
+        copy_statements = with_action(template_of(example_policies()), "ec2:CopySnapshot")
+        by_resource = {json.dumps(s["Resource"], sort_keys=True): s for s in copy_statements}
+        assert set(by_resource) == {
+            json.dumps(NEW_SNAPSHOT_ARN, sort_keys=True),
+            json.dumps(EXISTING_SNAPSHOT_ARN, sort_keys=True),
+        }
+        new = by_resource[json.dumps(NEW_SNAPSHOT_ARN, sort_keys=True)]
+        assert new["Action"] == ["ec2:CopySnapshot"]
+        assert new["Condition"] == {"StringEquals": {"aws:RequestTag/CreatedBy": "SmartVault"}}
+        source = by_resource[json.dumps(EXISTING_SNAPSHOT_ARN, sort_keys=True)]
+        assert source["Action"] == ["ec2:CopySnapshot"]
+        assert source["Condition"] == {
+            "StringEquals": {"aws:ResourceTag/CreatedBy": "SmartVault"},
+            "Null": {"aws:ResourceTag/smartvault:policy": "false"},
         }
 
     def test_dynamodb_is_allowed_on_the_audit_table_and_its_indexes_only(self):
@@ -335,21 +358,27 @@ class TestFunctionRole:
         dynamo = [
             s for s in statements(template) if any(a.startswith("dynamodb:") for a in s["Action"])
         ]
-        (statement,) = dynamo
-        assert statement["Resource"] == [
-            {
-                "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}"
-                ":table/${AuditTableName}"
-            },
-            {
-                "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}"
-                ":table/${AuditTableName}/index/*"
-            },
-        ]
-        assert "dynamodb:Scan" not in statement["Action"]
-        assert {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"} <= set(
-            statement["Action"]
-        )
+        for statement in dynamo:
+            assert statement["Resource"] in (TABLE_ARN, [TABLE_ARN, TABLE_INDEX_ARN])
+            assert "dynamodb:Scan" not in statement["Action"]
+        actions = {a for s in dynamo for a in s["Action"]}
+        assert {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"} <= actions
+
+    def test_only_claims_can_be_deleted_from_the_audit_table(self):
+        (statement,) = with_action(template_of(example_policies()), "dynamodb:DeleteItem")
+        assert statement["Action"] == ["dynamodb:DeleteItem"]
+        assert statement["Resource"] == TABLE_ARN
+        assert statement["Condition"] == {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["CLAIM#*"]}
+        }
+
+    def test_updates_are_confined_to_claims_and_day_partitions(self):
+        (statement,) = with_action(template_of(example_policies()), "dynamodb:UpdateItem")
+        assert statement["Action"] == ["dynamodb:UpdateItem"]
+        assert statement["Resource"] == TABLE_ARN
+        assert statement["Condition"] == {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["CLAIM#*", "DAY#*"]}
+        }
 
     def test_sns_publish_is_allowed_on_the_named_topics_only(self):
         (statement,) = with_action(template_of(example_policies()), "sns:Publish")
@@ -410,8 +439,8 @@ def _resolve(value: Any) -> Any:
             text = value["Fn::Sub"]
             for name, replacement in _FAKE_REFS.items():
                 text = text.replace("${" + name + "}", replacement)
-            assert "${" not in text, text
-            return text
+            assert "${" not in text.replace("${!", ""), text
+            return text.replace("${!", "${")  # Fn::Sub's escape for a literal "${"
         if "Fn::GetAtt" in value:
             return _FAKE_ATTS[value["Fn::GetAtt"][0]]
         if "Ref" in value:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -14,6 +16,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck
+from hypothesis import example
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -923,16 +926,234 @@ def test_a_copy_that_stopped_half_way_is_completed_by_the_next_plan(copy_world):
     no_pending_records(w)
 
 
-def test_a_copy_of_a_snapshot_that_lost_its_tags_is_refused(copy_world):
+@pytest.mark.parametrize(
+    "tag",
+    [
+        {"Key": "CreatedBy", "Value": "someone-else"},
+        {"Key": "smartvault:policy", "Value": "other-policy"},
+        {"Key": "smartvault:recovery-point", "Value": "nightly/i-0other/20261201T0300Z"},
+    ],
+    ids=["created-by", "policy", "recovery-point"],
+)
+def test_a_copy_of_a_snapshot_that_lost_its_tags_is_refused(copy_world, tag):
+    # The source is checked like a delete's snapshots: SmartVault's, this policy's, this
+    # recovery point's; a plan naming any other readable snapshot copies nothing.
     w = copy_world
     w.instance(volumes=1)
     w.apply(DAY1)
     plan = w.plan(DAY1)
-    w.ec2.delete_tags(Resources=[copy_action(plan).snapshot_ids[0]], Tags=[{"Key": "CreatedBy"}])
+    w.ec2.create_tags(Resources=[copy_action(plan).snapshot_ids[0]], Tags=[tag])
+    calls = count_calls(w.west, "ec2.CopySnapshot")
     result = w.executor().apply(plan)
+    assert calls == []
     assert [r.outcome for r in result.results] == ["skipped"]
     assert "not SmartVault's to copy" in result.results[0].reason
     assert w.copies() == []
+
+
+# --- a lease that lapsed while the run worked ---------------------------------------------
+
+SHORT_LEASE = timedelta(seconds=10)
+
+
+def killed_run(world, run_id: str, dies_after: str, **regions) -> Executor:
+    """Another run with its own clients (same moto account) that dies right after its first
+    ``dies_after`` call has landed: nothing after it runs, not even its ``finally``."""
+    ec2 = {REGION: boto3.client("ec2", region_name=REGION)}
+    ec2.update({r: boto3.client("ec2", region_name=r) for r in regions})
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    dead = {"yes": False}
+
+    def die(**_kwargs):
+        dead["yes"] = True
+        raise Crash(f"{run_id} killed after {dies_after}")
+
+    def refuse(**_kwargs):
+        if dead["yes"]:
+            raise Crash(f"{run_id} is dead")
+
+    for client in (*ec2.values(), ddb):
+        on(client, "before-call", refuse)
+    for client in ec2.values():
+        on(client, f"after-call.ec2.{dies_after}", die)
+    return Executor(
+        lambda region: ec2[region],
+        AuditLog(ddb, TABLE, clock=world.clock, sleep=lambda _s: None),
+        run_id=run_id,
+        actor="tester",
+        clock=world.clock,
+        sleep=lambda _s: None,
+        claim_lease=SHORT_LEASE,
+    )
+
+
+def test_a_run_whose_lease_lapsed_never_creates_over_a_dead_runs_snapshots(world):
+    # Run A claims two creates and looks them both up (none exist). It creates the first;
+    # by then its lease has passed, and run B claims the second, creates it and is killed
+    # before completing its claim. B's lease passes too. A must not renew onto B's claim
+    # and create from its stale look-up: that makes the recovery point twice.
+    world.instance(volumes=1)
+    world.instance(volumes=1)
+    plan = world.plan(DAY1)
+    first, second = plan.actions
+    assert isinstance(second, CreateAction)
+
+    def b_interleaves(result):
+        if result.action is not first:
+            return
+        world.clock.now += SHORT_LEASE + timedelta(seconds=1)
+        b = killed_run(world, "run-b", "CreateSnapshots")
+        with pytest.raises(Crash):
+            b.apply(Plan(DAY1, DAY1, ACCOUNT, (REGION,), actions=(second,)))
+        world.clock.now += SHORT_LEASE + timedelta(seconds=1)
+
+    world.clock.now = DAY1
+    result = world.executor(claim_lease=SHORT_LEASE, on_result=b_interleaves).apply(plan)
+
+    points = world.recovery_points()
+    assert len(points[second.recovery_point]) == 1, points
+    assert [r.outcome for r in result.results] == ["succeeded", "skipped"]
+    assert "already exists" in result.results[1].reason
+    claim = world.audit.get_claim(second.recovery_point)
+    assert claim is not None
+    assert (claim.status, claim.snapshot_ids) == ("done", tuple(points[second.recovery_point]))
+    assert not [r for r in world.records(run_id="run-1") if r.outcome == "pending"]
+
+
+def test_a_copy_whose_lease_lapsed_never_copies_over_a_dead_runs_copy(copy_world):
+    # The same race for copies: A claims and looks in the target region, its lease passes
+    # before it copies, and run B claims, copies and is killed; B's lease passes too.
+    w = copy_world
+    w.instance(volumes=1)
+    w.apply(DAY1)
+    plan = w.plan(DAY1)
+    copy = copy_action(plan)
+    armed = {"on": True}
+
+    def note(params, context, **_kwargs):
+        context["by_source"] = any(
+            f["Name"] == "tag:smartvault:source" for f in params.get("Filters", [])
+        )
+
+    def b_interleaves(context, **_kwargs):
+        if not (armed["on"] and context.get("by_source")):
+            return
+        armed["on"] = False
+        w.clock.now += SHORT_LEASE + timedelta(seconds=1)
+        b = killed_run(w, "run-b", "CopySnapshot", **{WEST: True})
+        with pytest.raises(Crash):
+            b.apply(Plan(DAY1, DAY1, ACCOUNT, (REGION, WEST), actions=(copy,)))
+        w.clock.now += SHORT_LEASE + timedelta(seconds=1)
+
+    on(w.west, "before-parameter-build.ec2.DescribeSnapshots", note)
+    on(w.west, "after-call.ec2.DescribeSnapshots", b_interleaves)
+    result = w.executor(claim_lease=SHORT_LEASE).apply(plan)
+
+    assert not armed["on"]
+    assert len(w.copies()) == 1, w.copies()
+    assert [r.outcome for r in result.results] == ["skipped"]
+    assert "already copied" in result.results[0].reason
+    claim = w.audit.get_claim(f"{copy.recovery_point}@{WEST}")
+    assert claim is not None
+    assert claim.status == "done"
+
+
+# --- delete records a killed run left pending ------------------------------------------------
+
+
+def kill_after_deletes(world, n: int) -> None:
+    """The process dies right after its n-th DeleteSnapshot landed: no record update."""
+    state = {"n": 0, "dead": False}
+
+    def after(**_kwargs):
+        state["n"] += 1
+        if state["n"] >= n:
+            state["dead"] = True
+            raise Crash("killed after a delete")
+
+    def before(**_kwargs):
+        if state["dead"]:
+            raise Crash("the process is dead")
+
+    on(world.ec2, "after-call.ec2.DeleteSnapshot", after)
+    for client in (world.ec2, world.ddb):
+        on(client, "before-call", before)
+
+
+def test_a_delete_record_left_pending_by_a_killed_run_is_closed_as_found_gone(world):
+    plan = aged_world(world, instances=1)
+    (delete,) = [a for a in plan.actions if isinstance(a, DeleteAction)]
+    kill_after_deletes(world, len(delete.snapshot_ids))
+    world.clock.now = LATER
+    with pytest.raises(Crash):
+        world.executor(run_id="run-killed").apply(replace(plan, actions=(delete,)))
+    revived = world_after_kill(world)
+    [left] = revived.records(action="delete")
+    assert (left.run_id, left.outcome) == ("run-killed", "pending")
+    # Young enough to belong to a live run: left alone.
+    soon = revived.apply(LATER + timedelta(minutes=10), run_id="run-soon")
+    assert not soon.notes
+    assert [r.outcome for r in revived.records(action="delete")] == ["pending"]
+
+    later = revived.apply(LATER + timedelta(hours=2), run_id="run-later")
+
+    # The same record, no new one (another, older recovery point may be deleted meanwhile).
+    [closed] = revived.records(action="delete", recovery_point=delete.recovery_point)
+    assert (closed.run_id, closed.outcome, closed.error) == ("run-killed", "succeeded", "")
+    assert closed.snapshot_ids == delete.snapshot_ids
+    assert closed.details["resolution"].startswith("found gone")
+    assert closed.details["resolved_by"] == "run-later"
+    assert closed.details["found_gone"] == ",".join(delete.snapshot_ids)
+    assert any("closed: succeeded" in n for n in later.notes)
+
+
+def test_a_delete_killed_half_way_is_closed_failed_and_planned_again(world):
+    world.instance(volumes=2)
+    world.apply(DAY1)
+    world.apply(DAY2)
+    plan = world.plan(LATER)
+    (delete,) = [a for a in plan.actions if isinstance(a, DeleteAction)]
+    kill_after_deletes(world, 1)
+    world.clock.now = LATER
+    with pytest.raises(Crash):
+        world.executor(run_id="run-killed").apply(replace(plan, actions=(delete,)))
+    revived = world_after_kill(world)
+
+    result = revived.apply(LATER + timedelta(hours=2), run_id="run-later")
+
+    assert result.ok, result.failed
+    records = {
+        r.run_id: r for r in revived.records(action="delete", recovery_point=delete.recovery_point)
+    }
+    assert set(records) == {"run-killed", "run-later"}
+    old = records["run-killed"]
+    assert old.outcome == "failed"
+    assert "the delete did not finish" in old.error
+    assert old.details["still_exist"]
+    assert old.details["found_gone"]
+    assert records["run-later"].outcome == "succeeded"  # the plan deleted the rest
+    assert delete.recovery_point not in revived.recovery_points()
+
+
+def test_a_failing_look_at_old_pending_records_never_stops_the_backups(world):
+    world.instance(volumes=1)
+
+    def refuse_queries(**_kwargs):
+        raise client_error("AccessDeniedException", 400, "Query")
+
+    on(world.ddb, "before-call.dynamodb.Query", refuse_queries)
+    result = world.apply(DAY1)
+    assert [r.outcome for r in result.results] == ["succeeded"]
+    assert len(world.snapshots()) == 1
+    assert any("were not checked" in n for n in result.notes)
+
+
+def world_after_kill(world) -> World:
+    """The same account through fresh clients: the killed process's clients stay dead."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    stamp_snapshots_with(ec2, world.clock)
+    return World(ec2, ddb, world.clock, world.policies, world.runs)
 
 
 # --- faults and crashes ------------------------------------------------------------------
@@ -1135,3 +1356,161 @@ def test_every_delete_that_reaches_ec2_has_its_audit_record_written_first(sizes,
         for action in actions:
             assert set(action.snapshot_ids) - remaining <= stored
         assert len(result.results) + len(result.not_started) == len(actions)
+
+
+# --- overlapping runs and lapsed leases ----------------------------------------------------
+
+_RUN_CALLS = MUTATING | AUDIT_WRITES | {"CopySnapshot", "DescribeSnapshots"}
+
+
+def _stamp_with_clock(client, region: str, clock: Clock) -> None:
+    """Moto stamps new snapshots and copies with the real time; plans need the run's time."""
+    from moto.ec2.models import ec2_backends
+
+    def stamp(parsed, **_kwargs):
+        made = parsed.get("Snapshots", []) or ([parsed] if "SnapshotId" in parsed else [])
+        for snap in made:
+            stored = ec2_backends[ACCOUNT][region].snapshots[snap["SnapshotId"]]
+            stored.start_time = clock.now.astimezone(UTC).replace(tzinfo=None)
+
+    for operation in ("CreateSnapshots", "CreateSnapshot", "CopySnapshot"):
+        client.meta.events.register(f"after-call.ec2.{operation}", stamp)
+
+
+def _overlapping_run(w: CopyWorld, run_id: str, dies_after: int | None) -> Executor:
+    """A second run with its own clients, killed after its n-th call (None: it finishes)."""
+    ec2 = {r: boto3.client("ec2", region_name=r) for r in (REGION, WEST)}
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    state = {"n": 0, "dead": False}
+
+    def after(model, **_kwargs):
+        if dies_after is None or model.name not in _RUN_CALLS:
+            return
+        state["n"] += 1
+        if state["n"] >= dies_after:
+            state["dead"] = True
+            raise Crash(f"{run_id} killed after call {dies_after}")
+
+    def before(**_kwargs):
+        if state["dead"]:
+            raise Crash(f"{run_id} is dead")
+
+    for region, client in ec2.items():
+        _stamp_with_clock(client, region, w.clock)
+    for client in (*ec2.values(), ddb):
+        on(client, "after-call", after)
+        on(client, "before-call", before)
+    return Executor(
+        lambda region: ec2[region],
+        AuditLog(ddb, TABLE, clock=w.clock, sleep=lambda _s: None),
+        run_id=run_id,
+        actor="tester",
+        clock=w.clock,
+        sleep=lambda _s: None,
+        claim_lease=SHORT_LEASE,
+    )
+
+
+#: no time, less than a lease, more than a lease
+_pauses = st.sampled_from(
+    [timedelta(0), timedelta(seconds=3), SHORT_LEASE + timedelta(seconds=1), 2 * SHORT_LEASE]
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    instances=st.integers(1, 3),
+    copied=st.integers(0, 3),
+    b_enters_after=st.integers(1, 14),
+    pause_before_b=_pauses,
+    b_dies_after=st.one_of(st.none(), st.integers(1, 14)),
+    pause_after_b=_pauses,
+)
+# The two interleavings that made a recovery point (and a copy) twice, kept in every run:
+# B enters between A's look-up and A's lease renewal, once A's lease has lapsed; B is
+# killed right after its CreateSnapshots (4th call) or CopySnapshot (5th); B's lease
+# lapses before A renews.
+@example(
+    instances=1,
+    copied=0,
+    b_enters_after=3,
+    pause_before_b=SHORT_LEASE + timedelta(seconds=1),
+    b_dies_after=4,
+    pause_after_b=SHORT_LEASE + timedelta(seconds=1),
+)
+@example(
+    instances=1,
+    copied=1,
+    b_enters_after=4,
+    pause_before_b=SHORT_LEASE + timedelta(seconds=1),
+    b_dies_after=5,
+    pause_after_b=SHORT_LEASE + timedelta(seconds=1),
+)
+def test_overlapping_runs_with_lapsed_leases_never_make_a_recovery_point_twice(
+    instances, copied, b_enters_after, pause_before_b, b_dies_after, pause_after_b
+):
+    """Run A applies a plan of creates and copies with a compressed lease. After A's n-th
+    call, time passes and run B applies the same plan, maybe killed anywhere; more time
+    passes and A goes on. Whatever the interleaving: never two recovery points for one
+    recovery point id, never two copies of one snapshot, and a later run converges."""
+    with mock_aws():
+        clock = Clock(DAY1)
+        w = CopyWorld(
+            boto3.client("ec2", region_name=REGION),
+            boto3.client("dynamodb", region_name=REGION),
+            clock,
+            PolicySet((make_policy("nightly", copies=(CopyRule(WEST),)),)),
+            west=boto3.client("ec2", region_name=WEST),
+        )
+        w.audit.ensure_table()
+        _stamp_with_clock(w.ec2, REGION, clock)
+        _stamp_with_clock(w.west, WEST, clock)
+        # The first `copied` instances already have their recovery point: the plan copies
+        # those and creates the others.
+        copied = min(copied, instances)
+        for _ in range(copied):
+            w.instance(volumes=1)
+        if copied:
+            w.executor().apply(w.plan(DAY1))
+        for _ in range(instances - copied):
+            w.instance(volumes=1)
+        plan = w.plan(DAY1)
+        assert len(plan.actions) == instances
+
+        a_calls = {"n": 0, "b_ran": False}
+
+        def b_interleaves(model, **_kwargs):
+            if a_calls["b_ran"] or model.name not in _RUN_CALLS:
+                return
+            a_calls["n"] += 1
+            if a_calls["n"] < b_enters_after:
+                return
+            a_calls["b_ran"] = True
+            clock.now += pause_before_b
+            with contextlib.suppress(Crash):
+                _overlapping_run(w, "run-b", b_dies_after).apply(plan)
+            clock.now += pause_after_b
+
+        for client in (w.ec2, w.west, w.ddb):
+            on(client, "after-call", b_interleaves)
+        w.executor(claim_lease=SHORT_LEASE).apply(plan)
+        a_calls["b_ran"] = True  # the later runs go undisturbed
+
+        # Two more runs, after every lease: one creates what is left, the next copies it.
+        for _ in range(2):
+            later = clock.now = clock.now + 3 * SHORT_LEASE
+            final = w.executor(claim_lease=SHORT_LEASE).apply(w.plan(later))
+            assert final.ok, final.failed
+
+        points = w.recovery_points()
+        assert all(len(ids) == 1 for ids in points.values()), points
+        assert len(points) == instances
+        sources = [tags_of(c)["smartvault:source"] for c in w.copies()]
+        assert sorted(sources) == sorted(set(sources)), sources
+        assert len(sources) == instances  # the final run copies the new ones too
+        replan = w.plan(later)
+        assert not [a for a in replan.actions if isinstance(a, CreateAction | CopyAction)]
