@@ -473,6 +473,8 @@ def apply(
             f"{failed.error or failed.audit_error}",
             err=True,
         )
+    for line in result.notes:  # what became of records earlier runs left pending
+        _echo(f"note: {line}")
     for note in report.notifications:
         if not note.sent:
             _echo(f"notification for {note.policy} not sent: {note.error}", err=True)

@@ -128,6 +128,7 @@ class RunReport:
                     for r in self.result.failed
                 ],
                 notifications=[dataclasses.asdict(n) for n in self.notifications],
+                notes=list(self.result.notes),
             )
         return out
 

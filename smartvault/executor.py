@@ -55,6 +55,7 @@ from smartvault.audit import AuditRecordRef
 from smartvault.audit import ClaimResult
 from smartvault.aws import DeadlineReached
 from smartvault.errors import AuditError
+from smartvault.inventory import snapshot_from_api
 from smartvault.model import CREATED_BY_VALUE
 from smartvault.model import TAG_CREATED_BY
 from smartvault.model import TAG_INSTANCE_ID
@@ -71,6 +72,8 @@ from smartvault.model import CreateAction
 from smartvault.model import DeleteAction
 from smartvault.model import Outcome
 from smartvault.model import Plan
+from smartvault.model import RecoveryPointId
+from smartvault.model import read_recovery_point
 from smartvault.tagging import TAGS_PER_RESOURCE_MAX
 
 if TYPE_CHECKING:
@@ -476,8 +479,7 @@ class Executor:
         region = chunk[0][1].region
         try:
             found = self._snapshots_by_recovery_point(
-                self._ec2(region),
-                [a.recovery_point for i, a in chunk if i in claims],
+                self._ec2(region), [a for i, a in chunk if i in claims]
             )
             look_error = ""
         except _Failed as exc:
@@ -657,7 +659,7 @@ class Executor:
         ref, claim, taken_over = started
         if look_again or taken_over:
             try:
-                found = self._snapshots_by_recovery_point(self._ec2(action.region), [rp])
+                found = self._snapshots_by_recovery_point(self._ec2(action.region), [action])
             except _Failed as exc:
                 self._release(rp)
                 return self._update(
@@ -738,9 +740,9 @@ class Executor:
         which claims the slot and looks before creating).
         """
         try:
-            found = self._snapshots_by_recovery_point(
-                self._ec2(action.region), [action.recovery_point]
-            ).get(action.recovery_point, [])
+            found = self._snapshots_by_recovery_point(self._ec2(action.region), [action]).get(
+                action.recovery_point, []
+            )
         except _Failed:
             found = []
         live = tuple(sorted(s["SnapshotId"] for s in found if s.get("State") != "error"))
@@ -765,16 +767,25 @@ class Executor:
             self._state.held_claims.discard(rp)
 
     def _snapshots_by_recovery_point(
-        self, ec2: EC2Client, recovery_points: Sequence[str]
+        self, ec2: EC2Client, creates: Sequence[CreateAction]
     ) -> dict[str, list[SnapshotTypeDef]]:
-        """Our snapshots tagged with any of these recovery points, by recovery point."""
+        """The snapshots that are part of these creates' recovery points, by recovery point.
+
+        Found by their tag, then kept only when every tag agrees with it, as the planner
+        reads them (DESIGN §1): a snapshot someone else tagged with the id (of another
+        volume, a copy, another slot) is not the recovery point, so it can neither
+        suppress the backup nor be reported as it.
+        """
+        wanted = {action.recovery_point: action for action in creates}
         found: dict[str, list[SnapshotTypeDef]] = {}
-        for chunk in _chunks(sorted(set(recovery_points)), FILTER_VALUES_MAX):
+        for chunk in _chunks(sorted(wanted), FILTER_VALUES_MAX):
             for snapshot in self._describe_snapshots(
                 ec2, {"Name": f"tag:{TAG_RECOVERY_POINT}", "Values": list(chunk)}
             ):
                 tags = _tag_map(snapshot.get("Tags", []))
-                found.setdefault(tags.get(TAG_RECOVERY_POINT, ""), []).append(snapshot)
+                action = wanted.get(tags.get(TAG_RECOVERY_POINT, ""))
+                if action is not None and _part_of(snapshot, action):
+                    found.setdefault(action.recovery_point, []).append(snapshot)
         return found
 
     def _describe_snapshots(
@@ -1515,6 +1526,15 @@ def _ours(snapshot: SnapshotTypeDef, action: DeleteAction | ArchiveAction | Copy
         and tags.get(TAG_POLICY) == action.policy
         and tags.get(TAG_RECOVERY_POINT) == action.recovery_point
     )
+
+
+def _part_of(snapshot: SnapshotTypeDef, action: CreateAction) -> bool:
+    """Whether ``snapshot`` is one of the originals of ``action``'s recovery point."""
+    tags = _tag_map(snapshot.get("Tags", []))
+    if tags.get(TAG_CREATED_BY) != CREATED_BY_VALUE or TAG_SOURCE in tags:
+        return False
+    found = read_recovery_point(snapshot_from_api(snapshot, action.region), action.resource_type)
+    return isinstance(found, RecoveryPointId) and str(found) == action.recovery_point
 
 
 def _tag_map(tags: Iterable[TagTypeDef]) -> dict[str, str]:

@@ -311,7 +311,8 @@ def read_volumes(ec2: EC2Client, region: str, selectors: Sequence[Selector]) -> 
     )
 
 
-def _snapshot(raw: SnapshotTypeDef, region: str) -> Snapshot:
+def snapshot_from_api(raw: SnapshotTypeDef, region: str) -> Snapshot:
+    """A snapshot as DescribeSnapshots gives it, as a model record."""
     return Snapshot(
         snapshot_id=raw["SnapshotId"],
         region=region,
@@ -340,7 +341,7 @@ def read_snapshots(ec2: EC2Client, region: str) -> tuple[Snapshot, ...]:
                 OwnerIds=["self"], Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}
             ):
                 for raw in page.get("Snapshots", []):
-                    snapshot = _snapshot(raw, region)
+                    snapshot = snapshot_from_api(raw, region)
                     if snapshot.tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE:
                         found[snapshot.snapshot_id] = snapshot
     return tuple(found[key] for key in sorted(found))

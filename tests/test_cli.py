@@ -675,3 +675,34 @@ def test_apply_refuses_a_deeply_nested_plan_in_one_line(runner, ec2, policy_file
         f"Error: {saved} nests values too deeply to be a plan; "
         "make it again with `smartvault plan --out FILE`"
     )
+
+
+def test_apply_says_what_became_of_a_delete_record_an_earlier_run_left_pending(
+    runner, ec2, policy_file
+):
+    from smartvault.audit import AuditLog
+    from smartvault.model import AuditRecord
+
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    then = datetime.now(UTC) - timedelta(hours=2)
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    AuditLog(dynamodb, "smartvault-audit", clock=lambda: then).record(
+        AuditRecord(
+            run_id="run-killed",
+            timestamp=then,
+            action="delete",
+            outcome="pending",
+            policy="nightly",
+            region="us-east-1",
+            resource_id="i-0gone",
+            recovery_point="nightly/i-0gone/20261101T0300Z",
+            snapshot_ids=("snap-0123456789abcdef0",),
+        )
+    )
+
+    result = run(runner, "apply", "--yes", policy_file)
+
+    assert result.exit_code == 0, result.output
+    assert "note: pending delete record" in result.output
+    assert "of run run-killed closed: succeeded" in result.output

@@ -88,3 +88,43 @@ def test_malformed_snapshots_are_warned_about_and_apply_refuses_nothing(world):
     assert not {s for a in again.actions for s in getattr(a, "snapshot_ids", ())} & bad
     assert not [a for a in again.actions if isinstance(a, CreateAction)]
     assert all(s in " ".join(w.message for w in again.warnings) for s in bad)
+
+
+def test_a_squatter_carrying_todays_id_neither_suppresses_the_backup_nor_passes_for_it(world):
+    """A snapshot of another volume tagged with the instance's recovery point id for today:
+    the plan creates the backup, and apply must make it rather than take the squatter's
+    snapshot as "already exists"."""
+    instance = world.instance(volumes=1)
+    other = world.instance(volumes=1)
+    today = DAY1 + timedelta(days=1)
+    world.clock.now = today
+    rp = f"nightly/{instance}/{today:%Y%m%dT0300Z}"
+    described = world.ec2.describe_instances(InstanceIds=[other])["Reservations"][0]
+    foreign_volume = described["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    squatter = world.ec2.create_snapshot(
+        VolumeId=foreign_volume,
+        TagSpecifications=[
+            {
+                "ResourceType": "snapshot",
+                "Tags": [
+                    {"Key": "CreatedBy", "Value": "SmartVault"},
+                    {"Key": "smartvault:policy", "Value": "nightly"},
+                    {"Key": "smartvault:recovery-point", "Value": rp},
+                    {"Key": "smartvault:slot", "Value": f"{today:%Y-%m-%dT03:00:00Z}"},
+                    {"Key": "InstanceId", "Value": other},
+                ],
+            }
+        ],
+    )["SnapshotId"]
+
+    plan = world.plan(today)
+    creates = [a for a in plan.actions if isinstance(a, CreateAction)]
+    result = world.executor().apply(plan)
+
+    assert sorted(a.resource_id for a in creates) == sorted([instance, other])
+    mine = [r for r in result.results if r.action.resource_id == instance]
+    assert [r.outcome for r in mine] == ["succeeded"]
+    assert squatter not in mine[0].snapshot_ids
+    made = [s for s in world.snapshots() if tags_of(s).get("InstanceId") == instance]
+    assert len(made) == 1
+    assert tags_of(made[0])["smartvault:recovery-point"] == rp
