@@ -1418,7 +1418,7 @@ _pauses = st.sampled_from(
 
 
 @settings(
-    max_examples=25,
+    max_examples=12,  # plus the two pinned interleavings below; each example is a moto world
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

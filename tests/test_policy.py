@@ -6,7 +6,6 @@ import json
 import os
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -541,13 +540,13 @@ class TestProblems:
         problems = problems_of(with_policy_lines("description: " + "[" * 80 + "]" * 80))
         assert problems == ["p.yaml:9:80: values are nested more than 64 levels deep"]
 
-    def test_an_alias_bomb_is_refused_quickly(self) -> None:
+    def test_an_alias_bomb_is_refused_before_it_expands(self) -> None:
+        """10^9 values if expanded: the count stops at 100,000 (no timing asserted here;
+        an expansion that did not stop would never return)."""
         lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [
             f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)
         ]
-        started = time.perf_counter()
         problems = problems_of("\n".join(lines) + "\n")
-        assert time.perf_counter() - started < 5
         assert problems == [
             "p.yaml:1:16: the aliases in this file expand to more than 100,000 values; "
             "write the values out instead of aliasing aliases"
