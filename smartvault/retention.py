@@ -17,7 +17,7 @@ Rules. A point is kept when ANY rule keeps it:
   walking newest to oldest, the first (newest) point of each period is kept until
   N periods have been kept. Periods without points do not count. Periods are
   read in the schedule's time zone: hourly = local hour (the repeated hour at
-  the end of daylight saving time is two periods), daily = local date, weekly =
+  the end of daylight saving time is one period, as in restic), daily = local date, weekly =
   ISO year and week, monthly = year and month, yearly = year.
 - ``future``: a point created after ``at`` (clock skew, or ``plan --at`` in the
   past) is always kept: nothing can be said about its age yet.
@@ -94,8 +94,9 @@ def newest_first(points: Iterable[P]) -> list[P]:
 
 
 def _hour(local: datetime) -> PeriodKey:
-    # ``fold`` tells the two 01:00-02:00 hours of a DST fall-back night apart
-    return (local.year, local.month, local.day, local.hour, local.fold)
+    # Wall-clock time, as restic keys it: the 01:00-02:00 that repeats on a DST fall-back
+    # night is one period (``fold`` is deliberately left out).
+    return (local.year, local.month, local.day, local.hour)
 
 
 def _day(local: datetime) -> PeriodKey:

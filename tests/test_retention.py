@@ -155,13 +155,14 @@ CASES = {
         BERLIN,
         {"p1", "p2"},
     ),
-    "the repeated hour of a DST fall-back night is two hourly periods": Case(
-        # 01:30 EDT (05:30Z) and 01:30 EST (06:30Z) on 1 November 2026 in New York
+    "the repeated hour of a DST fall-back night is one hourly period, as in restic": Case(
+        # 01:30 EDT (05:30Z) and 01:30 EST (06:30Z) on 1 November 2026 in New York: both
+        # at 01:30 on the wall clock, so hourly keeps the newer only
         (utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6, 30)),
         Retention(keep_last=1, hourly=2),
         utc(2026, 11, 2),
         NEW_YORK,
-        {"p0", "p1"},
+        {"p1"},
     ),
     "points created after at are kept (clock skew)": Case(
         (AT + timedelta(minutes=5), AT + timedelta(minutes=10), AT - timedelta(days=2)),
@@ -315,14 +316,15 @@ def test_a_larger_daily_count_never_keeps_fewer_points(
 def _oracle_periods(tz: ZoneInfo) -> dict[str, Callable[[datetime], object]]:
     """Each bucket's period of an instant, written independently of retention.py.
 
-    The hour repeated when DST ends is told apart by its UTC offset, not by ``fold``.
+    Hours are wall-clock hours, as restic keys them: the hour repeated when DST ends is
+    one period (the oracle reads the local date and hour and nothing else).
     """
 
     def local(moment: datetime) -> datetime:
         return moment.astimezone(tz)
 
     return {
-        "hourly": lambda m: (local(m).date(), local(m).hour, local(m).utcoffset()),
+        "hourly": lambda m: (local(m).date(), local(m).hour),
         "daily": lambda m: local(m).date(),
         "weekly": lambda m: local(m).isocalendar()[:2],
         "monthly": lambda m: (local(m).year, local(m).month),
