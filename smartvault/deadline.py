@@ -5,8 +5,8 @@ claim held, no notification. Checking the time only before each action is not en
 because one action is several requests, each of which may hang for its timeouts and
 then be retried. So, with ``M`` the margin (``SMARTVAULT_DEADLINE_MARGIN``):
 
-- every request of the run may take at most ``B = M / 5`` seconds (its connect and read
-  timeouts add up to ``B``);
+- every request of the run may take at most ``B = M / 5`` seconds, and never less than
+  2 s (its connect and read timeouts add up to ``B``);
 - no new action starts when less than ``M`` remains;
 - a request is only sent, or retried, while it can end and still leave time for what
   must follow it: an EC2 request needs ``4 B`` left (itself, the audit record of its
@@ -37,11 +37,13 @@ class Deadline:
 
     time_left: Callable[[], float]
     margin: float
+    #: a request is never given less (a margin of 0 must not mean a timeout of 0)
+    min_request_seconds: float = 2.0
 
     @property
     def request_seconds(self) -> float:
         """``B``: the longest one request (connect and read) may take."""
-        return self.margin / 5
+        return max(self.margin / 5, self.min_request_seconds)
 
     @property
     def connect_timeout(self) -> float:

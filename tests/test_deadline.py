@@ -35,6 +35,13 @@ class TestTheRule:
         assert deadline.needed("sns") == pytest.approx(12.0)
         assert deadline.needed("dynamodb") == pytest.approx(6.0)
 
+    @pytest.mark.parametrize("margin", [0.0, 5.0])
+    def test_a_small_margin_still_gives_each_request_two_seconds(self, margin):
+        deadline = Deadline(lambda: 100.0, margin=margin)
+
+        assert deadline.request_seconds == pytest.approx(2.0)
+        assert deadline.connect_timeout > 0
+
     @pytest.mark.parametrize(("left", "stops"), [(30.0, False), (29.9, True)])
     def test_no_action_starts_inside_the_margin(self, left, stops):
         assert Deadline(lambda: left, margin=30.0).stop_starting() is stops
@@ -63,7 +70,7 @@ def test_a_request_that_could_not_end_in_time_is_never_sent():
 def test_a_stalled_request_times_out_inside_the_deadline_and_is_not_retried_past_it():
     """Before, a stalled call waited for botocore's 60 s read timeout, then retried."""
     end = [float("inf")]
-    deadline = Deadline(lambda: end[0] - time.monotonic(), margin=2.5)  # 0.5 s a request
+    deadline = Deadline(lambda: end[0] - time.monotonic(), margin=2.5, min_request_seconds=0)
     with black_hole() as (url, connections):
         session = AwsSession(regions=["us-east-1"], endpoint_url=url, deadline=deadline)
         ec2 = session.client("ec2", "us-east-1")
@@ -125,7 +132,7 @@ def test_a_lambda_run_whose_create_stalls_ends_before_the_deadline_with_nothing_
         monkeypatch.setenv("SMARTVAULT_POLICY_PATH", str(tmp_path))
         monkeypatch.setenv("SMARTVAULT_REGIONS", "us-east-1")
         monkeypatch.setenv("SMARTVAULT_AUDIT_TABLE", "audit")
-        monkeypatch.setenv("SMARTVAULT_DEADLINE_MARGIN", "5")  # 1 s a request
+        monkeypatch.setenv("SMARTVAULT_DEADLINE_MARGIN", "5")  # 2 s a request, the least
 
         summary = lambda_entry.handler({}, Context())
         finished = time.monotonic()
