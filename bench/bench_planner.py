@@ -21,31 +21,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from smartvault.model import CREATED_BY_VALUE
-from smartvault.model import TAG_CREATED_BY
-from smartvault.model import TAG_INSTANCE_ID
-from smartvault.model import TAG_POLICY
-from smartvault.model import TAG_RECOVERY_POINT
-from smartvault.model import TAG_RESOURCE_TAGS
-from smartvault.model import TAG_SLOT
-from smartvault.model import BlockDevice
-from smartvault.model import CopyRule
-from smartvault.model import Duration
-from smartvault.model import Image
-from smartvault.model import Instance
-from smartvault.model import Inventory
-from smartvault.model import Policy
-from smartvault.model import PolicySet
-from smartvault.model import Retention
-from smartvault.model import RetentionRule
-from smartvault.model import Schedule
-from smartvault.model import Selector
-from smartvault.model import Snapshot
-from smartvault.model import TagCondition
-from smartvault.model import TagFilter
-from smartvault.model import iso_utc
-from smartvault.model import recovery_point_id
-from smartvault.planner import plan
+from smartvault.core.model import CREATED_BY_VALUE
+from smartvault.core.model import TAG_CREATED_BY
+from smartvault.core.model import TAG_INSTANCE_ID
+from smartvault.core.model import TAG_POLICY
+from smartvault.core.model import TAG_RECOVERY_POINT
+from smartvault.core.model import TAG_RESOURCE_TAGS
+from smartvault.core.model import TAG_SLOT
+from smartvault.core.model import BlockDevice
+from smartvault.core.model import CopyRule
+from smartvault.core.model import Duration
+from smartvault.core.model import Image
+from smartvault.core.model import Instance
+from smartvault.core.model import Inventory
+from smartvault.core.model import Policy
+from smartvault.core.model import PolicySet
+from smartvault.core.model import Retention
+from smartvault.core.model import RetentionRule
+from smartvault.core.model import Schedule
+from smartvault.core.model import Selector
+from smartvault.core.model import Snapshot
+from smartvault.core.model import TagCondition
+from smartvault.core.model import TagFilter
+from smartvault.core.model import iso_utc
+from smartvault.core.model import recovery_point_id
+from smartvault.core.planner import plan
+from smartvault.engine import collector_paused
 
 AT = datetime(2026, 11, 28, 17, tzinfo=UTC)
 EAST, WEST = "us-east-1", "us-west-2"
@@ -147,7 +148,8 @@ def measure(size: tuple[int, int, int]) -> tuple[int, float, float, int]:
     actions = 0
     for _ in range(3):
         start = time.perf_counter()
-        result = plan(loaded, inv, AT)
+        with collector_paused():  # as the engine plans
+            result = plan(loaded, inv, AT)
         best = min(best, time.perf_counter() - start)
         actions = len(result.actions)
     del result

@@ -42,10 +42,10 @@ from typing import cast
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
+from smartvault.core.model import AuditAction
+from smartvault.core.model import AuditRecord
+from smartvault.core.model import Outcome
 from smartvault.errors import AuditError
-from smartvault.model import AuditAction
-from smartvault.model import AuditRecord
-from smartvault.model import Outcome
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

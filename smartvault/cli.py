@@ -31,14 +31,14 @@ from smartvault import plan_json
 from smartvault import policy as policy_loader
 from smartvault import render
 from smartvault.aws import endpoint_url_problem
+from smartvault.core.model import AuditRecord
+from smartvault.core.model import PolicySet
 from smartvault.errors import AuditError
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
 from smartvault.errors import PolicyError
 from smartvault.errors import SmartVaultError
 from smartvault.executor import ActionResult
-from smartvault.model import AuditRecord
-from smartvault.model import PolicySet
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -31,13 +31,13 @@ from typing import Any
 
 import yaml
 
+from smartvault.core.model import CREATED_BY_VALUE
+from smartvault.core.model import TAG_CREATED_BY
+from smartvault.core.model import TAG_POLICY
+from smartvault.core.model import Policy
+from smartvault.core.model import PolicySet
 from smartvault.engine import DEFAULT_AUDIT_TABLE
 from smartvault.errors import ConfigError
-from smartvault.model import CREATED_BY_VALUE
-from smartvault.model import TAG_CREATED_BY
-from smartvault.model import TAG_POLICY
-from smartvault.model import Policy
-from smartvault.model import PolicySet
 
 Json = dict[str, Any]
 

@@ -7,11 +7,14 @@ notify]. Clients are created here, lazily, never at import time.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import gc
 import secrets
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,10 +23,13 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-from smartvault import planner
 from smartvault import policy as policy_loader
 from smartvault.audit import AuditLog
 from smartvault.aws import AwsSession
+from smartvault.core import planner
+from smartvault.core.model import AuditRecord
+from smartvault.core.model import Plan
+from smartvault.core.model import PolicySet
 from smartvault.deadline import Deadline
 from smartvault.errors import AuditError
 from smartvault.errors import AwsError
@@ -34,9 +40,6 @@ from smartvault.executor import Executor
 from smartvault.executor import RunResult
 from smartvault.inventory import read_inventory
 from smartvault.logs import JsonLog
-from smartvault.model import AuditRecord
-from smartvault.model import Plan
-from smartvault.model import PolicySet
 from smartvault.notify import FailedItem
 from smartvault.notify import PolicyRunSummary
 from smartvault.notify import RecoveryPointResult
@@ -53,6 +56,24 @@ DEFAULT_MAX_PLAN_AGE = timedelta(hours=24)
 PLAN_CLOCK_SKEW = timedelta(minutes=5)
 #: seconds before the Lambda's deadline after which no new action starts
 DEFAULT_DEADLINE_MARGIN = 30.0
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while planning.
+
+    A plan builds several objects per recovery point and frees almost none until it
+    returns, so the collector keeps rescanning the whole inventory for cycles there
+    are none of: a third of the time of a 100,000-snapshot plan. Reference counting
+    still frees everything; the previous state is restored, whatever happens.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def utc_now() -> datetime:
@@ -172,7 +193,8 @@ class Engine:
         """Read the account and plan at ``at`` (default: now). Never writes to AWS."""
         now = self._clock()
         inventory = read_inventory(self.session, policies, self.session.regions())
-        result = planner.plan(policies, inventory, at or now)
+        with collector_paused():
+            result = planner.plan(policies, inventory, at or now)
         return dataclasses.replace(result, generated_at=now)
 
     def check_saved_plan(

@@ -1,4 +1,4 @@
-"""Read what exists in the account into an :class:`~smartvault.model.Inventory`.
+"""Read what exists in the account into an :class:`~smartvault.core.model.Inventory`.
 
 Planning is pure, so everything the planner needs is read here, up front, with
 as few calls as the data allows (each Describe* page is one call against the
@@ -28,21 +28,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from smartvault.aws import translate_errors
-from smartvault.model import CREATED_BY_VALUE
-from smartvault.model import TAG_CREATED_BY
-from smartvault.model import TAG_SOURCE
-from smartvault.model import BlockDevice
-from smartvault.model import Image
-from smartvault.model import Instance
-from smartvault.model import Inventory
-from smartvault.model import Policy
-from smartvault.model import PolicySet
-from smartvault.model import RecoveryPointId
-from smartvault.model import Selector
-from smartvault.model import Snapshot
-from smartvault.model import TagCondition
-from smartvault.model import Volume
-from smartvault.model import VolumeAttachment
+from smartvault.core.model import CREATED_BY_VALUE
+from smartvault.core.model import TAG_CREATED_BY
+from smartvault.core.model import TAG_SOURCE
+from smartvault.core.model import BlockDevice
+from smartvault.core.model import Image
+from smartvault.core.model import Instance
+from smartvault.core.model import Inventory
+from smartvault.core.model import Policy
+from smartvault.core.model import PolicySet
+from smartvault.core.model import RecoveryPointId
+from smartvault.core.model import Selector
+from smartvault.core.model import Snapshot
+from smartvault.core.model import TagCondition
+from smartvault.core.model import Volume
+from smartvault.core.model import VolumeAttachment
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

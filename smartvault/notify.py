@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from typing import NamedTuple
 
 from smartvault.aws import translate_errors
+from smartvault.core.model import Notify
 from smartvault.errors import AwsError
-from smartvault.model import Notify
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

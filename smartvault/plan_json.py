@@ -22,18 +22,18 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import cast
 
+from smartvault.core.model import Action
+from smartvault.core.model import ArchiveAction
+from smartvault.core.model import CopyAction
+from smartvault.core.model import CreateAction
+from smartvault.core.model import DeleteAction
+from smartvault.core.model import Kept
+from smartvault.core.model import Orphan
+from smartvault.core.model import Plan
+from smartvault.core.model import PlanWarning
+from smartvault.core.model import PolicySlot
+from smartvault.core.model import Skipped
 from smartvault.errors import PlanFileError
-from smartvault.model import Action
-from smartvault.model import ArchiveAction
-from smartvault.model import CopyAction
-from smartvault.model import CreateAction
-from smartvault.model import DeleteAction
-from smartvault.model import Kept
-from smartvault.model import Orphan
-from smartvault.model import Plan
-from smartvault.model import PlanWarning
-from smartvault.model import PolicySlot
-from smartvault.model import Skipped
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator

@@ -1,4 +1,4 @@
-"""Read policy files: YAML in, validated :class:`~smartvault.model.Policy` records out.
+"""Read policy files: YAML in, validated :class:`~smartvault.core.model.Policy` records out.
 
 The YAML is composed into a node tree (never constructed into objects), and the
 plain data is built from the nodes by hand so that:
@@ -39,22 +39,22 @@ import jsonschema.validators
 import yaml
 
 from smartvault import files
-from smartvault import schedules
+from smartvault.core import schedules
+from smartvault.core.model import DEFAULT_RETENTION
+from smartvault.core.model import CopyRule
+from smartvault.core.model import Duration
+from smartvault.core.model import Notify
+from smartvault.core.model import Policy
+from smartvault.core.model import PolicySet
+from smartvault.core.model import Retention
+from smartvault.core.model import RetentionRule
+from smartvault.core.model import Schedule
+from smartvault.core.model import Selector
+from smartvault.core.model import SnapshotSettings
+from smartvault.core.model import TagCondition
+from smartvault.core.model import TagFilter
 from smartvault.errors import PolicyError
 from smartvault.errors import Problem
-from smartvault.model import DEFAULT_RETENTION
-from smartvault.model import CopyRule
-from smartvault.model import Duration
-from smartvault.model import Notify
-from smartvault.model import Policy
-from smartvault.model import PolicySet
-from smartvault.model import Retention
-from smartvault.model import RetentionRule
-from smartvault.model import Schedule
-from smartvault.model import Selector
-from smartvault.model import SnapshotSettings
-from smartvault.model import TagCondition
-from smartvault.model import TagFilter
 
 __all__ = ["load_policies", "parse_policies", "policy_schema"]
 
@@ -705,7 +705,7 @@ def _check_written_tag_key(key: str, doc: _Document, path: JsonPath) -> None:
 
 
 def _check_placeholders(key: str, value: str, doc: _Document, path: JsonPath) -> None:
-    # Placeholders are replaced as plain text (smartvault.tagging), so other braces are
+    # Placeholders are replaced as plain text (smartvault.core.tagging), so other braces are
     # literal; only a `{word}` that is not a placeholder is flagged, as a likely typo.
     known = ", ".join(f"{{{p}}}" for p in SNAPSHOT_TAG_PLACEHOLDERS)
     for name in _PLACEHOLDER_RE.findall(value):

@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Literal
 
 from smartvault import plan_json
-from smartvault.model import Action
-from smartvault.model import CopyAction
-from smartvault.model import CreateAction
-from smartvault.model import Kept
-from smartvault.model import Plan
-from smartvault.model import PlanWarning
-from smartvault.model import Skipped
+from smartvault.core.model import Action
+from smartvault.core.model import CopyAction
+from smartvault.core.model import CreateAction
+from smartvault.core.model import Kept
+from smartvault.core.model import Plan
+from smartvault.core.model import PlanWarning
+from smartvault.core.model import Skipped
 
 Format = Literal["text", "json", "markdown"]
 

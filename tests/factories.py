@@ -7,28 +7,28 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
-from smartvault.model import CREATED_BY_VALUE
-from smartvault.model import TAG_CREATED_BY
-from smartvault.model import TAG_INSTANCE_ID
-from smartvault.model import TAG_POLICY
-from smartvault.model import TAG_RECOVERY_POINT
-from smartvault.model import TAG_SLOT
-from smartvault.model import ArchiveAction
-from smartvault.model import BlockDevice
-from smartvault.model import CopyAction
-from smartvault.model import CreateAction
-from smartvault.model import DeleteAction
-from smartvault.model import Image
-from smartvault.model import Instance
-from smartvault.model import Inventory
-from smartvault.model import Policy
-from smartvault.model import Schedule
-from smartvault.model import Selector
-from smartvault.model import Snapshot
-from smartvault.model import TagCondition
-from smartvault.model import TagFilter
-from smartvault.model import Volume
-from smartvault.model import recovery_point_id
+from smartvault.core.model import CREATED_BY_VALUE
+from smartvault.core.model import TAG_CREATED_BY
+from smartvault.core.model import TAG_INSTANCE_ID
+from smartvault.core.model import TAG_POLICY
+from smartvault.core.model import TAG_RECOVERY_POINT
+from smartvault.core.model import TAG_SLOT
+from smartvault.core.model import ArchiveAction
+from smartvault.core.model import BlockDevice
+from smartvault.core.model import CopyAction
+from smartvault.core.model import CreateAction
+from smartvault.core.model import DeleteAction
+from smartvault.core.model import Image
+from smartvault.core.model import Instance
+from smartvault.core.model import Inventory
+from smartvault.core.model import Policy
+from smartvault.core.model import Schedule
+from smartvault.core.model import Selector
+from smartvault.core.model import Snapshot
+from smartvault.core.model import TagCondition
+from smartvault.core.model import TagFilter
+from smartvault.core.model import Volume
+from smartvault.core.model import recovery_point_id
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -85,7 +85,7 @@ def make_instance(
 
 
 def volumes_of(instance: Instance) -> list[Volume]:
-    from smartvault.model import VolumeAttachment
+    from smartvault.core.model import VolumeAttachment
 
     return [
         Volume(

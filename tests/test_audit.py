@@ -20,8 +20,8 @@ from smartvault.audit import POLICY_INDEX
 from smartvault.audit import TABLE_DEFINITION
 from smartvault.audit import AuditLog
 from smartvault.audit import format_timestamp
+from smartvault.core.model import AuditRecord
 from smartvault.errors import AuditError
-from smartvault.model import AuditRecord
 
 TABLE = "smartvault-audit"
 T0 = datetime(2026, 11, 28, 17, 0, 2, 123456, tzinfo=UTC)

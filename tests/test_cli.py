@@ -681,7 +681,7 @@ def test_apply_says_what_became_of_a_delete_record_an_earlier_run_left_pending(
     runner, ec2, policy_file
 ):
     from smartvault.audit import AuditLog
-    from smartvault.model import AuditRecord
+    from smartvault.core.model import AuditRecord
 
     launch(ec2, 1)
     run(runner, "audit", "init")

@@ -14,14 +14,14 @@ import yaml
 from cfnlint.api import ManualArgs
 from cfnlint.api import lint
 
+from smartvault.core.model import CopyRule
+from smartvault.core.model import Notify
+from smartvault.core.model import PolicySet
+from smartvault.core.model import Schedule
 from smartvault.deploy import build_package
 from smartvault.deploy import cloudformation_template
 from smartvault.deploy import schedule_logical_ids
 from smartvault.errors import ConfigError
-from smartvault.model import CopyRule
-from smartvault.model import Notify
-from smartvault.model import PolicySet
-from smartvault.model import Schedule
 from tests.factories import make_policy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

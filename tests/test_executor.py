@@ -22,24 +22,24 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from smartvault import planner
 from smartvault.audit import AuditLog
+from smartvault.core import planner
+from smartvault.core.model import TAG_RECOVERY_POINT
+from smartvault.core.model import ArchiveAction
+from smartvault.core.model import CopyAction
+from smartvault.core.model import CopyRule
+from smartvault.core.model import CreateAction
+from smartvault.core.model import DeleteAction
+from smartvault.core.model import Duration
+from smartvault.core.model import Inventory
+from smartvault.core.model import Plan
+from smartvault.core.model import PolicySet
+from smartvault.core.model import Retention
 from smartvault.executor import Executor
 from smartvault.executor import RunResult
 from smartvault.inventory import read_images
 from smartvault.inventory import read_instances
 from smartvault.inventory import read_snapshots
-from smartvault.model import TAG_RECOVERY_POINT
-from smartvault.model import ArchiveAction
-from smartvault.model import CopyAction
-from smartvault.model import CopyRule
-from smartvault.model import CreateAction
-from smartvault.model import DeleteAction
-from smartvault.model import Duration
-from smartvault.model import Inventory
-from smartvault.model import Plan
-from smartvault.model import PolicySet
-from smartvault.model import Retention
 from tests.factories import make_policy
 from tests.moto_helpers import tags_of
 

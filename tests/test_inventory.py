@@ -16,6 +16,9 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from smartvault.aws import AwsSession
+from smartvault.core.model import CopyRule
+from smartvault.core.model import PolicySet
+from smartvault.core.model import Selector
 from smartvault.errors import AwsError
 from smartvault.inventory import ResourceQuery
 from smartvault.inventory import instance_queries
@@ -24,9 +27,6 @@ from smartvault.inventory import read_inventory
 from smartvault.inventory import read_snapshots
 from smartvault.inventory import regions_to_read
 from smartvault.inventory import volume_queries
-from smartvault.model import CopyRule
-from smartvault.model import PolicySet
-from smartvault.model import Selector
 from tests.factories import make_policy
 from tests.factories import tag_filter
 from tests.moto_helpers import count_calls

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from smartvault.model import RecoveryPointId
-from smartvault.model import parse_iso_utc
+from smartvault.core.model import RecoveryPointId
+from smartvault.core.model import parse_iso_utc
 from tests.factories import utc
 
 

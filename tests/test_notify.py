@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from smartvault.core.model import Notify
 from smartvault.errors import AwsError
-from smartvault.model import Notify
 from smartvault.notify import BODY_MAX_BYTES
 from smartvault.notify import FailedItem
 from smartvault.notify import PolicyRunSummary

@@ -10,26 +10,26 @@ from datetime import timedelta
 
 import pytest
 
-from smartvault.model import TAG_RESOURCE_TAGS
-from smartvault.model import TAG_SOURCE
-from smartvault.model import CopyAction
-from smartvault.model import CopyRule
-from smartvault.model import CreateAction
-from smartvault.model import DeleteAction
-from smartvault.model import Duration
-from smartvault.model import Image
-from smartvault.model import Instance
-from smartvault.model import Plan
-from smartvault.model import Policy
-from smartvault.model import PolicySet
-from smartvault.model import Retention
-from smartvault.model import RetentionRule
-from smartvault.model import Schedule
-from smartvault.model import Selector
-from smartvault.model import Snapshot
-from smartvault.model import SnapshotSettings
-from smartvault.model import Volume
-from smartvault.planner import plan
+from smartvault.core.model import TAG_RESOURCE_TAGS
+from smartvault.core.model import TAG_SOURCE
+from smartvault.core.model import CopyAction
+from smartvault.core.model import CopyRule
+from smartvault.core.model import CreateAction
+from smartvault.core.model import DeleteAction
+from smartvault.core.model import Duration
+from smartvault.core.model import Image
+from smartvault.core.model import Instance
+from smartvault.core.model import Plan
+from smartvault.core.model import Policy
+from smartvault.core.model import PolicySet
+from smartvault.core.model import Retention
+from smartvault.core.model import RetentionRule
+from smartvault.core.model import Schedule
+from smartvault.core.model import Selector
+from smartvault.core.model import Snapshot
+from smartvault.core.model import SnapshotSettings
+from smartvault.core.model import Volume
+from smartvault.core.planner import plan
 from tests.factories import make_instance
 from tests.factories import make_inventory
 from tests.factories import make_policy

@@ -9,10 +9,10 @@ import pytest
 from moto import mock_aws
 
 from smartvault.audit import AuditLog
-from smartvault.model import CreateAction
-from smartvault.model import DeleteAction
-from smartvault.model import PolicySet
-from smartvault.model import Retention
+from smartvault.core.model import CreateAction
+from smartvault.core.model import DeleteAction
+from smartvault.core.model import PolicySet
+from smartvault.core.model import Retention
 from tests.factories import make_policy
 from tests.moto_helpers import backdate
 from tests.moto_helpers import tags_of

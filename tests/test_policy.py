@@ -18,15 +18,15 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from smartvault import policy as loader
+from smartvault.core.model import DEFAULT_RETENTION
+from smartvault.core.model import CopyRule
+from smartvault.core.model import Duration
+from smartvault.core.model import Notify
+from smartvault.core.model import Retention
+from smartvault.core.model import TagCondition
+from smartvault.core.model import TagFilter
 from smartvault.errors import PolicyError
 from smartvault.errors import Problem
-from smartvault.model import DEFAULT_RETENTION
-from smartvault.model import CopyRule
-from smartvault.model import Duration
-from smartvault.model import Notify
-from smartvault.model import Retention
-from smartvault.model import TagCondition
-from smartvault.model import TagFilter
 from tests.bounded import bounded
 
 ROOT = Path(__file__).resolve().parent.parent

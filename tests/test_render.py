@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 from smartvault import plan_json
 from smartvault import render
-from smartvault.model import DeleteAction
-from smartvault.model import Kept
-from smartvault.model import Orphan
-from smartvault.model import Plan
-from smartvault.model import PlanWarning
-from smartvault.model import PolicySlot
-from smartvault.model import Skipped
+from smartvault.core.model import DeleteAction
+from smartvault.core.model import Kept
+from smartvault.core.model import Orphan
+from smartvault.core.model import Plan
+from smartvault.core.model import PlanWarning
+from smartvault.core.model import PolicySlot
+from smartvault.core.model import Skipped
 from tests.factories import ARCHIVE
 from tests.factories import COPY
 from tests.factories import CREATE

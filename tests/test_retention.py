@@ -16,12 +16,12 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from smartvault.model import Duration
-from smartvault.model import Retention
-from smartvault.retention import Point
-from smartvault.retention import evaluate
-from smartvault.retention import explain_not_kept
-from smartvault.retention import newest_first
+from smartvault.core.model import Duration
+from smartvault.core.model import Retention
+from smartvault.core.retention import Point
+from smartvault.core.retention import evaluate
+from smartvault.core.retention import explain_not_kept
+from smartvault.core.retention import newest_first
 from tests.factories import utc
 
 UTC_ZONE = ZoneInfo("UTC")

@@ -1,4 +1,4 @@
-"""smartvault.schedules: EventBridge cron()/rate() expressions and their firing times."""
+"""smartvault.core.schedules: EventBridge cron()/rate() expressions and their firing times."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from smartvault.schedules import CronTrigger
-from smartvault.schedules import RateTrigger
-from smartvault.schedules import ScheduleError
-from smartvault.schedules import Trigger
-from smartvault.schedules import parse
+from smartvault.core.schedules import CronTrigger
+from smartvault.core.schedules import RateTrigger
+from smartvault.core.schedules import ScheduleError
+from smartvault.core.schedules import Trigger
+from smartvault.core.schedules import parse
 
 BERLIN = "Europe/Berlin"
 NEW_YORK = "America/New_York"

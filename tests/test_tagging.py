@@ -6,17 +6,17 @@ import json
 
 import pytest
 
-from smartvault.model import RecoveryPointId
-from smartvault.model import Retention
-from smartvault.model import RetentionRule
-from smartvault.model import Snapshot
-from smartvault.model import SnapshotSettings
-from smartvault.model import Volume
-from smartvault.model import VolumeAttachment
-from smartvault.model import read_recovery_point
-from smartvault.tagging import TAGS_PER_RESOURCE_MAX
-from smartvault.tagging import devices_to_snapshot
-from smartvault.tagging import snapshot_tags
+from smartvault.core.model import RecoveryPointId
+from smartvault.core.model import Retention
+from smartvault.core.model import RetentionRule
+from smartvault.core.model import Snapshot
+from smartvault.core.model import SnapshotSettings
+from smartvault.core.model import Volume
+from smartvault.core.model import VolumeAttachment
+from smartvault.core.model import read_recovery_point
+from smartvault.core.tagging import TAGS_PER_RESOURCE_MAX
+from smartvault.core.tagging import devices_to_snapshot
+from smartvault.core.tagging import snapshot_tags
 from tests.factories import make_instance
 from tests.factories import make_policy
 from tests.factories import tag_filter

@@ -27,22 +27,22 @@ from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 
-from smartvault.model import CREATED_BY_VALUE
-from smartvault.model import RESOURCE_TAGS_CUT
-from smartvault.model import TAG_CREATED_BY
-from smartvault.model import TAG_DEVICES
-from smartvault.model import TAG_INSTANCE_ID
-from smartvault.model import TAG_NAME
-from smartvault.model import TAG_POLICY
-from smartvault.model import TAG_RECOVERY_POINT
-from smartvault.model import TAG_RESOURCE_TAGS
-from smartvault.model import TAG_SLOT
-from smartvault.model import TAG_VALUE_MAX
-from smartvault.model import Instance
-from smartvault.model import Policy
-from smartvault.model import RecoveryPointId
-from smartvault.model import Volume
-from smartvault.model import iso_utc as iso_utc  # where callers have always found it
+from smartvault.core.model import CREATED_BY_VALUE
+from smartvault.core.model import RESOURCE_TAGS_CUT
+from smartvault.core.model import TAG_CREATED_BY
+from smartvault.core.model import TAG_DEVICES
+from smartvault.core.model import TAG_INSTANCE_ID
+from smartvault.core.model import TAG_NAME
+from smartvault.core.model import TAG_POLICY
+from smartvault.core.model import TAG_RECOVERY_POINT
+from smartvault.core.model import TAG_RESOURCE_TAGS
+from smartvault.core.model import TAG_SLOT
+from smartvault.core.model import TAG_VALUE_MAX
+from smartvault.core.model import Instance
+from smartvault.core.model import Policy
+from smartvault.core.model import RecoveryPointId
+from smartvault.core.model import Volume
+from smartvault.core.model import iso_utc as iso_utc  # where callers have always found it
 
 #: AWS caps a tag key at 128 characters and a resource at 50 tags.
 TAG_KEY_MAX = 128

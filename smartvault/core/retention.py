@@ -36,7 +36,7 @@ from typing import Protocol
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from smartvault.model import Retention
+from smartvault.core.model import Retention
 
 KEEP_LAST = "keep_last"
 MAX_AGE = "max_age"

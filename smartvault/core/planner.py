@@ -1,7 +1,7 @@
 """Compile policies and an inventory into a plan.
 
 Pure: ``plan(policies, inventory, at)`` reads nothing but its arguments, and equal
-arguments give an equal :class:`~smartvault.model.Plan`, whatever the order of the
+arguments give an equal :class:`~smartvault.core.model.Plan`, whatever the order of the
 inventory's lists. See docs/retention.md for the rules as operators read them.
 
 How it works, in one pass over the snapshots (O(n log n)):
@@ -10,7 +10,7 @@ How it works, in one pass over the snapshots (O(n log n)):
    recovery point tag and copy-or-not, and recovery points into lineages by
    region, policy, resource and copy-or-not. A managed snapshot whose
    recovery-point tag does not agree with its own tags is malformed
-   (:func:`~smartvault.model.read_recovery_point`): it is in no recovery point,
+   (:func:`~smartvault.core.model.read_recovery_point`): it is in no recovery point,
    so it never counts and is never acted on; the plan warns about it.
 2. Each enabled policy selects its resources; a selected resource with no
    pending or completed recovery point at or after the policy's slot is due.
@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import replace
@@ -35,42 +33,42 @@ from datetime import datetime
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from smartvault import retention as ret
-from smartvault import schedules
-from smartvault import tagging
-from smartvault.model import CREATED_BY_VALUE
-from smartvault.model import RESOURCE_TAGS_CUT
-from smartvault.model import TAG_CREATED_BY
-from smartvault.model import TAG_INSTANCE_ID
-from smartvault.model import TAG_POLICY
-from smartvault.model import TAG_RECOVERY_POINT
-from smartvault.model import TAG_RESOURCE_TAGS
-from smartvault.model import TAG_SOURCE
-from smartvault.model import Action
-from smartvault.model import ArchiveAction
-from smartvault.model import CopyAction
-from smartvault.model import CopyRule
-from smartvault.model import CreateAction
-from smartvault.model import DeleteAction
-from smartvault.model import Duration
-from smartvault.model import Instance
-from smartvault.model import Inventory
-from smartvault.model import Kept
-from smartvault.model import Orphan
-from smartvault.model import Plan
-from smartvault.model import PlanWarning
-from smartvault.model import Policy
-from smartvault.model import PolicySet
-from smartvault.model import PolicySlot
-from smartvault.model import RecoveryPointId
-from smartvault.model import ResourceType
-from smartvault.model import Retention
-from smartvault.model import Skipped
-from smartvault.model import Snapshot
-from smartvault.model import TagFilter
-from smartvault.model import Volume
-from smartvault.model import iso_utc
-from smartvault.model import read_recovery_point
+from smartvault.core import retention as ret
+from smartvault.core import schedules
+from smartvault.core import tagging
+from smartvault.core.model import CREATED_BY_VALUE
+from smartvault.core.model import RESOURCE_TAGS_CUT
+from smartvault.core.model import TAG_CREATED_BY
+from smartvault.core.model import TAG_INSTANCE_ID
+from smartvault.core.model import TAG_POLICY
+from smartvault.core.model import TAG_RECOVERY_POINT
+from smartvault.core.model import TAG_RESOURCE_TAGS
+from smartvault.core.model import TAG_SOURCE
+from smartvault.core.model import Action
+from smartvault.core.model import ArchiveAction
+from smartvault.core.model import CopyAction
+from smartvault.core.model import CopyRule
+from smartvault.core.model import CreateAction
+from smartvault.core.model import DeleteAction
+from smartvault.core.model import Duration
+from smartvault.core.model import Instance
+from smartvault.core.model import Inventory
+from smartvault.core.model import Kept
+from smartvault.core.model import Orphan
+from smartvault.core.model import Plan
+from smartvault.core.model import PlanWarning
+from smartvault.core.model import Policy
+from smartvault.core.model import PolicySet
+from smartvault.core.model import PolicySlot
+from smartvault.core.model import RecoveryPointId
+from smartvault.core.model import ResourceType
+from smartvault.core.model import Retention
+from smartvault.core.model import Skipped
+from smartvault.core.model import Snapshot
+from smartvault.core.model import TagFilter
+from smartvault.core.model import Volume
+from smartvault.core.model import iso_utc
+from smartvault.core.model import read_recovery_point
 
 #: ``kept_by`` for points of a disabled policy, points not yet completed, and copies
 #: whose copy rule was removed from the policy
@@ -166,30 +164,13 @@ class _Warnings:
 
 
 def plan(policies: PolicySet, inventory: Inventory, at: datetime) -> Plan:
-    """The plan for ``policies`` over ``inventory`` at ``at`` (aware); ``generated_at = at``."""
-    with _collector_paused():
-        return _plan(policies, inventory, at)
+    """The plan for ``policies`` over ``inventory`` at ``at`` (aware); ``generated_at = at``.
 
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while planning.
-
-    A plan builds several objects per recovery point and frees almost none until it
-    returns, so the collector keeps rescanning the whole inventory for cycles there
-    are none of: a third of the time of a 100,000-snapshot plan. Reference counting
-    still frees everything; the previous state is restored, whatever happens.
+    A large plan builds several objects per recovery point and frees almost none until
+    it returns: callers that plan large inventories pause the cyclic garbage collector
+    around this call (see ``engine.collector_paused``); the core leaves the interpreter
+    as it is.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _plan(policies: PolicySet, inventory: Inventory, at: datetime) -> Plan:
     warnings = _Warnings()
     states = {p.name: _policy_state(p, at, warnings) for p in policies.policies}
     regions = set(inventory.regions)

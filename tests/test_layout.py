@@ -1,0 +1,85 @@
+"""The shape of the package, checked: the core stays pure and imports form no cycle."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "smartvault"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Modules ``path`` imports when it runs (``if TYPE_CHECKING:`` blocks left out)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+MODULES = {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _ours(name: str) -> str | None:
+    """The SmartVault module ``name`` refers to (a module, or a name inside one)."""
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def test_the_core_imports_only_the_standard_library_and_itself():
+    impure = {
+        module: sorted(
+            name
+            for name in imported
+            if not name.startswith("smartvault.core")
+            and name.partition(".")[0] not in sys.stdlib_module_names
+            and name != "__future__"
+        )
+        for module, imported in MODULES.items()
+        if module.startswith("smartvault.core")
+    }
+    assert {module: names for module, names in impure.items() if names} == {}
+
+
+def test_no_module_imports_itself_through_others():
+    graph = {
+        module: sorted({_ours(name) for name in imported} - {None, module})
+        for module, imported in MODULES.items()
+    }
+    done: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str, path: list[str]) -> None:  # depth first; grey = on ``path``
+        for nxt in graph[module]:
+            if nxt in path:
+                cycles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in done:
+                visit(nxt, [*path, nxt])
+        done.add(module)
+
+    for start in sorted(graph):
+        if start not in done:
+            visit(start, [start])
+    assert cycles == []
