@@ -15,6 +15,8 @@ from smartvault import engine
 from smartvault.deadline import Deadline
 from smartvault.errors import SmartVaultError
 from smartvault.logs import JsonLog
+from smartvault.settings import deadline_margin_seconds
+from smartvault.settings import settings_from_env
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
@@ -22,9 +24,9 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     log = JsonLog(env.get("SMARTVAULT_LOG_LEVEL", "INFO"))
     try:
         request = engine.LambdaRequest.from_event(event)
-        settings = engine.settings_from_env(env)
+        settings = settings_from_env(env)
         policy_path = env.get("SMARTVAULT_POLICY_PATH") or str(Path(__file__).parent / "policies")
-        margin = engine.deadline_margin_seconds(env)
+        margin = deadline_margin_seconds(env)
         # Called by hand (``handler({}, None)``) there is no deadline to watch.
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         return engine.run_scheduled(

@@ -46,6 +46,7 @@ from smartvault.core.model import AuditAction
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import Outcome
 from smartvault.errors import AuditError
+from smartvault.settings import DEFAULT_AUDIT_TTL_DAYS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -58,7 +59,6 @@ _LOG = logging.getLogger(__name__)
 
 POLICY_INDEX: Final = "by-policy"
 TTL_ATTRIBUTE: Final = "expires_at"
-DEFAULT_TTL_DAYS: Final = 400
 CLAIM_SK: Final = "CLAIM"
 
 #: The table as CreateTable wants it; the deploy template renders the same data.
@@ -152,7 +152,7 @@ class AuditLog:
         table_name: str,
         *,
         clock: Callable[[], datetime],
-        ttl_days: int = DEFAULT_TTL_DAYS,
+        ttl_days: int = DEFAULT_AUDIT_TTL_DAYS,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if ttl_days < 1:

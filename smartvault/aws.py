@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
 
     from smartvault.deadline import Deadline
-    from smartvault.engine import Settings
+    from smartvault.settings import Settings
 
 PERMISSIONS_DOC = "docs/permissions-and-errors.md"
 

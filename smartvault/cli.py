@@ -39,6 +39,8 @@ from smartvault.errors import PlanFileError
 from smartvault.errors import PolicyError
 from smartvault.errors import SmartVaultError
 from smartvault.executor import ActionResult
+from smartvault.settings import DEFAULT_AUDIT_TABLE
+from smartvault.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,7 +86,7 @@ def _fail_readably(func: F) -> F:
             return func(*args, **kwargs)
         except SmartVaultError as exc:
             ctx = click.get_current_context()
-            settings = ctx.find_object(engine.Settings)
+            settings = ctx.find_object(Settings)
             if settings is not None and settings.verbose:
                 raise
             _echo(f"Error: {exc}" if not isinstance(exc, PolicyError) else str(exc), err=True)
@@ -139,7 +141,7 @@ def _check_endpoint_url(
 @click.option(
     "--audit-table",
     envvar="SMARTVAULT_AUDIT_TABLE",
-    default=engine.DEFAULT_AUDIT_TABLE,
+    default=DEFAULT_AUDIT_TABLE,
     show_default=True,
     metavar="NAME",
     callback=_check_table_name,
@@ -166,7 +168,7 @@ def cli(
     Exit codes: 0 success; 1 invalid policies, an AWS or audit problem, or a failed
     action; 2 wrong usage.
     """
-    ctx.obj = engine.Settings(
+    ctx.obj = Settings(
         regions=regions,
         profile=profile,
         endpoint_url=endpoint_url,
@@ -238,7 +240,7 @@ def schema() -> None:
 
 
 def _engine() -> engine.Engine:
-    return engine.Engine(click.get_current_context().ensure_object(engine.Settings))
+    return engine.Engine(click.get_current_context().ensure_object(Settings))
 
 
 def _load(paths: tuple[str, ...]) -> PolicySet:
@@ -357,7 +359,7 @@ def plan(
         except OSError as exc:
             raise ConfigError(f"cannot write the plan to {out}: {exc.strerror}") from exc
     color = fmt == "text" and _color()
-    verbose = click.get_current_context().find_object(engine.Settings)
+    verbose = click.get_current_context().find_object(Settings)
     _echo(
         render.render(
             the_plan,
@@ -650,7 +652,7 @@ def deploy_template(paths: tuple[str, ...]) -> None:
     never run in them is a warning (on stderr).
     """
     policies = _load(paths)
-    settings = click.get_current_context().ensure_object(engine.Settings)
+    settings = click.get_current_context().ensure_object(Settings)
     for region in settings.regions:  # a typo here would only fail in the deployed function
         _engine().session.check_region(region)
     text, warnings = deploy_module.cloudformation_template(

@@ -36,8 +36,8 @@ from smartvault.core.model import TAG_CREATED_BY
 from smartvault.core.model import TAG_POLICY
 from smartvault.core.model import Policy
 from smartvault.core.model import PolicySet
-from smartvault.engine import DEFAULT_AUDIT_TABLE
 from smartvault.errors import ConfigError
+from smartvault.settings import DEFAULT_AUDIT_TABLE
 
 Json = dict[str, Any]
 

@@ -48,14 +48,12 @@ from smartvault.notify import compose
 from smartvault.notify import publish
 from smartvault.notify import should_notify
 from smartvault.plan_json import compare_actions
+from smartvault.settings import Settings
 
-DEFAULT_AUDIT_TABLE = "smartvault-audit"
 DEFAULT_MAX_PLAN_AGE = timedelta(hours=24)
 #: how far a saved plan's ``at`` may lie ahead of this machine's clock (the reviewer's
 #: machine and this one may disagree a little); beyond it the plan is refused
 PLAN_CLOCK_SKEW = timedelta(minutes=5)
-#: seconds before the Lambda's deadline after which no new action starts
-DEFAULT_DEADLINE_MARGIN = 30.0
 
 
 @contextlib.contextmanager
@@ -83,21 +81,6 @@ def utc_now() -> datetime:
 def new_run_id(now: datetime) -> str:
     """Sortable by time, unique across overlapping runs: ``20261128T170002Z-3f9a1c2e``."""
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Where and how to talk to AWS; built from flags (CLI) or the environment (Lambda)."""
-
-    regions: tuple[str, ...] = ()
-    profile: str | None = None
-    endpoint_url: str | None = None
-    audit_table: str = DEFAULT_AUDIT_TABLE
-    verbose: bool = False
-    #: days an audit record is kept before DynamoDB's TTL removes it
-    audit_ttl_days: int = 400
-    #: where the audit table lives; default: the first region worked in
-    audit_region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -396,55 +379,6 @@ _REQUEST_KEYS = frozenset({"policies", "dry_run"})
 _ENVELOPE_KEYS = frozenset(
     {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
 )
-
-
-def settings_from_env(environ: Mapping[str, str]) -> Settings:
-    """The Lambda's settings: ``SMARTVAULT_*`` variables, else the function's own region.
-
-    A variable that is set but malformed raises :class:`ConfigError` rather than being
-    ignored: the run must not quietly work somewhere else than configured.
-    """
-    # Commas and/or spaces: "us-east-1,eu-west-1", "us-east-1, eu-west-1", "us-east-1 eu-west-1".
-    regions = tuple(dict.fromkeys(environ.get("SMARTVAULT_REGIONS", "").replace(",", " ").split()))
-    if not regions:
-        own = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
-        regions = (own,) if own else ()
-    return Settings(
-        regions=regions,
-        # The deployment template creates the table in the function's own region.
-        audit_region=environ.get("AWS_REGION") or None,
-        audit_table=environ.get("SMARTVAULT_AUDIT_TABLE", "").strip() or DEFAULT_AUDIT_TABLE,
-        audit_ttl_days=_positive_number(environ, "SMARTVAULT_AUDIT_TTL_DAYS", 400, "days"),
-    )
-
-
-def deadline_margin_seconds(environ: Mapping[str, str]) -> float:
-    """``SMARTVAULT_DEADLINE_MARGIN``: seconds before the Lambda's deadline to start nothing new."""
-    text = environ.get("SMARTVAULT_DEADLINE_MARGIN", "").strip()
-    if not text:
-        return DEFAULT_DEADLINE_MARGIN
-    try:
-        margin = float(text)
-    except ValueError:
-        margin = -1.0
-    if not margin >= 0 or margin == float("inf"):  # also refuses nan
-        raise ConfigError(
-            f"SMARTVAULT_DEADLINE_MARGIN={text!r} is not a number of seconds: set it to e.g. "
-            f"{DEFAULT_DEADLINE_MARGIN:g}, or remove it"
-        )
-    return margin
-
-
-def _positive_number(environ: Mapping[str, str], name: str, default: int, unit: str) -> int:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    if not (text.isdigit() and int(text) > 0):
-        raise ConfigError(
-            f"{name}={text!r} is not a whole number of {unit}: set it to e.g. {default}, "
-            "or remove it"
-        )
-    return int(text)
 
 
 def only_policies(plan: Plan, names: Sequence[str]) -> Plan:

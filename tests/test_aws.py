@@ -13,9 +13,9 @@ from moto import mock_aws
 from smartvault import __version__
 from smartvault.aws import AwsSession
 from smartvault.aws import translate_errors
-from smartvault.engine import Settings
 from smartvault.errors import AwsError
 from smartvault.inventory import read_snapshots
+from smartvault.settings import Settings
 from tests.moto_helpers import count_calls
 
 

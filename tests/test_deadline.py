@@ -15,7 +15,7 @@ from smartvault.aws import AwsSession
 from smartvault.aws import DeadlineReached
 from smartvault.deadline import Deadline
 from smartvault.engine import Engine
-from smartvault.engine import Settings
+from smartvault.settings import Settings
 from tests.moto_helpers import launch
 from tests.stalling import black_hole
 from tests.stalling import stalling_proxy

@@ -14,9 +14,10 @@ import pytest
 from moto import mock_aws
 
 import lambda_entry
-from smartvault import engine
 from smartvault.errors import ConfigError
 from smartvault.errors import PolicyError
+from smartvault.settings import deadline_margin_seconds
+from smartvault.settings import settings_from_env
 from tests.moto_helpers import launch
 from tests.moto_helpers import managed_snapshots
 
@@ -73,7 +74,7 @@ def account(tmp_path, monkeypatch):
     monkeypatch.setenv("SMARTVAULT_AUDIT_TABLE", "audit")
     with mock_aws():
         from smartvault.engine import Engine
-        from smartvault.engine import Settings
+        from smartvault.settings import Settings
 
         Engine(Settings(regions=("us-east-1",), audit_table="audit")).audit_log().ensure_table()
         yield boto3.client("ec2", region_name="us-east-1")
@@ -323,7 +324,7 @@ def test_an_unknown_policy_name_suggests_the_close_one(account, capsys):
     ],
 )
 def test_smartvault_regions_may_be_separated_by_commas_and_spaces(value):
-    settings = engine.settings_from_env({"SMARTVAULT_REGIONS": value, "AWS_REGION": "eu-west-1"})
+    settings = settings_from_env({"SMARTVAULT_REGIONS": value, "AWS_REGION": "eu-west-1"})
 
     assert settings.regions == ("us-east-1", "us-west-2")
     assert settings.audit_region == "eu-west-1"
@@ -355,8 +356,8 @@ def test_a_malformed_setting_fails_in_one_log_line_before_anything_is_done(
 
 
 def test_a_fractional_deadline_margin_is_seconds():
-    assert engine.deadline_margin_seconds({"SMARTVAULT_DEADLINE_MARGIN": "12.5"}) == 12.5
-    assert engine.deadline_margin_seconds({}) == 30.0
+    assert deadline_margin_seconds({"SMARTVAULT_DEADLINE_MARGIN": "12.5"}) == 12.5
+    assert deadline_margin_seconds({}) == 30.0
 
 
 def test_called_by_hand_without_a_context_it_runs_without_a_deadline(account):

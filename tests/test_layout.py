@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -83,3 +84,19 @@ def test_no_module_imports_itself_through_others():
         if start not in done:
             visit(start, [start])
     assert cycles == []
+
+
+def test_the_deployment_template_code_loads_no_boto3():
+    """Building the template is pure text; it must not pay boto3's 150 ms and 35 MB."""
+    code = (
+        "import sys, smartvault.deploy; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PACKAGE.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"

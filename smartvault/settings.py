@@ -1,0 +1,84 @@
+"""Where and how SmartVault talks to AWS: built from flags (CLI) or the environment (Lambda).
+
+Imports nothing heavy, so code that only needs a default (the deployment template)
+loads no boto3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from smartvault.errors import ConfigError
+
+DEFAULT_AUDIT_TABLE = "smartvault-audit"
+#: seconds before the Lambda's deadline after which no new action starts
+DEFAULT_DEADLINE_MARGIN = 30.0
+#: days an audit record is kept before DynamoDB's TTL removes it
+DEFAULT_AUDIT_TTL_DAYS = 400
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where and how to talk to AWS; built from flags (CLI) or the environment (Lambda)."""
+
+    regions: tuple[str, ...] = ()
+    profile: str | None = None
+    endpoint_url: str | None = None
+    audit_table: str = DEFAULT_AUDIT_TABLE
+    verbose: bool = False
+    #: days an audit record is kept before DynamoDB's TTL removes it
+    audit_ttl_days: int = DEFAULT_AUDIT_TTL_DAYS
+    #: where the audit table lives; default: the first region worked in
+    audit_region: str | None = None
+
+
+def settings_from_env(environ: Mapping[str, str]) -> Settings:
+    """The Lambda's settings: ``SMARTVAULT_*`` variables, else the function's own region.
+
+    A variable that is set but malformed raises :class:`ConfigError` rather than being
+    ignored: the run must not quietly work somewhere else than configured.
+    """
+    # Commas and/or spaces: "us-east-1,eu-west-1", "us-east-1, eu-west-1", "us-east-1 eu-west-1".
+    regions = tuple(dict.fromkeys(environ.get("SMARTVAULT_REGIONS", "").replace(",", " ").split()))
+    if not regions:
+        own = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        regions = (own,) if own else ()
+    return Settings(
+        regions=regions,
+        # The deployment template creates the table in the function's own region.
+        audit_region=environ.get("AWS_REGION") or None,
+        audit_table=environ.get("SMARTVAULT_AUDIT_TABLE", "").strip() or DEFAULT_AUDIT_TABLE,
+        audit_ttl_days=_positive_number(
+            environ, "SMARTVAULT_AUDIT_TTL_DAYS", DEFAULT_AUDIT_TTL_DAYS, "days"
+        ),
+    )
+
+
+def deadline_margin_seconds(environ: Mapping[str, str]) -> float:
+    """``SMARTVAULT_DEADLINE_MARGIN``: seconds before the Lambda's deadline to start nothing new."""
+    text = environ.get("SMARTVAULT_DEADLINE_MARGIN", "").strip()
+    if not text:
+        return DEFAULT_DEADLINE_MARGIN
+    try:
+        margin = float(text)
+    except ValueError:
+        margin = -1.0
+    if not margin >= 0 or margin == float("inf"):  # also refuses nan
+        raise ConfigError(
+            f"SMARTVAULT_DEADLINE_MARGIN={text!r} is not a number of seconds: set it to e.g. "
+            f"{DEFAULT_DEADLINE_MARGIN:g}, or remove it"
+        )
+    return margin
+
+
+def _positive_number(environ: Mapping[str, str], name: str, default: int, unit: str) -> int:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isdigit() and int(text) > 0):
+        raise ConfigError(
+            f"{name}={text!r} is not a whole number of {unit}: set it to e.g. {default}, "
+            "or remove it"
+        )
+    return int(text)
