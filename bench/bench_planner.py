@@ -43,9 +43,9 @@ from smartvault.core.model import Selector
 from smartvault.core.model import Snapshot
 from smartvault.core.model import TagCondition
 from smartvault.core.model import TagFilter
-from smartvault.core.model import iso_utc
 from smartvault.core.model import recovery_point_id
 from smartvault.core.planner import plan
+from smartvault.core.times import iso_utc
 from smartvault.engine import collector_paused
 
 AT = datetime(2026, 11, 28, 17, tzinfo=UTC)

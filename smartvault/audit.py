@@ -45,6 +45,9 @@ from botocore.exceptions import ClientError
 from smartvault.core.model import AuditAction
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import Outcome
+from smartvault.core.times import as_utc
+from smartvault.core.times import format_timestamp
+from smartvault.core.times import parse_timestamp
 from smartvault.errors import AuditError
 from smartvault.settings import DEFAULT_AUDIT_TTL_DAYS
 
@@ -125,17 +128,7 @@ class ClaimResult:
 
 def day_partition(timestamp: datetime) -> str:
     """``DAY#YYYY-MM-DD`` for the UTC day of ``timestamp``."""
-    return "DAY#" + _utc(timestamp).strftime("%Y-%m-%d")
-
-
-def format_timestamp(timestamp: datetime) -> str:
-    """ISO 8601 UTC with microseconds and ``Z``: fixed width, so it sorts as text."""
-    return _utc(timestamp).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_timestamp(text: str) -> datetime:
-    """Inverse of :func:`format_timestamp`."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return "DAY#" + as_utc(timestamp).strftime("%Y-%m-%d")
 
 
 class AuditLog:
@@ -351,8 +344,8 @@ class AuditLog:
                 if limit is not None and len(found) >= limit:
                     return found
             return found
-        day = _utc(until).date()
-        first = _utc(since).date()
+        day = as_utc(until).date()
+        first = as_utc(since).date()
         while day >= first:
             for item in self._query(
                 KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
@@ -382,8 +375,8 @@ class AuditLog:
         low = format_timestamp(since)
         high = format_timestamp(until) + "~"
         found: builtins.list[tuple[AuditRecordRef, AuditRecord]] = []
-        day = _utc(until).date()
-        while day >= _utc(since).date():
+        day = as_utc(until).date()
+        while day >= as_utc(since).date():
             for item in self._query(
                 KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
                 FilterExpression="#o = :pending AND #a = :delete",
@@ -972,14 +965,8 @@ def _claim_from_item(recovery_point: str, item: Item) -> ClaimResult:
 # --- small helpers --------------------------------------------------------------------
 
 
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r}: SmartVault only uses aware UTC times")
-    return moment.astimezone(UTC)
-
-
 def _epoch(moment: datetime) -> int:
-    return int(_utc(moment).timestamp())
+    return int(as_utc(moment).timestamp())
 
 
 def _code(exc: ClientError) -> str:

@@ -33,6 +33,7 @@ from smartvault import render
 from smartvault.aws import endpoint_url_problem
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import PolicySet
+from smartvault.core.times import format_time
 from smartvault.errors import AuditError
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
@@ -630,7 +631,7 @@ def audit_list(since: timedelta, policy: str | None, fmt: str) -> None:
 
 def _record_to_json(record: AuditRecord) -> dict[str, Any]:
     out = dataclasses.asdict(record)
-    out["timestamp"] = plan_json.format_time(record.timestamp)
+    out["timestamp"] = format_time(record.timestamp)
     out["snapshot_ids"] = list(record.snapshot_ids)
     out["details"] = dict(record.details)
     return out

@@ -27,9 +27,11 @@ from smartvault import policy as policy_loader
 from smartvault.audit import AuditLog
 from smartvault.aws import AwsSession
 from smartvault.core import planner
+from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
+from smartvault.core.times import iso_utc
 from smartvault.deadline import Deadline
 from smartvault.errors import AuditError
 from smartvault.errors import AwsError
@@ -106,7 +108,7 @@ class RunReport:
     def summary(self) -> dict[str, Any]:
         """A JSON-serialisable account of the run (the Lambda's return value)."""
         out: dict[str, Any] = {
-            "at": _iso(self.plan.at),
+            "at": iso_utc(self.plan.at),
             "account_id": self.plan.account_id,
             "regions": list(self.plan.regions),
             "policies": [p.name for p in self.plan.policies],
@@ -197,15 +199,15 @@ class Engine:
         ahead = saved.at - now
         if ahead > PLAN_CLOCK_SKEW:
             raise PlanFileError(
-                f"the saved plan is evaluated at {_iso(saved.at)}, {_hours(ahead)} in the "
-                f"future (this machine's clock says {_iso(now)}): `plan --at` is for looking "
+                f"the saved plan is evaluated at {iso_utc(saved.at)}, {_hours(ahead)} in the "
+                f"future (this machine's clock says {iso_utc(now)}): `plan --at` is for looking "
                 "ahead, never for acting ahead; nothing was done. Run `smartvault plan --out "
                 "FILE` without --at, review it and apply that"
             )
         age = now - saved.at
         if age > max_age:
             raise PlanFileError(
-                f"the saved plan is evaluated at {_iso(saved.at)}, {_hours(age)} ago, more "
+                f"the saved plan is evaluated at {iso_utc(saved.at)}, {_hours(age)} ago, more "
                 f"than --max-plan-age {_hours(max_age)}; nothing was done. Run `smartvault "
                 "plan --out FILE` again and review it"
             )
@@ -220,7 +222,7 @@ class Engine:
             listed = "\n".join(f"  {line}" for line in differences)
             raise PlanFileError(
                 "the saved plan no longer matches the account; nothing was done. "
-                f"Planning again at {_iso(saved.at)} gives:\n{listed}\n"
+                f"Planning again at {iso_utc(saved.at)} gives:\n{listed}\n"
                 "Run `smartvault plan --out FILE` again and review the new plan."
             )
 
@@ -469,9 +471,7 @@ def run_scheduled(
 def summarise(policy: str, result: RunResult, regions: Sequence[str]) -> PolicyRunSummary:
     """What ``result`` did for one policy, in the shape notifications report it."""
     mine = [r for r in result.results if r.action.policy == policy]
-    done: dict[str, list[RecoveryPointResult]] = {
-        t: [] for t in ("create", "delete", "archive", "copy")
-    }
+    done: dict[str, list[RecoveryPointResult]] = {t: [] for t in ACTION_TYPES}
     failed: list[FailedItem] = []
     skipped: list[SkippedItem] = []
     for r in mine:
@@ -497,10 +497,6 @@ def summarise(policy: str, result: RunResult, regions: Sequence[str]) -> PolicyR
         skipped=tuple(skipped),
         stopped_early=result.stopped_early and bool(not_started),
     )
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _hours(delta: timedelta) -> str:

@@ -73,6 +73,7 @@ from smartvault.core.model import Plan
 from smartvault.core.model import RecoveryPointId
 from smartvault.core.model import read_recovery_point
 from smartvault.core.tagging import TAGS_PER_RESOURCE_MAX
+from smartvault.core.times import iso_utc
 from smartvault.errors import AuditError
 from smartvault.inventory import snapshot_from_api
 
@@ -330,7 +331,7 @@ class Executor:
     ) -> str:
         left = [sid for sid in record.snapshot_ids if sid in existing]
         gone = [sid for sid in record.snapshot_ids if sid not in existing]
-        when = f"{now:%Y-%m-%dT%H:%M:%SZ}"
+        when = iso_utc(now)
         details = {"resolved_by": self.run_id, "found_gone": ",".join(gone)}
         if left:
             outcome: Outcome = "failed"
@@ -508,7 +509,7 @@ class Executor:
                     action,
                     "skipped",
                     reason=f"another run is creating it: run {claim.run_id} holds its claim "
-                    f"until {claim.lease_until:%Y-%m-%dT%H:%M:%SZ}",
+                    f"until {iso_utc(claim.lease_until)}",
                 ),
             )
         existing = self._settle_existing(action, claim, found or [])
@@ -527,7 +528,7 @@ class Executor:
                         "skipped",
                         reason=f"created by run {claim.run_id} moments ago, but its snapshots "
                         f"are not listed yet; not created again before "
-                        f"{claim.lease_until:%Y-%m-%dT%H:%M:%SZ}",
+                        f"{iso_utc(claim.lease_until)}",
                     ),
                 )
             # Done, but its snapshots are gone: the slot may be taken again, by one run only.
@@ -1020,7 +1021,7 @@ class Executor:
                     action,
                     "skipped",
                     reason=f"another run is copying it: run {claim.run_id} holds its claim "
-                    f"{claim_id} until {claim.lease_until:%Y-%m-%dT%H:%M:%SZ}",
+                    f"{claim_id} until {iso_utc(claim.lease_until)}",
                 ),
             )
         if claim.status == "claimed":
@@ -1062,7 +1063,7 @@ class Executor:
                         "skipped",
                         reason=f"copied to {target} by run {claim.run_id} moments ago, but "
                         f"{', '.join(missing)} have no copy listed yet; not copied again before "
-                        f"{claim.lease_until:%Y-%m-%dT%H:%M:%SZ}",
+                        f"{iso_utc(claim.lease_until)}",
                     ),
                     details,
                 )

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import fields
-from datetime import UTC
 from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -33,6 +32,8 @@ from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
 from smartvault.core.model import PolicySlot
 from smartvault.core.model import Skipped
+from smartvault.core.times import format_time
+from smartvault.core.times import parse_time
 from smartvault.errors import PlanFileError
 
 if TYPE_CHECKING:
@@ -41,46 +42,11 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 
-#: the order of action types in the summary (and in every rendering)
-ACTION_TYPES = ("create", "delete", "archive", "copy")
 
 _SCHEMA_RESOURCE = ("schemas", "plan.schema.json")
 
 
 # --- datetimes ------------------------------------------------------------------
-
-
-def format_time(value: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``: ``2026-11-28T17:00:02Z``.
-
-    Sub-second digits appear only when non-zero: three for whole milliseconds (what
-    EC2 reports for ``StartTime``), six otherwise, so every aware datetime
-    survives a round trip exactly. A naive datetime is a bug and raises ``ValueError``.
-    """
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value!r} in a plan: plans hold aware UTC times")
-    utc = value.astimezone(UTC).replace(tzinfo=None)
-    if utc.microsecond == 0:
-        timespec = "seconds"
-    elif utc.microsecond % 1000 == 0:
-        timespec = "milliseconds"
-    else:
-        timespec = "microseconds"
-    return utc.isoformat(timespec=timespec) + "Z"
-
-
-def parse_time(text: str) -> datetime:
-    """The inverse of :func:`format_time`: an aware UTC datetime."""
-    problem = f"{text!r} is not a UTC time like 2026-11-28T17:00:02Z"
-    if not text.endswith("Z"):
-        raise ValueError(problem)
-    try:
-        parsed = datetime.fromisoformat(text[:-1])
-    except ValueError:
-        raise ValueError(problem) from None
-    if parsed.tzinfo is not None:
-        raise ValueError(problem)
-    return parsed.replace(tzinfo=UTC)
 
 
 def _optional_time(value: datetime | None) -> str | None:

@@ -11,11 +11,10 @@ from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
-from datetime import UTC
-from datetime import datetime
 from typing import Literal
 
 from smartvault import plan_json
+from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import Action
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
@@ -23,6 +22,7 @@ from smartvault.core.model import Kept
 from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
 from smartvault.core.model import Skipped
+from smartvault.core.times import iso_utc
 
 Format = Literal["text", "json", "markdown"]
 
@@ -38,11 +38,6 @@ _SIGNS = {"create": "+", "delete": "-", "archive": "~", "copy": "~"}
 _COLOURS = {"create": "32", "delete": "31", "archive": "33", "copy": "33"}
 _YELLOW = "33"
 _BOLD = "1"
-
-
-def _when(value: datetime) -> str:
-    """A time for people: UTC, to the second."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _count(n: int, singular: str, plural: str | None = None) -> str:
@@ -64,7 +59,7 @@ def _policy_detail(plan: Plan, name: str) -> str:
     """``policies/prod.yaml, slot 2026-11-28T02:00:00Z`` (or ``disabled``); '' if not loaded."""
     for p in plan.policies:
         if p.name == name:
-            slot = "disabled" if p.slot is None else f"slot {_when(p.slot)}"
+            slot = "disabled" if p.slot is None else f"slot {iso_utc(p.slot)}"
             return f"{p.file}, {slot}"
     return ""
 
@@ -95,7 +90,7 @@ def _action_target(action: Action) -> str:
     """What the action works on: volumes to snapshot, or snapshots (and where a copy goes)."""
     if isinstance(action, CreateAction):
         return _ids(action.volume_ids)
-    text = f"{_ids(action.snapshot_ids)} ({_when(action.created_at)})"
+    text = f"{_ids(action.snapshot_ids)} ({iso_utc(action.created_at)})"
     if isinstance(action, CopyAction):
         text += f" → {action.target_region}"
         if action.kms_key_id:
@@ -111,7 +106,7 @@ def summary_line(plan: Plan) -> str:
         if counts["skipped"]:
             line += f", {counts['skipped']:,} skipped"
         return line + "."
-    todo = ", ".join(f"{counts[t]:,} to {t}" for t in plan_json.ACTION_TYPES)
+    todo = ", ".join(f"{counts[t]:,} to {t}" for t in ACTION_TYPES)
     return f"Plan: {todo}; {counts['kept']:,} kept, {counts['skipped']:,} skipped."
 
 
@@ -139,8 +134,8 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
         return f"{where}{resource_id}  {recovery_point}"
 
     lines = [
-        paint(f"SmartVault plan for account {plan.account_id} at {_when(plan.at)}", _BOLD),
-        f"Regions: {', '.join(plan.regions) or 'none'}; generated {_when(plan.generated_at)}",
+        paint(f"SmartVault plan for account {plan.account_id} at {iso_utc(plan.at)}", _BOLD),
+        f"Regions: {', '.join(plan.regions) or 'none'}; generated {iso_utc(plan.generated_at)}",
     ]
     if plan.warnings:
         lines.append("")
@@ -166,7 +161,7 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
         if kept and verbose:
             lines.extend(
                 f"  = keep    {subject(k.region, k.resource_id, k.recovery_point)}  "
-                f"{_ids(k.snapshot_ids)} ({_when(k.created_at)}) — kept by {', '.join(k.kept_by)}"
+                f"{_ids(k.snapshot_ids)} ({iso_utc(k.created_at)}) — kept by {', '.join(k.kept_by)}"
                 for k in kept
             )
         elif kept:
@@ -184,7 +179,7 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
         lines.append(paint("Orphans (their policy is in no loaded file; never deleted):", _BOLD))
         lines.extend(
             f"  {o.policy}  {o.region}  {o.recovery_point}  "
-            f"{_ids(o.snapshot_ids)} ({_when(o.created_at)})"
+            f"{_ids(o.snapshot_ids)} ({iso_utc(o.created_at)})"
             for o in plan.orphans
         )
 
@@ -334,7 +329,7 @@ def _action_section(kind: str, actions: Sequence[Action], regioned: bool) -> _Se
         if isinstance(action, CreateAction):
             cells += [_ids(action.volume_ids), action.reason]
         else:
-            cells += [_ids(action.snapshot_ids), _when(action.created_at)]
+            cells += [_ids(action.snapshot_ids), iso_utc(action.created_at)]
             if isinstance(action, CopyAction):
                 kms = f" (KMS {action.kms_key_id})" if action.kms_key_id else ""
                 cells.append(action.target_region + kms)
@@ -353,7 +348,7 @@ def _kept_section(kept: Sequence[Kept], regioned: bool) -> _Section:
                 k.resource_id,
                 k.recovery_point,
                 _ids(k.snapshot_ids),
-                _when(k.created_at),
+                iso_utc(k.created_at),
                 ", ".join(k.kept_by),
             ]
         )
@@ -399,15 +394,11 @@ def _markdown_blocks(plan: Plan) -> tuple[list[_Block], list[_Block]]:
     regions = ", ".join(md_escape(r) for r in plan.regions) or "none"
     head: list[_Block] = [
         "## SmartVault plan\n\n",
-        f"Account {md_escape(plan.account_id)}, evaluated at {_when(plan.at)} "
-        f"in {regions} (generated {_when(plan.generated_at)}).\n\n",
+        f"Account {md_escape(plan.account_id)}, evaluated at {iso_utc(plan.at)} "
+        f"in {regions} (generated {iso_utc(plan.generated_at)}).\n\n",
         "| Create | Delete | Archive | Copy | Kept | Skipped |\n"
         "|---:|---:|---:|---:|---:|---:|\n"
-        "| "
-        + " | ".join(
-            f"{counts[k]:,}" for k in ("create", "delete", "archive", "copy", "kept", "skipped")
-        )
-        + " |\n\n",
+        "| " + " | ".join(f"{counts[k]:,}" for k in (*ACTION_TYPES, "kept", "skipped")) + " |\n\n",
         f"**{md_escape(summary_line(plan))}**\n\n",
     ]
     body: list[_Block] = []
@@ -428,7 +419,7 @@ def _markdown_blocks(plan: Plan) -> tuple[list[_Block], list[_Block]]:
         body.append(f"### Policy {md_escape(name)}\n\n")
         if detail:
             body.append(f"{_md_paragraph(detail)}\n\n")
-        for kind in plan_json.ACTION_TYPES:
+        for kind in ACTION_TYPES:
             of_kind = [a for a in actions if a.type == kind]
             if of_kind:
                 body.append(_action_section(kind, of_kind, regioned))
@@ -450,7 +441,7 @@ def _markdown_blocks(plan: Plan) -> tuple[list[_Block], list[_Block]]:
                     o.region,
                     o.recovery_point,
                     _ids(o.snapshot_ids),
-                    _when(o.created_at),
+                    iso_utc(o.created_at),
                 ]
             )
             for o in plan.orphans

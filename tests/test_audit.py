@@ -19,8 +19,8 @@ from moto import mock_aws
 from smartvault.audit import POLICY_INDEX
 from smartvault.audit import TABLE_DEFINITION
 from smartvault.audit import AuditLog
-from smartvault.audit import format_timestamp
 from smartvault.core.model import AuditRecord
+from smartvault.core.times import format_timestamp
 from smartvault.errors import AuditError
 
 TABLE = "smartvault-audit"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smartvault.core.model import RecoveryPointId
-from smartvault.core.model import parse_iso_utc
+from smartvault.core.times import parse_iso_utc
 from tests.factories import utc
 
 

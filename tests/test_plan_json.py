@@ -30,6 +30,8 @@ from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
 from smartvault.core.model import PolicySlot
 from smartvault.core.model import Skipped
+from smartvault.core.times import format_time
+from smartvault.core.times import parse_time
 from smartvault.errors import PlanFileError
 from tests.factories import ARCHIVE
 from tests.factories import COPY
@@ -353,19 +355,19 @@ class TestTimes:
     def test_times_are_written_in_utc_with_z_and_only_nonzero_fractions(
         self, value: datetime, text: str
     ) -> None:
-        assert plan_json.format_time(value) == text
-        assert plan_json.parse_time(text) == value
+        assert format_time(value) == text
+        assert parse_time(text) == value
 
     def test_a_naive_time_is_refused_as_a_bug(self) -> None:
         with pytest.raises(ValueError, match="naive"):
-            plan_json.format_time(datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
+            format_time(datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
 
     @pytest.mark.parametrize(
         "text", ["2026-11-28T17:00:02", "2026-13-01T00:00:00Z", "2026-11-28T17:00+01:00Z", "soon"]
     )
     def test_parse_time_rejects_what_is_not_a_utc_time(self, text: str) -> None:
         with pytest.raises(ValueError, match="is not a UTC time"):
-            plan_json.parse_time(text)
+            parse_time(text)
 
 
 # --- schema -------------------------------------------------------------------

@@ -44,9 +44,9 @@ from smartvault.core.model import Retention
 from smartvault.core.model import RetentionRule
 from smartvault.core.model import Schedule
 from smartvault.core.model import Snapshot
-from smartvault.core.model import iso_utc
 from smartvault.core.model import recovery_point_id
 from smartvault.core.planner import plan
+from smartvault.core.times import iso_utc
 from tests.factories import make_instance
 from tests.factories import make_policy
 from tests.factories import tag_filter

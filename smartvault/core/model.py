@@ -18,6 +18,9 @@ from datetime import timedelta
 from typing import ClassVar
 from typing import Literal
 
+from smartvault.core.times import iso_utc
+from smartvault.core.times import parse_iso_utc
+
 # --- tags SmartVault writes ---------------------------------
 
 TAG_CREATED_BY = "CreatedBy"
@@ -39,6 +42,9 @@ RESOURCE_TAGS_CUT = "smartvault:cut"
 TAG_VALUE_MAX = 256
 
 RECOVERY_POINT_SLOT_FORMAT = "%Y%m%dT%H%MZ"
+
+#: the plan's action types, in the one order every summary and rendering uses
+ACTION_TYPES = ("create", "delete", "archive", "copy")
 
 Tags = Mapping[str, str]
 ResourceType = Literal["instance", "volume"]
@@ -447,7 +453,7 @@ class Plan:
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = {"create": 0, "delete": 0, "archive": 0, "copy": 0}
+        counts = dict.fromkeys(ACTION_TYPES, 0)
         for action in self.actions:
             counts[action.type] += 1
         counts["kept"] = len(self.kept)
@@ -484,26 +490,7 @@ class AuditRecord:
     details: Mapping[str, str] = field(default_factory=dict)
 
 
-# --- recovery-point ids and times ---------------------------------------------
-
-
-def iso_utc(moment: datetime) -> str:
-    """``2026-11-28T03:00:00Z``: how SmartVault writes a time in tags and plans."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso_utc(text: str) -> datetime | None:
-    """An ISO 8601 time with a zone (``Z`` or an offset), as an aware UTC time; else None.
-
-    A time without a zone is refused: which instant it names is a guess.
-    """
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.astimezone(UTC)
+# --- recovery-point ids ---------------------------------------------
 
 
 # Exactly what SmartVault writes: a policy name (§2: never a "/"), a resource id

@@ -67,8 +67,8 @@ from smartvault.core.model import Skipped
 from smartvault.core.model import Snapshot
 from smartvault.core.model import TagFilter
 from smartvault.core.model import Volume
-from smartvault.core.model import iso_utc
 from smartvault.core.model import read_recovery_point
+from smartvault.core.times import iso_utc
 
 #: ``kept_by`` for points of a disabled policy, points not yet completed, and copies
 #: whose copy rule was removed from the policy

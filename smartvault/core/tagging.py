@@ -42,7 +42,7 @@ from smartvault.core.model import Instance
 from smartvault.core.model import Policy
 from smartvault.core.model import RecoveryPointId
 from smartvault.core.model import Volume
-from smartvault.core.model import iso_utc as iso_utc  # where callers have always found it
+from smartvault.core.times import iso_utc
 
 #: AWS caps a tag key at 128 characters and a resource at 50 tags.
 TAG_KEY_MAX = 128
