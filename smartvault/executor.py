@@ -71,6 +71,7 @@ from smartvault.core.model import DeleteAction
 from smartvault.core.model import Outcome
 from smartvault.core.model import Plan
 from smartvault.core.model import RecoveryPointId
+from smartvault.core.model import is_managed
 from smartvault.core.model import read_recovery_point
 from smartvault.core.tagging import TAGS_PER_RESOURCE_MAX
 from smartvault.core.times import iso_utc
@@ -1031,7 +1032,7 @@ class Executor:
         # Only after claiming: a copy a crashed or overlapping run made must be seen here.
         target_ec2 = self._ec2(target)
         try:
-            existing = self._copies_in(target_ec2, action.region, sources)
+            existing = self._copies_in(target_ec2, action, sources)
         except _Failed as exc:
             if claim.status == "claimed":
                 self._release(claim_id)
@@ -1139,7 +1140,7 @@ class Executor:
         ref, claim, taken_over = started
         if look_again or taken_over:
             try:
-                existing = self._copies_in(self._ec2(target), action.region, sources)
+                existing = self._copies_in(self._ec2(target), action, sources)
             except _Failed as exc:
                 self._release(claim_id)
                 return self._update(
@@ -1246,7 +1247,7 @@ class Executor:
     def _after_unknown_copy(self, action: CopyAction, sid: str, error: str) -> str:
         """After a server error or a lost connection: the copy may or may not exist."""
         try:
-            found = self._copies_in(self._ec2(action.target_region), action.region, [sid])
+            found = self._copies_in(self._ec2(action.target_region), action, [sid])
         except _Failed:
             found = {}
         live = sorted(c["SnapshotId"] for c in found.get(sid, []) if c.get("State") != "error")
@@ -1259,9 +1260,16 @@ class Executor:
         )
 
     def _copies_in(
-        self, ec2: EC2Client, source_region: str, source_ids: Sequence[str]
+        self, ec2: EC2Client, action: CopyAction, source_ids: Sequence[str]
     ) -> dict[str, list[SnapshotTypeDef]]:
-        """Our copies in the region of ``ec2`` of these source snapshots, by source id."""
+        """The copies of ``action``'s recovery point in the region of ``ec2``, by source id.
+
+        Found by their ``smartvault:source`` tag, then kept only when they are copies of
+        this recovery point as the planner reads them (managed, the recovery point's id,
+        every tag agreeing with it): a snapshot someone else tagged as the copy is not the
+        copy, so it can neither stop the real one nor be reported as it.
+        """
+        source_region = action.region
         prefix = f"{source_region}/"
         values = sorted({prefix + sid for sid in source_ids})
         found: dict[str, list[SnapshotTypeDef]] = {}
@@ -1271,7 +1279,7 @@ class Executor:
             ):
                 tags = _tag_map(snapshot.get("Tags", []))
                 source = tags.get(TAG_SOURCE, "")
-                if tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE and source.startswith(prefix):
+                if source.startswith(prefix) and _copy_of(snapshot, action):
                     found.setdefault(source[len(prefix) :], []).append(snapshot)
         return found
 
@@ -1523,7 +1531,7 @@ def _pairs(mapping: Mapping[str, str]) -> str:
 def _ours(snapshot: SnapshotTypeDef, action: DeleteAction | ArchiveAction | CopyAction) -> bool:
     tags = _tag_map(snapshot.get("Tags", []))
     return (
-        tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE
+        is_managed(tags)
         and tags.get(TAG_POLICY) == action.policy
         and tags.get(TAG_RECOVERY_POINT) == action.recovery_point
     )
@@ -1532,9 +1540,18 @@ def _ours(snapshot: SnapshotTypeDef, action: DeleteAction | ArchiveAction | Copy
 def _part_of(snapshot: SnapshotTypeDef, action: CreateAction) -> bool:
     """Whether ``snapshot`` is one of the originals of ``action``'s recovery point."""
     tags = _tag_map(snapshot.get("Tags", []))
-    if tags.get(TAG_CREATED_BY) != CREATED_BY_VALUE or TAG_SOURCE in tags:
+    if not is_managed(tags) or TAG_SOURCE in tags:
         return False
     found = read_recovery_point(snapshot_from_api(snapshot, action.region), action.resource_type)
+    return isinstance(found, RecoveryPointId) and str(found) == action.recovery_point
+
+
+def _copy_of(snapshot: SnapshotTypeDef, action: CopyAction) -> bool:
+    """Whether ``snapshot`` is a copy of ``action``'s recovery point (in its target region)."""
+    tags = _tag_map(snapshot.get("Tags", []))
+    if not is_managed(tags) or TAG_SOURCE not in tags:
+        return False
+    found = read_recovery_point(snapshot_from_api(snapshot, action.target_region), None)
     return isinstance(found, RecoveryPointId) and str(found) == action.recovery_point
 
 

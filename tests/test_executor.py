@@ -1514,3 +1514,37 @@ def test_overlapping_runs_with_lapsed_leases_never_make_a_recovery_point_twice(
         assert len(sources) == instances  # the final run copies the new ones too
         replan = w.plan(later)
         assert not [a for a in replan.actions if isinstance(a, CreateAction | CopyAction)]
+
+
+def test_a_squatter_claiming_to_be_the_copy_does_not_stop_the_real_copy(copy_world):
+    """A snapshot in the target region tagged as a copy of our source (CreatedBy and
+    smartvault:source) but not carrying the source's recovery point is not the copy: the
+    plan copies, and apply must copy rather than take it as "already copied"."""
+    w = copy_world
+    w.instance(volumes=1)
+    w.apply(DAY1)  # the recovery point to copy
+    [source] = w.snapshots()
+    volume = w.west.create_volume(AvailabilityZone=f"{WEST}a", Size=1)["VolumeId"]
+    squatter = w.west.create_snapshot(
+        VolumeId=volume,
+        TagSpecifications=[
+            {
+                "ResourceType": "snapshot",
+                "Tags": [
+                    {"Key": "CreatedBy", "Value": "SmartVault"},
+                    {"Key": "smartvault:policy", "Value": "nightly"},
+                    {"Key": "smartvault:source", "Value": f"{REGION}/{source['SnapshotId']}"},
+                ],
+            }
+        ],
+    )["SnapshotId"]
+    plan = w.plan(DAY1)
+    copy = copy_action(plan)
+
+    result = w.executor().apply(plan)
+
+    assert [r.outcome for r in result.results] == ["succeeded"]
+    assert squatter not in result.results[0].snapshot_ids
+    real = [c for c in w.copies() if c["SnapshotId"] != squatter]
+    assert len(real) == 1
+    assert tags_of(real[0])["smartvault:recovery-point"] == copy.recovery_point

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smartvault.core.model import RecoveryPointId
+from smartvault.core.model import is_managed
 from smartvault.core.times import parse_iso_utc
 from tests.factories import utc
 
@@ -55,3 +56,18 @@ def test_anything_smartvault_does_not_write_is_not_a_recovery_point_id(text: str
 )
 def test_iso_times_parse_to_utc_only_with_a_zone(text: str, expected) -> None:
     assert parse_iso_utc(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("tags", "managed"),
+    [
+        ({"CreatedBy": "SmartVault", "smartvault:policy": "nightly"}, True),
+        ({"CreatedBy": "SmartVault"}, False),
+        ({"CreatedBy": "SmartVault", "smartvault:policy": ""}, False),
+        ({"CreatedBy": "smartvault", "smartvault:policy": "nightly"}, False),
+        ({"smartvault:policy": "nightly"}, False),
+    ],
+    ids=["managed", "no-policy", "empty-policy", "other-case", "no-created-by"],
+)
+def test_a_snapshot_is_managed_only_with_both_of_smartvaults_tags(tags, managed):
+    assert is_managed(tags) is managed

@@ -43,6 +43,13 @@ TAG_VALUE_MAX = 256
 
 RECOVERY_POINT_SLOT_FORMAT = "%Y%m%dT%H%MZ"
 
+
+def is_managed(tags: Mapping[str, str]) -> bool:
+    """Made by SmartVault (``CreatedBy=SmartVault`` and a ``smartvault:policy``): the only
+    snapshots it may ever delete, archive, copy or tag."""
+    return tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE and bool(tags.get(TAG_POLICY))
+
+
 #: the plan's action types, in the one order every summary and rendering uses
 ACTION_TYPES = ("create", "delete", "archive", "copy")
 
@@ -289,7 +296,7 @@ class Snapshot:
     @property
     def managed(self) -> bool:
         """Made by SmartVault: the only snapshots it may ever delete, archive or copy."""
-        return self.tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE and bool(self.tags.get(TAG_POLICY))
+        return is_managed(self.tags)
 
     @property
     def policy(self) -> str | None:

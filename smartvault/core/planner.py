@@ -36,9 +36,7 @@ from zoneinfo import ZoneInfo
 from smartvault.core import retention as ret
 from smartvault.core import schedules
 from smartvault.core import tagging
-from smartvault.core.model import CREATED_BY_VALUE
 from smartvault.core.model import RESOURCE_TAGS_CUT
-from smartvault.core.model import TAG_CREATED_BY
 from smartvault.core.model import TAG_INSTANCE_ID
 from smartvault.core.model import TAG_POLICY
 from smartvault.core.model import TAG_RECOVERY_POINT
@@ -67,6 +65,7 @@ from smartvault.core.model import Skipped
 from smartvault.core.model import Snapshot
 from smartvault.core.model import TagFilter
 from smartvault.core.model import Volume
+from smartvault.core.model import is_managed
 from smartvault.core.model import read_recovery_point
 from smartvault.core.times import iso_utc
 
@@ -486,10 +485,10 @@ def _lineages(
     malformed: list[_Malformed] = []
     for snapshot in snapshots:
         tags = snapshot.tags
-        policy = tags.get(TAG_POLICY)
         # Defence in depth: the inventory should hold managed snapshots only.
-        if not policy or tags.get(TAG_CREATED_BY) != CREATED_BY_VALUE:
+        if not is_managed(tags):
             continue
+        policy = tags[TAG_POLICY]
         if snapshot.state in _IGNORED_STATES:
             continue
         rp = read_recovery_point(snapshot, kinds.get(policy))
