@@ -147,6 +147,7 @@ class AuditLog:
         clock: Callable[[], datetime],
         ttl_days: int = DEFAULT_AUDIT_TTL_DAYS,
         sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         if ttl_days < 1:
             raise ValueError("ttl_days must be at least 1")
@@ -155,6 +156,7 @@ class AuditLog:
         self._clock = clock
         self._ttl = timedelta(days=ttl_days)
         self._sleep = sleep
+        self._rng = rng or random.Random()  # jitter, not cryptography
         self._seq = itertools.count()
         self._seq_lock = threading.Lock()
 
@@ -700,7 +702,7 @@ class AuditLog:
             if not pending:
                 return
             if attempt + 1 < _BATCH_ATTEMPTS:
-                self._sleep(_backoff(attempt))
+                self._sleep(_backoff(attempt, self._rng))
         raise AuditError(
             f"{len(pending)} audit records could not be written to table {self.table_name} in "
             f"{self.region} after {_BATCH_ATTEMPTS} attempts (DynamoDB kept returning them as "
@@ -979,6 +981,6 @@ def _message(exc: ClientError | BotoCoreError) -> str:
     return str(exc)
 
 
-def _backoff(attempt: int) -> float:
+def _backoff(attempt: int, rng: random.Random) -> float:
     """Exponential backoff with full jitter: 0..(0.05 · 2^attempt) s, at most 5 s."""
-    return random.uniform(0, min(5.0, 0.05 * 2**attempt))  # jitter, not cryptography
+    return rng.uniform(0, min(5.0, 0.05 * 2**attempt))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -246,6 +247,39 @@ class TestRecords:
         assert attempts["n"] == 3
         assert len(sleeps) == 2
         assert len(audit.list(T0, T0)) == 5
+
+    def test_the_backoff_between_batch_retries_draws_from_the_injected_rng(self, ddb, clock):
+        """Same seed, same waits: no global random state in the audit log."""
+        runs: list[int] = []
+
+        def waits(seed: int) -> list[float]:
+            sleeps: list[float] = []
+            audit = AuditLog(ddb, TABLE, clock=clock, sleep=sleeps.append, rng=random.Random(seed))
+            audit.ensure_table()
+            sent: list = []
+
+            def remember(params, **_kwargs):
+                sent.append(params["RequestItems"][TABLE])
+
+            def bounce_once(parsed, **_kwargs):
+                if len(sent) == 1:  # written, but DynamoDB says "try these again"
+                    parsed["UnprocessedItems"] = {TABLE: sent[-1]}
+
+            events = ddb.meta.events
+            events.register("before-parameter-build.dynamodb.BatchWriteItem", remember)
+            events.register("after-call.dynamodb.BatchWriteItem", bounce_once)
+            try:
+                audit.record_many([make_record(resource_id=f"i-rng-{seed}-{len(runs)}")])
+            finally:
+                events.unregister("before-parameter-build.dynamodb.BatchWriteItem", remember)
+                events.unregister("after-call.dynamodb.BatchWriteItem", bounce_once)
+            runs.append(seed)
+            return sleeps
+
+        first, again = waits(7), waits(7)
+        assert len(first) == 1
+        assert first == again
+        assert 0 <= first[0] <= 0.05
 
     def test_record_many_gives_up_with_an_audit_error(self, ddb, clock):
         audit = AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None)
