@@ -30,16 +30,16 @@ from smartvault import files
 from smartvault import plan_json
 from smartvault import policy as policy_loader
 from smartvault import render
-from smartvault.aws import endpoint_url_problem
+from smartvault.aws.session import endpoint_url_problem
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import PolicySet
+from smartvault.core.report import ActionResult
 from smartvault.core.times import format_time
 from smartvault.errors import AuditError
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
 from smartvault.errors import PolicyError
 from smartvault.errors import SmartVaultError
-from smartvault.executor import ActionResult
 from smartvault.settings import DEFAULT_AUDIT_TABLE
 from smartvault.settings import Settings
 

@@ -24,31 +24,31 @@ from datetime import timedelta
 from typing import Any
 
 from smartvault import policy as policy_loader
-from smartvault.audit import AuditLog
-from smartvault.aws import AwsSession
+from smartvault.aws.audit import AuditLog
+from smartvault.aws.inventory import read_inventory
+from smartvault.aws.session import AwsSession
+from smartvault.aws.sns import publish
 from smartvault.core import planner
 from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
+from smartvault.core.report import ActionResult
+from smartvault.core.report import FailedItem
+from smartvault.core.report import PolicyRunSummary
+from smartvault.core.report import RecoveryPointResult
+from smartvault.core.report import RunResult
+from smartvault.core.report import SkippedItem
+from smartvault.core.report import compose
+from smartvault.core.report import should_notify
 from smartvault.core.times import iso_utc
 from smartvault.deadline import Deadline
 from smartvault.errors import AuditError
 from smartvault.errors import AwsError
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
-from smartvault.executor import ActionResult
 from smartvault.executor import Executor
-from smartvault.executor import RunResult
-from smartvault.inventory import read_inventory
 from smartvault.logs import JsonLog
-from smartvault.notify import FailedItem
-from smartvault.notify import PolicyRunSummary
-from smartvault.notify import RecoveryPointResult
-from smartvault.notify import SkippedItem
-from smartvault.notify import compose
-from smartvault.notify import publish
-from smartvault.notify import should_notify
 from smartvault.plan_json import compare_actions
 from smartvault.settings import Settings
 

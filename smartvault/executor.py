@@ -50,10 +50,16 @@ from typing import cast
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
-from smartvault.audit import AuditLog
-from smartvault.audit import AuditRecordRef
-from smartvault.audit import ClaimResult
-from smartvault.aws import DeadlineReached
+from smartvault.aws.audit import AuditLog
+from smartvault.aws.audit import AuditRecordRef
+from smartvault.aws.audit import ClaimResult
+from smartvault.aws.errors import THROTTLING_CODES
+from smartvault.aws.errors import DeadlineReached
+from smartvault.aws.errors import describe
+from smartvault.aws.errors import error_code
+from smartvault.aws.errors import http_status
+from smartvault.aws.inventory import snapshot_from_api
+from smartvault.aws.retry import Backoff
 from smartvault.core.model import CREATED_BY_VALUE
 from smartvault.core.model import TAG_CREATED_BY
 from smartvault.core.model import TAG_INSTANCE_ID
@@ -73,10 +79,11 @@ from smartvault.core.model import Plan
 from smartvault.core.model import RecoveryPointId
 from smartvault.core.model import is_managed
 from smartvault.core.model import read_recovery_point
+from smartvault.core.report import ActionResult
+from smartvault.core.report import RunResult
 from smartvault.core.tagging import TAGS_PER_RESOURCE_MAX
 from smartvault.core.times import iso_utc
 from smartvault.errors import AuditError
-from smartvault.inventory import snapshot_from_api
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -88,9 +95,6 @@ _LOG = logging.getLogger(__name__)
 
 #: Our own bound on retries of one call, on top of botocore's adaptive retry mode.
 MAX_ATTEMPTS: Final = 5
-THROTTLING_CODES: Final = frozenset(
-    {"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException"}
-)
 #: How many values one DescribeSnapshots filter takes (FilterLimitExceeded beyond).
 FILTER_VALUES_MAX: Final = 200
 #: EC2's mutating bucket refills at 5 calls/s per region and action; 4 workers keep a
@@ -110,53 +114,6 @@ _DESCRIPTION_MAX = 255
 _TIER_STATE_CODES: Final = frozenset({"IncorrectState"})
 #: EC2's answer when 20 copies into one region are already in flight.
 _COPY_LIMIT_CODES: Final = frozenset({"ResourceLimitExceeded"})
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    """What became of one action. ``audit_error``: the action's record is incomplete."""
-
-    action: Action
-    outcome: Outcome
-    snapshot_ids: tuple[str, ...] = ()
-    error: str = ""
-    reason: str = ""
-    audit_error: str = ""
-
-    @property
-    def needs_attention(self) -> bool:
-        return self.outcome == "failed" or bool(self.audit_error)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """Every action's result (in plan order) and the actions this run did not start."""
-
-    run_id: str
-    results: tuple[ActionResult, ...]
-    stopped_early: bool = False
-    not_started: tuple[Action, ...] = ()
-    #: why the run stopped early: asked to stop, or the audit log could not be written
-    stop_reason: str = ""
-    #: what became of records earlier runs left ``pending`` (closed, or why not checked)
-    notes: tuple[str, ...] = ()
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counts = {"succeeded": 0, "failed": 0, "skipped": 0}
-        for result in self.results:
-            counts[result.outcome] = counts.get(result.outcome, 0) + 1
-        counts["not_started"] = len(self.not_started)
-        return counts
-
-    @property
-    def failed(self) -> tuple[ActionResult, ...]:
-        """Failed actions, and actions whose audit record could not be completed."""
-        return tuple(r for r in self.results if r.needs_attention)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
 
 class _Failed(Exception):
@@ -222,7 +179,8 @@ class Executor:
         self._on_result = on_result
         self._max_workers = max_workers
         self._lease = claim_lease
-        self._rng = rng or random.Random()
+        #: full jitter up to 20 s: EC2 throttling eases within seconds
+        self._backoff = Backoff(1.0, 20.0, rng or random.Random())
         self._state = _RunState()
 
     # --- the run ------------------------------------------------------------------
@@ -717,12 +675,12 @@ class Executor:
                 )
                 return (single["SnapshotId"],)
             except ClientError as exc:
-                if _code(exc) in THROTTLING_CODES:
-                    last = _describe_error(exc)  # refused before anything was made: retry
-                elif _status(exc) >= 500:
-                    return self._after_unknown_create(action, _describe_error(exc))
+                if error_code(exc) in THROTTLING_CODES:
+                    last = describe(exc)  # refused before anything was made: retry
+                elif http_status(exc) >= 500:
+                    return self._after_unknown_create(action, describe(exc))
                 else:
-                    raise _Failed(f"not created: {_describe_error(exc)}", _code(exc)) from exc
+                    raise _Failed(f"not created: {describe(exc)}", error_code(exc)) from exc
             except DeadlineReached as exc:  # never sent: known not to exist
                 raise _Failed(f"not created: {exc}", "DeadlineReached") from exc
             except BotoCoreError as exc:
@@ -1227,12 +1185,12 @@ class Executor:
             try:
                 return ec2.copy_snapshot(**kwargs)["SnapshotId"]
             except ClientError as exc:
-                if _code(exc) in THROTTLING_CODES:
-                    last = _describe_error(exc)  # refused before anything was made: retry
-                elif _status(exc) >= 500:
-                    return self._after_unknown_copy(action, sid, _describe_error(exc))
+                if error_code(exc) in THROTTLING_CODES:
+                    last = describe(exc)  # refused before anything was made: retry
+                elif http_status(exc) >= 500:
+                    return self._after_unknown_copy(action, sid, describe(exc))
                 else:
-                    raise _Failed(f"{sid} not copied: {_describe_error(exc)}", _code(exc)) from exc
+                    raise _Failed(f"{sid} not copied: {describe(exc)}", error_code(exc)) from exc
             except DeadlineReached as exc:  # never sent: known not to exist
                 raise _Failed(f"{sid} not copied: {exc}", "DeadlineReached") from exc
             except BotoCoreError as exc:
@@ -1417,11 +1375,11 @@ class Executor:
             try:
                 return call()
             except ClientError as exc:
-                code = _code(exc)
-                retryable = code in THROTTLING_CODES or _status(exc) >= 500
+                code = error_code(exc)
+                retryable = code in THROTTLING_CODES or http_status(exc) >= 500
                 if not retryable or attempt + 1 == MAX_ATTEMPTS:
                     raise _Failed(
-                        f"could not {what}: {_describe_error(exc)}",
+                        f"could not {what}: {describe(exc)}",
                         code,
                         str(exc.response.get("Error", {}).get("Message") or code),
                     ) from exc
@@ -1434,10 +1392,6 @@ class Executor:
                     ) from exc
             self._sleep(self._backoff(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter: 0..min(20, 2^attempt) seconds."""
-        return self._rng.uniform(0, min(20.0, 2.0**attempt))
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -1562,21 +1516,6 @@ def _tag_map(tags: Iterable[TagTypeDef]) -> dict[str, str]:
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-
-
-def _describe_error(exc: ClientError) -> str:
-    message = exc.response.get("Error", {}).get("Message") or "no message"
-    status = _status(exc)
-    suffix = f" (HTTP {status})" if status >= 500 else ""
-    return f"{_code(exc)}: {message}{suffix}"
 
 
 def _with(result: ActionResult, **changes: Any) -> ActionResult:

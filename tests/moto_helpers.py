@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 if TYPE_CHECKING:
-    from smartvault.aws import AwsSession
+    from smartvault.aws.session import AwsSession
 
 ACCOUNT = "123456789012"
 

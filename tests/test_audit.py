@@ -17,9 +17,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from smartvault.audit import POLICY_INDEX
-from smartvault.audit import TABLE_DEFINITION
-from smartvault.audit import AuditLog
+from smartvault.aws.audit import POLICY_INDEX
+from smartvault.aws.audit import TABLE_DEFINITION
+from smartvault.aws.audit import AuditLog
 from smartvault.core.model import AuditRecord
 from smartvault.core.times import format_timestamp
 from smartvault.errors import AuditError
@@ -200,7 +200,7 @@ class TestRecords:
         assert stored.details == {"a": "1", "b": "2"}
 
     def test_update_outcome_of_a_record_that_does_not_exist_is_an_audit_error(self, log):
-        from smartvault.audit import AuditRecordRef
+        from smartvault.aws.audit import AuditRecordRef
 
         with pytest.raises(AuditError, match="update an audit record"):
             log.update_outcome(AuditRecordRef("DAY#2026-11-28", "nope"), "succeeded")
@@ -351,7 +351,7 @@ class TestList:
             Item={"pk": {"S": day}, "sk": {"S": no_time_sk}, "outcome": {"S": "pending"}},
         )
 
-        with caplog.at_level("WARNING", logger="smartvault.audit"):
+        with caplog.at_level("WARNING", logger="smartvault.aws.audit"):
             found = log.list(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
 
         assert [r.run_id for r in found] == ["run-1", "run-x"]

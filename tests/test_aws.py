@@ -11,10 +11,10 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from smartvault import __version__
-from smartvault.aws import AwsSession
-from smartvault.aws import translate_errors
+from smartvault.aws.errors import translate_errors
+from smartvault.aws.inventory import read_snapshots
+from smartvault.aws.session import AwsSession
 from smartvault.errors import AwsError
-from smartvault.inventory import read_snapshots
 from smartvault.settings import Settings
 from tests.moto_helpers import count_calls
 

@@ -548,7 +548,7 @@ def test_max_duration_stops_and_says_to_run_again_once(runner, ec2, policy_file,
 
 def test_progress_on_a_terminal_counts_against_the_total(capsys):
     from smartvault.cli import _Progress
-    from smartvault.executor import ActionResult
+    from smartvault.core.report import ActionResult
     from tests.factories import CREATE
 
     progress = _Progress(tty=True, total=3)
@@ -680,7 +680,7 @@ def test_apply_refuses_a_deeply_nested_plan_in_one_line(runner, ec2, policy_file
 def test_apply_says_what_became_of_a_delete_record_an_earlier_run_left_pending(
     runner, ec2, policy_file
 ):
-    from smartvault.audit import AuditLog
+    from smartvault.aws.audit import AuditLog
     from smartvault.core.model import AuditRecord
 
     launch(ec2, 1)

@@ -11,8 +11,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 import lambda_entry
-from smartvault.aws import AwsSession
-from smartvault.aws import DeadlineReached
+from smartvault.aws.errors import DeadlineReached
+from smartvault.aws.session import AwsSession
 from smartvault.deadline import Deadline
 from smartvault.engine import Engine
 from smartvault.settings import Settings

@@ -22,7 +22,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from smartvault.audit import AuditLog
+from smartvault.aws.audit import AuditLog
+from smartvault.aws.inventory import read_images
+from smartvault.aws.inventory import read_instances
+from smartvault.aws.inventory import read_snapshots
 from smartvault.core import planner
 from smartvault.core.model import TAG_RECOVERY_POINT
 from smartvault.core.model import ArchiveAction
@@ -35,11 +38,8 @@ from smartvault.core.model import Inventory
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
 from smartvault.core.model import Retention
+from smartvault.core.report import RunResult
 from smartvault.executor import Executor
-from smartvault.executor import RunResult
-from smartvault.inventory import read_images
-from smartvault.inventory import read_instances
-from smartvault.inventory import read_snapshots
 from tests.factories import make_policy
 from tests.moto_helpers import tags_of
 

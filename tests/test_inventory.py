@@ -15,18 +15,18 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from smartvault.aws import AwsSession
+from smartvault.aws.inventory import ResourceQuery
+from smartvault.aws.inventory import instance_queries
+from smartvault.aws.inventory import read_instances
+from smartvault.aws.inventory import read_inventory
+from smartvault.aws.inventory import read_snapshots
+from smartvault.aws.inventory import regions_to_read
+from smartvault.aws.inventory import volume_queries
+from smartvault.aws.session import AwsSession
 from smartvault.core.model import CopyRule
 from smartvault.core.model import PolicySet
 from smartvault.core.model import Selector
 from smartvault.errors import AwsError
-from smartvault.inventory import ResourceQuery
-from smartvault.inventory import instance_queries
-from smartvault.inventory import read_instances
-from smartvault.inventory import read_inventory
-from smartvault.inventory import read_snapshots
-from smartvault.inventory import regions_to_read
-from smartvault.inventory import volume_queries
 from tests.factories import make_policy
 from tests.factories import tag_filter
 from tests.moto_helpers import count_calls

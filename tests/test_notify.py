@@ -9,16 +9,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from smartvault.aws.sns import publish
 from smartvault.core.model import Notify
+from smartvault.core.report import BODY_MAX_BYTES
+from smartvault.core.report import FailedItem
+from smartvault.core.report import PolicyRunSummary
+from smartvault.core.report import RecoveryPointResult
+from smartvault.core.report import SkippedItem
+from smartvault.core.report import compose
+from smartvault.core.report import should_notify
 from smartvault.errors import AwsError
-from smartvault.notify import BODY_MAX_BYTES
-from smartvault.notify import FailedItem
-from smartvault.notify import PolicyRunSummary
-from smartvault.notify import RecoveryPointResult
-from smartvault.notify import SkippedItem
-from smartvault.notify import compose
-from smartvault.notify import publish
-from smartvault.notify import should_notify
 
 TOPIC_ACCOUNT = "123456789012"
 RP = "prod-nightly/i-0abc/20261128T0200Z"

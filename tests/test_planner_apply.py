@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from smartvault.audit import AuditLog
+from smartvault.aws.audit import AuditLog
 from smartvault.core.model import CreateAction
 from smartvault.core.model import DeleteAction
 from smartvault.core.model import PolicySet

@@ -42,6 +42,9 @@ from typing import cast
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
+from smartvault.aws.errors import aws_message
+from smartvault.aws.errors import error_code
+from smartvault.aws.retry import Backoff
 from smartvault.core.model import AuditAction
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import Outcome
@@ -156,7 +159,8 @@ class AuditLog:
         self._clock = clock
         self._ttl = timedelta(days=ttl_days)
         self._sleep = sleep
-        self._rng = rng or random.Random()  # jitter, not cryptography
+        #: short waits: DynamoDB hands back unprocessed items for partitions that ease quickly
+        self._backoff = Backoff(0.05, 5.0, rng or random.Random())
         self._seq = itertools.count()
         self._seq_lock = threading.Lock()
 
@@ -226,7 +230,7 @@ class AuditLog:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
+                if error_code(exc) != "ConditionalCheckFailedException":
                     raise self._error(f"write the {record.action} record", exc) from exc
                 # A botocore retry of a write that had landed, or (vanishingly rare) the
                 # same run id, time and sequence from another process: look before retrying.
@@ -433,7 +437,7 @@ class AuditLog:
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise self._error(f"close the pending record {ref.pk} {ref.sk}", exc) from exc
         except BotoCoreError as exc:
@@ -468,7 +472,7 @@ class AuditLog:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
+                if error_code(exc) != "ConditionalCheckFailedException":
                     raise self._error(f"claim recovery point {recovery_point}", exc) from exc
                 old: Item | None = cast("Item", exc.response.get("Item", {}))
                 if not old:
@@ -509,7 +513,7 @@ class AuditLog:
                 },
             )
         except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return None
             raise self._error(f"renew the claim on {claim.recovery_point}", exc) from exc
         except BotoCoreError as exc:
@@ -546,7 +550,7 @@ class AuditLog:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise self._error(f"take over recovery point {done.recovery_point}", exc) from exc
             old = cast("Item", exc.response.get("Item", {}))
             if not old:
@@ -573,7 +577,7 @@ class AuditLog:
                 },
             )
         except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 raise AuditError(
                     f"the claim on {recovery_point} in audit table {self.table_name} "
                     f"({self.region}) is no longer held by run {run_id} (its lease expired and "
@@ -616,7 +620,7 @@ class AuditLog:
                 **kwargs,
             )
         except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise self._error(f"release the claim on {recovery_point}", exc) from exc
         except BotoCoreError as exc:
@@ -702,7 +706,7 @@ class AuditLog:
             if not pending:
                 return
             if attempt + 1 < _BATCH_ATTEMPTS:
-                self._sleep(_backoff(attempt, self._rng))
+                self._sleep(self._backoff(attempt))
         raise AuditError(
             f"{len(pending)} audit records could not be written to table {self.table_name} in "
             f"{self.region} after {_BATCH_ATTEMPTS} attempts (DynamoDB kept returning them as "
@@ -730,7 +734,7 @@ class AuditLog:
                 self._client.describe_table(TableName=self.table_name)["Table"],
             )
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 return None
             raise self._error("describe the audit table", exc) from exc
         except BotoCoreError as exc:
@@ -826,7 +830,7 @@ class AuditLog:
             raise self._error(what, exc) from exc
 
     def _error(self, what: str, exc: ClientError | BotoCoreError) -> AuditError:
-        code = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
         if code == "ResourceNotFoundException":
             advice = "run `smartvault audit init` (or deploy the template), then run again"
         elif code in ("AccessDeniedException", "UnrecognizedClientException"):
@@ -841,7 +845,7 @@ class AuditLog:
             advice = "check the table, the region and your credentials, then run again"
         return AuditError(
             f"could not {what} in audit table {self.table_name} ({self.region}): "
-            f"{code}: {_message(exc)}. {advice}"
+            f"{code}: {aws_message(exc)}. {advice}"
         )
 
 
@@ -969,18 +973,3 @@ def _claim_from_item(recovery_point: str, item: Item) -> ClaimResult:
 
 def _epoch(moment: datetime) -> int:
     return int(as_utc(moment).timestamp())
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def _message(exc: ClientError | BotoCoreError) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Message") or "no message")
-    return str(exc)
-
-
-def _backoff(attempt: int, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: 0..(0.05 · 2^attempt) s, at most 5 s."""
-    return rng.uniform(0, min(5.0, 0.05 * 2**attempt))

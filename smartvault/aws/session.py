@@ -1,8 +1,9 @@
-"""The one place that owns boto3: sessions, clients, regions and readable errors.
+"""One boto3 session: clients (one per service and region), regions and the account id.
 
-Every other module gets its clients from :class:`AwsSession` and wraps each AWS
-call in :func:`translate_errors`, so no botocore exception ever reaches a person:
-they see one line that says which call failed, where, and what to do about it.
+Every other part of ``aws/`` gets its clients from :class:`AwsSession` and wraps each
+AWS call in :func:`~smartvault.aws.errors.translate_errors`, so no botocore exception
+ever reaches a person: they see one line that says which call failed, where, and what
+to do about it.
 
 This module is imported by the Lambda handler, so it imports only boto3 and
 botocore, and creates nothing at import time.
@@ -15,10 +16,8 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Iterable
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
@@ -26,10 +25,12 @@ from typing import cast
 from typing import overload
 
 import boto3
-import botocore.exceptions
 from botocore.config import Config
 
 from smartvault import __version__
+from smartvault.aws.errors import THROTTLING_CODES
+from smartvault.aws.errors import DeadlineReached
+from smartvault.aws.errors import translate_errors
 from smartvault.errors import AwsError
 
 if TYPE_CHECKING:
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 
     from smartvault.deadline import Deadline
     from smartvault.settings import Settings
-
-PERMISSIONS_DOC = "docs/permissions-and-errors.md"
 
 #: A well-formed region name (the policy language's rule); used only when talking to a simulator.
 REGION_NAME_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
@@ -57,142 +56,6 @@ DEFAULT_MAX_ATTEMPTS = 10
 
 #: The longest botocore waits before a retry (its backoff is capped at 20 s).
 _MAX_RETRY_SLEEP = 20.0
-
-_SERVICE_TITLES = {"ec2": "EC2", "sts": "STS", "dynamodb": "DynamoDB", "sns": "SNS"}
-
-_ACCESS_DENIED_CODES = frozenset(
-    {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "Forbidden"}
-)
-_BAD_CREDENTIALS_CODES = frozenset(
-    {
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "SignatureDoesNotMatch",
-        "IncompleteSignature",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "RequestExpired",
-    }
-)
-_THROTTLING_CODES = frozenset(
-    {"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException"}
-)
-
-
-class DeadlineReached(botocore.exceptions.BotoCoreError):
-    """A request not sent, or not retried, because it could not end before the run's
-    deadline (see :mod:`smartvault.deadline`). Nothing of it reached AWS."""
-
-    fmt = (
-        "{operation} not sent: {left:.1f} s left before the run's deadline, and a request "
-        "to {service} needs {needed:.1f} s; the next run does what is left"
-    )
-
-
-def _where(service: str, operation: str, region: str) -> str:
-    """``ec2:DescribeSnapshots in us-east-1``: the IAM action name, ready for a policy."""
-    action = f"{service}:{operation}" if operation else service
-    return f"{action} in {region}" if region else action
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _unreachable(service: str, region: str, url: str, what: str) -> AwsError:
-    title = _SERVICE_TITLES.get(service, service)
-    place = f" for {region}" if region else ""
-    target = f" ({url})" if url else ""
-    return AwsError(
-        f"could not reach the {title} endpoint{place}{target}: {what}; "
-        "check --endpoint-url, AWS_ENDPOINT_URL and the network"
-    )
-
-
-def _from_client_error(
-    exc: botocore.exceptions.ClientError, service: str, operation: str, region: str
-) -> AwsError:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", "Unknown"))
-    message = _one_line(str(error.get("Message", ""))) or "no message"
-    where = _where(service, operation, region)
-    if code in _ACCESS_DENIED_CODES:
-        return AwsError(
-            f"access denied calling {where}: the role needs that permission "
-            f"(see {PERMISSIONS_DOC}); AWS said: {message}"
-        )
-    if code == "AuthFailure":
-        # EC2 uses AuthFailure both for keys it cannot validate and for some refusals.
-        return AwsError(
-            f"AWS refused the credentials calling {where}: check the access keys are current "
-            f"and the role may call it (see {PERMISSIONS_DOC}); AWS said: {message}"
-        )
-    if code in _BAD_CREDENTIALS_CODES:
-        return AwsError(
-            f"the AWS credentials are invalid or expired ({code}) calling {where}: refresh them "
-            "(`aws sso login`, new session token) or pick others with --profile / AWS_PROFILE"
-        )
-    if code == "OptInRequired":
-        return AwsError(
-            f"region {region or '?'} is not enabled for this account ({where} failed): "
-            "enable it under Account > AWS Regions, or drop it from --region and the policies"
-        )
-    if code in _THROTTLING_CODES:
-        return AwsError(
-            f"AWS kept throttling {where} ({code}) through every retry: "
-            "another tool may be using the same API quota; run again later"
-        )
-    return AwsError(f"{where} failed: {code}: {message}")
-
-
-def _from_botocore_error(
-    exc: botocore.exceptions.BotoCoreError, service: str, operation: str, region: str
-) -> AwsError:
-    where = _where(service, operation, region)
-    kwargs: dict[str, Any] = getattr(exc, "kwargs", {})
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return AwsError(
-            f"no AWS credentials found calling {where}: set AWS_PROFILE, run `aws configure`, "
-            "or pass --profile"
-        )
-    if isinstance(exc, botocore.exceptions.PartialCredentialsError):
-        return AwsError(
-            f"incomplete AWS credentials in {kwargs.get('provider', '?')} "
-            f"(missing {kwargs.get('cred_var', '?')}) calling {where}: set AWS_PROFILE, "
-            "run `aws configure`, or pass --profile"
-        )
-    if isinstance(exc, botocore.exceptions.ProfileNotFound):
-        return AwsError(
-            f"AWS profile `{kwargs.get('profile', '?')}` not found: check --profile and "
-            "AWS_PROFILE against `aws configure list-profiles`"
-        )
-    if isinstance(exc, botocore.exceptions.SSOError | botocore.exceptions.TokenRetrievalError):
-        return AwsError(
-            f"the AWS SSO session could not be used calling {where}: run `aws sso login` "
-            "for this profile and try again"
-        )
-    if isinstance(exc, botocore.exceptions.CredentialRetrievalError):
-        return AwsError(
-            f"could not get AWS credentials from {kwargs.get('provider', '?')} calling {where}: "
-            f"{_one_line(str(kwargs.get('error_msg', exc)))}"
-        )
-    if isinstance(exc, DeadlineReached):
-        return AwsError(str(exc))
-    if isinstance(exc, botocore.exceptions.NoRegionError):
-        return AwsError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
-    if isinstance(exc, botocore.exceptions.SSLError):
-        return _unreachable(
-            service, region, str(kwargs.get("endpoint_url", "")), "TLS validation failed"
-        )
-    if isinstance(
-        exc, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError
-    ):
-        return _unreachable(service, region, str(kwargs.get("endpoint_url", "")), "timed out")
-    if isinstance(exc, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError):
-        return _unreachable(
-            service, region, str(kwargs.get("endpoint_url", "")), "connection failed"
-        )
-    return AwsError(f"{where} failed: {_one_line(str(exc))}")
 
 
 def _edit_distance(a: str, b: str) -> int:
@@ -247,22 +110,6 @@ def endpoint_url_problem(url: str) -> str | None:
     if any(char.isspace() for char in url):
         return "it must not contain spaces"
     return None
-
-
-@contextmanager
-def translate_errors(service: str, operation: str, region: str = "") -> Iterator[None]:
-    """Turn any botocore failure inside the block into one readable :class:`AwsError` line.
-
-    ``operation`` is the API name (``DescribeSnapshots``) so the message names the IAM
-    action to grant. Usable as ``with translate_errors(...):`` or as a decorator. The
-    botocore exception stays attached as ``__cause__`` for ``--verbose`` tracebacks.
-    """
-    try:
-        yield
-    except botocore.exceptions.ClientError as exc:
-        raise _from_client_error(exc, service, operation, region) from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise _from_botocore_error(exc, service, operation, region) from exc
 
 
 class AwsSession:
@@ -483,7 +330,7 @@ def _keep_inside(client: Any, service: str, deadline: Deadline, *, retries: bool
         status = response[0].status_code if response else 0
         code = (response[1].get("Error", {}).get("Code", "") if response else "") or ""
         failed = caught_exception is not None or status >= 500 or status == 429
-        if not (failed or code in _THROTTLING_CODES):
+        if not (failed or code in THROTTLING_CODES):
             return
         left = deadline.time_left()
         needed = deadline.needed(service) + _MAX_RETRY_SLEEP

@@ -27,7 +27,7 @@ from datetime import UTC
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from smartvault.aws import translate_errors
+from smartvault.aws.errors import translate_errors
 from smartvault.core.model import CREATED_BY_VALUE
 from smartvault.core.model import TAG_CREATED_BY
 from smartvault.core.model import TAG_SOURCE
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import TagTypeDef
     from mypy_boto3_ec2.type_defs import VolumeTypeDef
 
-    from smartvault.aws import AwsSession
+    from smartvault.aws.session import AwsSession
 
 #: The most a Describe* page may hold; fewer pages means fewer calls against the quota.
 PAGE_SIZE = 1000

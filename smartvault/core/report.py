@@ -1,23 +1,68 @@
-"""SNS notifications about one policy's run (a policy's ``notify`` block).
+"""What a run did, in the shapes people read: run results and notification text.
 
-``should_notify`` and ``compose`` are pure; ``publish`` is the only AWS call and
-raises :class:`~smartvault.errors.AwsError`. A notification that cannot be sent
-never fails the backups: the caller logs it and audits it as a ``notify`` action.
+Pure: :class:`RunResult` is what applying a plan returns; ``should_notify`` and
+``compose`` turn one policy's part of it into an SNS subject and body
+(:mod:`smartvault.aws.sns` sends them). A notification that cannot be sent never
+fails the backups: the caller logs it and audits it as a ``notify`` action.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from typing import NamedTuple
 
-from smartvault.aws import translate_errors
+from smartvault.core.model import Action
 from smartvault.core.model import Notify
-from smartvault.errors import AwsError
+from smartvault.core.model import Outcome
 
-if TYPE_CHECKING:
-    from mypy_boto3_sns import SNSClient
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What became of one action. ``audit_error``: the action's record is incomplete."""
+
+    action: Action
+    outcome: Outcome
+    snapshot_ids: tuple[str, ...] = ()
+    error: str = ""
+    reason: str = ""
+    audit_error: str = ""
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.outcome == "failed" or bool(self.audit_error)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Every action's result (in plan order) and the actions this run did not start."""
+
+    run_id: str
+    results: tuple[ActionResult, ...]
+    stopped_early: bool = False
+    not_started: tuple[Action, ...] = ()
+    #: why the run stopped early: asked to stop, or the audit log could not be written
+    stop_reason: str = ""
+    #: what became of records earlier runs left ``pending`` (closed, or why not checked)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {"succeeded": 0, "failed": 0, "skipped": 0}
+        for result in self.results:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        counts["not_started"] = len(self.not_started)
+        return counts
+
+    @property
+    def failed(self) -> tuple[ActionResult, ...]:
+        """Failed actions, and actions whose audit record could not be completed."""
+        return tuple(r for r in self.results if r.needs_attention)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
 
 #: SNS: a subject is under 100 characters, ASCII, no line breaks or control characters.
 SUBJECT_MAX = 99
@@ -105,19 +150,6 @@ def compose(summary: PolicyRunSummary) -> tuple[str, str]:
         if len(body.encode()) <= BODY_MAX_BYTES:
             return subject, body
     return subject, _cut_to_bytes(body, BODY_MAX_BYTES)
-
-
-def publish(sns_client: SNSClient, topic_arn: str, subject: str, body: str) -> None:
-    """Send one message to ``topic_arn``; raise ``AwsError`` saying why it was not sent."""
-    region = topic_arn.split(":")[3] if topic_arn.count(":") >= 5 else ""
-    try:
-        with translate_errors("sns", "Publish", region):
-            sns_client.publish(TopicArn=topic_arn, Subject=subject, Message=body)
-    except AwsError as exc:
-        raise AwsError(
-            f"notification to {topic_arn} not sent: {exc}; check the topic exists and the "
-            "role may sns:Publish to it"
-        ) from exc
 
 
 def _subject(summary: PolicyRunSummary) -> str:

@@ -1,0 +1,1 @@
+"""The one boto boundary: only this package imports boto3 or botocore."""
