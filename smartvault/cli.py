@@ -21,7 +21,6 @@ from typing import TypeVar
 from typing import cast
 
 import click
-from botocore.exceptions import ClientError
 
 from smartvault import __version__
 from smartvault import deploy as deploy_module
@@ -36,6 +35,7 @@ from smartvault.core.model import PolicySet
 from smartvault.core.report import ActionResult
 from smartvault.core.times import format_time
 from smartvault.errors import AuditError
+from smartvault.errors import AuditTableMissing
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
 from smartvault.errors import PolicyError
@@ -604,16 +604,11 @@ def audit_list(since: timedelta, policy: str | None, fmt: str) -> None:
     log = eng.audit_log()
     try:
         records = log.list(now - since, now, policy=policy)
-    except AuditError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, ClientError) and (
-            cause.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
-        ):
-            raise AuditError(
-                f"audit table {log.table_name} not found in {log.region}: pass the --audit-table "
-                "and --region it was created with, or create it with `smartvault audit init`"
-            ) from exc
-        raise
+    except AuditTableMissing as exc:
+        raise AuditError(
+            f"audit table {exc.table} not found in {exc.region}: pass the --audit-table "
+            "and --region it was created with, or create it with `smartvault audit init`"
+        ) from exc
     if fmt == "json":
         _echo(json.dumps([_record_to_json(r) for r in records], indent=2))
         return

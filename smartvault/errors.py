@@ -48,6 +48,15 @@ class AuditError(SmartVaultError):
     """The audit table cannot be read or written; nothing destructive is done without it."""
 
 
+class AuditTableMissing(AuditError):
+    """The audit table does not exist (in that region, under that name)."""
+
+    def __init__(self, message: str, *, table: str, region: str) -> None:
+        super().__init__(message)
+        self.table = table
+        self.region = region
+
+
 class PlanFileError(SmartVaultError):
     """A saved plan cannot be read, or no longer matches the account."""
 

@@ -52,6 +52,7 @@ from smartvault.core.times import as_utc
 from smartvault.core.times import format_timestamp
 from smartvault.core.times import parse_timestamp
 from smartvault.errors import AuditError
+from smartvault.errors import AuditTableMissing
 from smartvault.settings import DEFAULT_AUDIT_TTL_DAYS
 
 if TYPE_CHECKING:
@@ -843,10 +844,13 @@ class AuditLog:
             advice = "the table is being throttled; run again in a few minutes"
         else:
             advice = "check the table, the region and your credentials, then run again"
-        return AuditError(
+        message = (
             f"could not {what} in audit table {self.table_name} ({self.region}): "
             f"{code}: {aws_message(exc)}. {advice}"
         )
+        if code == "ResourceNotFoundException":
+            return AuditTableMissing(message, table=self.table_name, region=self.region)
+        return AuditError(message)
 
 
 # --- item <-> record ----------------------------------------------------------------
