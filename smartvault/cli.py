@@ -603,7 +603,7 @@ def audit_list(since: timedelta, policy: str | None, fmt: str) -> None:
     now = eng.now()
     log = eng.audit_log()
     try:
-        records = log.list(now - since, now, policy=policy)
+        records = log.records.query(now - since, now, policy=policy)
     except AuditTableMissing as exc:
         raise AuditError(
             f"audit table {exc.table} not found in {exc.region}: pass the --audit-table "

@@ -47,7 +47,8 @@ from smartvault.errors import AuditError
 from smartvault.errors import AwsError
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
-from smartvault.executor import Executor
+from smartvault.apply.run import Executor
+from smartvault.aws.ec2 import Ec2Snapshots
 from smartvault.logs import JsonLog
 from smartvault.plan_json import compare_actions
 from smartvault.settings import Settings
@@ -253,12 +254,11 @@ class Engine:
         """Carry out ``plan``, audit every action, then send the policies' notifications."""
         audit = self.audit_log()
         executor = Executor(
-            self.session.ec2_for_changes,
+            Ec2Snapshots(self.session.ec2_for_changes, sleep=self._sleep),
             audit,
             run_id=run_id or new_run_id(self._clock()),
             actor=actor,
             clock=self._clock,
-            sleep=self._sleep,
             should_stop=should_stop,
             on_result=on_result,
         )
@@ -302,7 +302,7 @@ class Engine:
                 actor=actor,
             )
             try:
-                audit.record(record)
+                audit.records.write(record)
             except AuditError as exc:  # the backups are done: say so, don't fail them
                 sent.append(NotifyResult(policy.name, topic, sent=outcome.sent, error=str(exc)))
         return tuple(sent)

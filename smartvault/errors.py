@@ -57,6 +57,30 @@ class AuditTableMissing(AuditError):
         self.region = region
 
 
+class Ec2CallFailed(SmartVaultError):
+    """One EC2 call of an action failed; its message says what and why.
+
+    ``code`` is AWS's error code (``InvalidSnapshot.InUse``) or the kind of local failure
+    (``DeadlineReached``), ``detail`` AWS's own message. Raised by :mod:`smartvault.aws.ec2`
+    so that applying a plan never handles a botocore exception itself.
+    """
+
+    def __init__(self, message: str, code: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.detail = detail or message
+
+
+class Ec2OutcomeUnknown(Ec2CallFailed):
+    """A create or copy whose answer was lost (a server error, a dropped connection):
+    EC2 may have done it. Such a call is never sent again in the same run."""
+
+
+class Ec2Throttled(Ec2CallFailed):
+    """EC2 kept throttling a call through every attempt: nothing was done."""
+
+
 class PlanFileError(SmartVaultError):
     """A saved plan cannot be read, or no longer matches the account."""
 

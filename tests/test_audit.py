@@ -17,9 +17,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from smartvault.aws.audit import POLICY_INDEX
-from smartvault.aws.audit import TABLE_DEFINITION
 from smartvault.aws.audit import AuditLog
+from smartvault.aws.audit.base import POLICY_INDEX
+from smartvault.aws.audit.table import TABLE_DEFINITION
 from smartvault.core.model import AuditRecord
 from smartvault.core.times import format_timestamp
 from smartvault.errors import AuditError
@@ -169,7 +169,7 @@ class TestTable:
 
 class TestRecords:
     def test_a_record_is_keyed_by_utc_day_and_sortable_time(self, log, ddb):
-        ref = log.record(make_record())
+        ref = log.records.write(make_record())
         assert ref.pk == "DAY#2026-11-28"
         assert ref.sk == "2026-11-28T17:00:02.123456Z#run-1#000000"
         item = ddb.get_item(TableName=TABLE, Key={"pk": {"S": ref.pk}, "sk": {"S": ref.sk}})["Item"]
@@ -179,36 +179,36 @@ class TestRecords:
 
     def test_a_record_in_another_time_zone_lands_on_its_utc_day(self, log):
         berlin_just_after_midnight = datetime.fromisoformat("2026-11-29T00:30:00+01:00")
-        ref = log.record(make_record(timestamp=berlin_just_after_midnight))
+        ref = log.records.write(make_record(timestamp=berlin_just_after_midnight))
         assert ref.pk == "DAY#2026-11-28"
         assert ref.sk.startswith("2026-11-28T23:30:00.000000Z#")
 
     def test_records_round_trip_through_list(self, log):
         record = make_record(details={"smartvault:devices": '{"vol-1":"/dev/xvda"}'})
-        log.record(record)
-        assert log.list(T0 - timedelta(hours=1), T0 + timedelta(hours=1)) == [record]
+        log.records.write(record)
+        assert log.records.query(T0 - timedelta(hours=1), T0 + timedelta(hours=1)) == [record]
 
     def test_update_outcome_sets_outcome_error_ids_and_merges_details(self, log):
-        ref = log.record(make_record(details={"a": "1"}))
-        log.update_outcome(
+        ref = log.records.write(make_record(details={"a": "1"}))
+        log.records.update_outcome(
             ref, "failed", error="InternalError", snapshot_ids=["snap-9"], details={"b": "2"}
         )
-        (stored,) = log.list(T0, T0)
+        (stored,) = log.records.query(T0, T0)
         assert stored.outcome == "failed"
         assert stored.error == "InternalError"
         assert stored.snapshot_ids == ("snap-9",)
         assert stored.details == {"a": "1", "b": "2"}
 
     def test_update_outcome_of_a_record_that_does_not_exist_is_an_audit_error(self, log):
-        from smartvault.aws.audit import AuditRecordRef
+        from smartvault.core.model import AuditRecordRef
 
         with pytest.raises(AuditError, match="update an audit record"):
-            log.update_outcome(AuditRecordRef("DAY#2026-11-28", "nope"), "succeeded")
+            log.records.update_outcome(AuditRecordRef("DAY#2026-11-28", "nope"), "succeeded")
 
     def test_a_failed_write_names_table_region_and_what_to_do(self, log, ddb):
         ddb.meta.events.register("before-call.dynamodb.PutItem", fail_with("AccessDeniedException"))
         with pytest.raises(AuditError) as info:
-            log.record(make_record())
+            log.records.write(make_record())
         message = str(info.value)
         assert "smartvault-audit (us-east-1)" in message
         assert "dynamodb:PutItem" in message
@@ -221,10 +221,10 @@ class TestRecords:
             lambda params, **_k: calls.append(len(params["RequestItems"][TABLE])),
         )
         records = [make_record(resource_id=f"i-{n:04d}") for n in range(60)]
-        refs = log.record_many(records)
+        refs = log.records.write_many(records)
         assert calls == [25, 25, 10]
         assert len(set(refs)) == 60
-        assert len(log.list(T0, T0)) == 60
+        assert len(log.records.query(T0, T0)) == 60
 
     def test_record_many_retries_unprocessed_items_with_backoff(self, ddb, clock):
         sleeps: list[float] = []
@@ -243,10 +243,10 @@ class TestRecords:
             lambda params, **_k: sent.append(params["RequestItems"][TABLE]),
         )
         ddb.meta.events.register("after-call.dynamodb.BatchWriteItem", bounce_some)
-        audit.record_many([make_record(resource_id=f"i-{n}") for n in range(5)])
+        audit.records.write_many([make_record(resource_id=f"i-{n}") for n in range(5)])
         assert attempts["n"] == 3
         assert len(sleeps) == 2
-        assert len(audit.list(T0, T0)) == 5
+        assert len(audit.records.query(T0, T0)) == 5
 
     def test_the_backoff_between_batch_retries_draws_from_the_injected_rng(self, ddb, clock):
         """Same seed, same waits: no global random state in the audit log."""
@@ -269,7 +269,7 @@ class TestRecords:
             events.register("before-parameter-build.dynamodb.BatchWriteItem", remember)
             events.register("after-call.dynamodb.BatchWriteItem", bounce_once)
             try:
-                audit.record_many([make_record(resource_id=f"i-rng-{seed}-{len(runs)}")])
+                audit.records.write_many([make_record(resource_id=f"i-rng-{seed}-{len(runs)}")])
             finally:
                 events.unregister("before-parameter-build.dynamodb.BatchWriteItem", remember)
                 events.unregister("after-call.dynamodb.BatchWriteItem", bounce_once)
@@ -296,7 +296,7 @@ class TestRecords:
         )
         ddb.meta.events.register("after-call.dynamodb.BatchWriteItem", bounce_all)
         with pytest.raises(AuditError, match="2 audit records could not be written"):
-            audit.record_many([make_record(), make_record()])
+            audit.records.write_many([make_record(), make_record()])
 
 
 class TestList:
@@ -304,12 +304,12 @@ class TestList:
         # Three days, two policies, and a claim that must never show up.
         for day in range(3):
             for policy in ("nightly", "weekly"):
-                log.record(make_record(timestamp=T0 - timedelta(days=day), policy=policy))
-        log.claim("nightly/i-0001/20261128T0300Z", "run-1", LEASE)
+                log.records.write(make_record(timestamp=T0 - timedelta(days=day), policy=policy))
+        log.claims.acquire("nightly/i-0001/20261128T0300Z", "run-1", LEASE)
 
     def test_list_returns_records_in_the_range_newest_first(self, log):
         self._fill(log)
-        found = log.list(T0 - timedelta(days=1, minutes=1), T0)
+        found = log.records.query(T0 - timedelta(days=1, minutes=1), T0)
         day_before = T0 - timedelta(days=1)
         assert [r.timestamp for r in found] == [T0, T0, day_before, day_before]
 
@@ -320,7 +320,7 @@ class TestList:
             "before-parameter-build.dynamodb.Query",
             lambda params, **_k: queries.append(params.get("IndexName", "table")),
         )
-        found = log.list(T0 - timedelta(days=7), T0, policy="nightly")
+        found = log.records.query(T0 - timedelta(days=7), T0, policy="nightly")
         assert [r.policy for r in found] == ["nightly"] * 3
         assert queries == [POLICY_INDEX]
         indexed = ddb.scan(TableName=TABLE, IndexName=POLICY_INDEX)["Items"]
@@ -329,7 +329,7 @@ class TestList:
     def test_one_malformed_item_never_makes_the_log_unreadable(self, log, ddb, caplog):
         """Items written by hand (or by a bug) are listed with what can be read, and the
         problem is named; one with no readable time at all is left out with a warning."""
-        log.record(make_record(timestamp=T0))
+        log.records.write(make_record(timestamp=T0))
         day = "DAY#" + T0.strftime("%Y-%m-%d")
         good_sk = format_timestamp(T0 - timedelta(minutes=5)) + "#run-x#000001"
         ddb.put_item(
@@ -352,7 +352,7 @@ class TestList:
         )
 
         with caplog.at_level("WARNING", logger="smartvault.aws.audit"):
-            found = log.list(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+            found = log.records.query(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
 
         assert [r.run_id for r in found] == ["run-1", "run-x"]
         odd = found[1]
@@ -367,23 +367,25 @@ class TestList:
         assert "left out" in warned
 
     def test_a_pending_record_is_closed_only_while_pending_and_its_run_may_still_finish(self, log):
-        ref = log.record(make_record(outcome="pending"))
-        [(found_ref, found)] = log.pending_deletes(T0 - timedelta(days=7), T0)
+        ref = log.records.write(make_record(outcome="pending"))
+        [(found_ref, found)] = log.records.pending_deletes(T0 - timedelta(days=7), T0)
         assert (found_ref, found.run_id) == (ref, "run-1")
-        assert log.close_pending(ref, "succeeded", details={"resolution": "found gone"})
-        assert log.pending_deletes(T0 - timedelta(days=7), T0) == []
+        assert log.records.close_pending(ref, "succeeded", details={"resolution": "found gone"})
+        assert log.records.pending_deletes(T0 - timedelta(days=7), T0) == []
         # A second close changes nothing; the run that wrote it may still record its outcome
         # (it knows best), and the note of the close stays.
-        assert not log.close_pending(ref, "failed", error="x", details={"resolution": "other"})
-        log.update_outcome(ref, "succeeded", details={"deleted": "snap-1,snap-2"})
-        [record] = log.list(T0 - timedelta(days=1), T0 + timedelta(days=1))
+        assert not log.records.close_pending(
+            ref, "failed", error="x", details={"resolution": "other"}
+        )
+        log.records.update_outcome(ref, "succeeded", details={"deleted": "snap-1,snap-2"})
+        [record] = log.records.query(T0 - timedelta(days=1), T0 + timedelta(days=1))
         assert (record.run_id, record.outcome) == ("run-1", "succeeded")
         assert record.details == {"resolution": "found gone", "deleted": "snap-1,snap-2"}
 
     def test_list_stops_at_the_limit(self, log):
         self._fill(log)
-        assert len(log.list(T0 - timedelta(days=7), T0, limit=3)) == 3
-        assert log.list(T0 - timedelta(days=7), T0, limit=0) == []
+        assert len(log.records.query(T0 - timedelta(days=7), T0, limit=3)) == 3
+        assert log.records.query(T0 - timedelta(days=7), T0, limit=0) == []
 
     def test_list_follows_pages(self, log, ddb):
         self._fill(log)
@@ -392,74 +394,74 @@ class TestList:
             params["Limit"] = 1
 
         ddb.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
-        assert len(log.list(T0 - timedelta(days=7), T0)) == 6
+        assert len(log.records.query(T0 - timedelta(days=7), T0)) == 6
 
     def test_list_includes_a_record_at_exactly_until(self, log):
-        log.record(make_record())
-        assert len(log.list(T0, T0)) == 1
-        assert log.list(T0 + timedelta(microseconds=1), T0 + timedelta(seconds=1)) == []
+        log.records.write(make_record())
+        assert len(log.records.query(T0, T0)) == 1
+        assert log.records.query(T0 + timedelta(microseconds=1), T0 + timedelta(seconds=1)) == []
 
 
 class TestClaims:
     RP = "nightly/i-0001/20261128T0300Z"
 
     def test_the_first_claim_wins_and_a_second_run_sees_it_held(self, log):
-        assert log.claim(self.RP, "run-1", LEASE).status == "claimed"
-        other = log.claim(self.RP, "run-2", LEASE)
+        assert log.claims.acquire(self.RP, "run-1", LEASE).status == "claimed"
+        other = log.claims.acquire(self.RP, "run-2", LEASE)
         assert other.status == "held"
         assert other.run_id == "run-1"
 
     def test_the_holder_may_renew_its_own_claim(self, log, clock):
-        log.claim(self.RP, "run-1", LEASE)
+        log.claims.acquire(self.RP, "run-1", LEASE)
         clock.advance(minutes=10)
-        renewed = log.claim(self.RP, "run-1", LEASE)
+        renewed = log.claims.acquire(self.RP, "run-1", LEASE)
         assert renewed.status == "claimed"
         assert renewed.lease_until == clock.now + LEASE
 
     def test_an_expired_lease_may_be_claimed_by_another_run(self, log, clock):
-        log.claim(self.RP, "run-1", LEASE)
+        log.claims.acquire(self.RP, "run-1", LEASE)
         clock.advance(minutes=16)
-        assert log.claim(self.RP, "run-2", LEASE).status == "claimed"
-        assert log.claim(self.RP, "run-1", LEASE).status == "held"
+        assert log.claims.acquire(self.RP, "run-2", LEASE).status == "claimed"
+        assert log.claims.acquire(self.RP, "run-1", LEASE).status == "held"
 
     def test_renewal_extends_only_this_runs_own_claim_even_past_its_lease(self, log, clock):
-        mine = log.claim(self.RP, "run-1", LEASE)
+        mine = log.claims.acquire(self.RP, "run-1", LEASE)
         clock.advance(minutes=20)  # lapsed, but nobody took it: still run-1's
-        renewed = log.renew_claim(mine, "run-1", LEASE)
+        renewed = log.claims.renew(mine, "run-1", LEASE)
         assert renewed is not None
         assert renewed.lease_until == clock.now + LEASE
-        stored = log.get_claim(self.RP).lease_until  # kept to the second
+        stored = log.claims.get(self.RP).lease_until  # kept to the second
         assert stored == (clock.now + LEASE).replace(microsecond=0)
 
     def test_renewal_never_lands_on_a_claim_another_run_took_and_left_expired(self, log, clock):
-        mine = log.claim(self.RP, "run-1", LEASE)
+        mine = log.claims.acquire(self.RP, "run-1", LEASE)
         clock.advance(minutes=16)
-        assert log.claim(self.RP, "run-2", LEASE).status == "claimed"  # then run-2 dies
+        assert log.claims.acquire(self.RP, "run-2", LEASE).status == "claimed"  # then run-2 dies
         clock.advance(minutes=16)
-        assert log.renew_claim(mine, "run-1", LEASE) is None
-        assert log.get_claim(self.RP).run_id == "run-2"
-        log.complete_claim(self.RP, "run-2", ["snap-1"])
-        assert log.renew_claim(mine, "run-1", LEASE) is None
-        log.release_claim(self.RP)
-        assert log.renew_claim(mine, "run-1", LEASE) is None
-        assert log.get_claim(self.RP) is None
+        assert log.claims.renew(mine, "run-1", LEASE) is None
+        assert log.claims.get(self.RP).run_id == "run-2"
+        log.claims.complete(self.RP, "run-2", ["snap-1"])
+        assert log.claims.renew(mine, "run-1", LEASE) is None
+        log.claims.release(self.RP)
+        assert log.claims.renew(mine, "run-1", LEASE) is None
+        assert log.claims.get(self.RP) is None
 
     def test_a_done_claim_is_never_claimed_again_even_after_its_lease(self, log, clock):
-        log.claim(self.RP, "run-1", LEASE)
-        log.complete_claim(self.RP, "run-1", ["snap-1", "snap-2"])
+        log.claims.acquire(self.RP, "run-1", LEASE)
+        log.claims.complete(self.RP, "run-1", ["snap-1", "snap-2"])
         clock.advance(days=1)
-        done = log.claim(self.RP, "run-2", LEASE)
+        done = log.claims.acquire(self.RP, "run-2", LEASE)
         assert done.status == "done"
         assert done.snapshot_ids == ("snap-1", "snap-2")
         assert done.run_id == "run-1"
 
     def test_only_one_run_takes_over_a_done_claim(self, log):
-        log.claim(self.RP, "run-1", LEASE)
-        log.complete_claim(self.RP, "run-1", ["snap-1"])
-        seen_by_2 = log.claim(self.RP, "run-2", LEASE)
-        seen_by_3 = log.claim(self.RP, "run-3", LEASE)
-        assert log.take_over_claim(seen_by_2, "run-2", LEASE).status == "claimed"
-        lost = log.take_over_claim(seen_by_3, "run-3", LEASE)
+        log.claims.acquire(self.RP, "run-1", LEASE)
+        log.claims.complete(self.RP, "run-1", ["snap-1"])
+        seen_by_2 = log.claims.acquire(self.RP, "run-2", LEASE)
+        seen_by_3 = log.claims.acquire(self.RP, "run-3", LEASE)
+        assert log.claims.take_over(seen_by_2, "run-2", LEASE).status == "claimed"
+        lost = log.claims.take_over(seen_by_3, "run-3", LEASE)
         assert lost.status == "held"
         assert lost.run_id == "run-2"
 
@@ -468,39 +470,39 @@ class TestClaims:
         # (a plain claim writes version 1 again) and completed it with new snapshots.
         # The claim then reads "done, version 1" again: run-3 must still lose, or it
         # creates the recovery point a second time.
-        log.claim(self.RP, "run-1", LEASE)
-        log.complete_claim(self.RP, "run-1", ["snap-1"])
+        log.claims.acquire(self.RP, "run-1", LEASE)
+        log.claims.complete(self.RP, "run-1", ["snap-1"])
         clock.advance(minutes=16)
-        seen_by_3 = log.claim(self.RP, "run-3", LEASE)
-        seen_by_2 = log.claim(self.RP, "run-2", LEASE)
-        assert log.take_over_claim(seen_by_2, "run-2", LEASE).status == "claimed"
+        seen_by_3 = log.claims.acquire(self.RP, "run-3", LEASE)
+        seen_by_2 = log.claims.acquire(self.RP, "run-2", LEASE)
+        assert log.claims.take_over(seen_by_2, "run-2", LEASE).status == "claimed"
         clock.advance(minutes=8)
-        assert log.claim(self.RP, "run-2", LEASE).status == "claimed"  # renewal
-        log.complete_claim(self.RP, "run-2", ["snap-2"])
+        assert log.claims.acquire(self.RP, "run-2", LEASE).status == "claimed"  # renewal
+        log.claims.complete(self.RP, "run-2", ["snap-2"])
 
-        lost = log.take_over_claim(seen_by_3, "run-3", LEASE)
+        lost = log.claims.take_over(seen_by_3, "run-3", LEASE)
 
         assert lost.status == "done"
         assert lost.run_id == "run-2"
         assert lost.snapshot_ids == ("snap-2",)
 
     def test_completing_a_claim_another_run_took_is_an_audit_error(self, log, clock):
-        log.claim(self.RP, "run-1", LEASE)
+        log.claims.acquire(self.RP, "run-1", LEASE)
         clock.advance(minutes=16)
-        log.claim(self.RP, "run-2", LEASE)
+        log.claims.acquire(self.RP, "run-2", LEASE)
         with pytest.raises(AuditError, match="no longer held by run run-1"):
-            log.complete_claim(self.RP, "run-1", ["snap-1"])
+            log.claims.complete(self.RP, "run-1", ["snap-1"])
 
     def test_release_is_conditional_on_the_holder_and_on_done(self, log):
-        log.claim(self.RP, "run-1", LEASE)
-        assert log.release_claim(self.RP, "run-2") is False
-        assert log.release_claim(self.RP, only_done=True) is False
-        assert log.release_claim(self.RP, "run-1") is True
-        assert log.get_claim(self.RP) is None
-        assert log.claim(self.RP, "run-2", LEASE).status == "claimed"
+        log.claims.acquire(self.RP, "run-1", LEASE)
+        assert log.claims.release(self.RP, "run-2") is False
+        assert log.claims.release(self.RP, only_done=True) is False
+        assert log.claims.release(self.RP, "run-1") is True
+        assert log.claims.get(self.RP) is None
+        assert log.claims.acquire(self.RP, "run-2", LEASE).status == "claimed"
 
     def test_a_claim_item_carries_no_policy_attribute(self, log, ddb):
-        log.claim(self.RP, "run-1", LEASE)
+        log.claims.acquire(self.RP, "run-1", LEASE)
         item = ddb.get_item(
             TableName=TABLE, Key={"pk": {"S": "CLAIM#" + self.RP}, "sk": {"S": "CLAIM"}}
         )["Item"]
@@ -537,6 +539,6 @@ def test_any_record_reads_back_exactly_as_written(log, reason, error, details, i
         details=details,
         snapshot_ids=tuple(ids),
     )
-    log.record(record)
-    assert [r for r in log.list(stamp, stamp) if r.run_id == run_id] == [record]
+    log.records.write(record)
+    assert [r for r in log.records.query(stamp, stamp) if r.run_id == run_id] == [record]
     assert format_timestamp(stamp).endswith(f".{microsecond:06d}Z")

@@ -687,7 +687,7 @@ def test_apply_says_what_became_of_a_delete_record_an_earlier_run_left_pending(
     run(runner, "audit", "init")
     then = datetime.now(UTC) - timedelta(hours=2)
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    AuditLog(dynamodb, "smartvault-audit", clock=lambda: then).record(
+    AuditLog(dynamodb, "smartvault-audit", clock=lambda: then).records.write(
         AuditRecord(
             run_id="run-killed",
             timestamp=then,

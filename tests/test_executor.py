@@ -22,7 +22,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from smartvault.apply.run import Executor
 from smartvault.aws.audit import AuditLog
+from smartvault.aws.ec2 import Ec2Snapshots
 from smartvault.aws.inventory import read_images
 from smartvault.aws.inventory import read_instances
 from smartvault.aws.inventory import read_snapshots
@@ -39,7 +41,6 @@ from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
 from smartvault.core.model import Retention
 from smartvault.core.report import RunResult
-from smartvault.executor import Executor
 from tests.factories import make_policy
 from tests.moto_helpers import tags_of
 
@@ -118,10 +119,10 @@ class World:
             "run_id": f"run-{next(self.runs)}",
             "actor": "tester",
             "clock": self.clock,
-            "sleep": lambda _s: None,
         }
+        sleep = overrides.pop("sleep", lambda _s: None)
         kwargs.update(overrides)
-        return Executor(self.client_for, self.audit, **kwargs)
+        return Executor(Ec2Snapshots(self.client_for, sleep=sleep), self.audit, **kwargs)
 
     def client_for(self, region: str):
         return self.ec2
@@ -142,7 +143,7 @@ class World:
 
     def records(self, **filters):
         # Every clock in these tests lies between DAY1 and LATER (one Query per day).
-        everything = self.audit.list(DAY1 - timedelta(days=1), LATER + timedelta(days=1))
+        everything = self.audit.records.query(DAY1 - timedelta(days=1), LATER + timedelta(days=1))
         return [r for r in everything if all(getattr(r, k) == v for k, v in filters.items())]
 
 
@@ -218,7 +219,7 @@ def test_first_apply_creates_one_recovery_point_per_instance_with_every_tag(worl
         (record,) = world.records(recovery_point=action.recovery_point)
         assert (record.action, record.outcome) == ("create", "succeeded")
         assert sorted(record.snapshot_ids) == sorted(made)
-        assert world.audit.get_claim(action.recovery_point).status == "done"
+        assert world.audit.claims.get(action.recovery_point).status == "done"
 
 
 def test_the_same_plan_applied_twice_creates_nothing_the_second_time(world):
@@ -281,7 +282,7 @@ def test_a_recovery_point_another_live_run_is_creating_is_skipped(world):
     world.instance()
     plan = world.plan(DAY1)
     (action,) = plan.actions
-    world.audit.claim(action.recovery_point, "run-elsewhere", timedelta(minutes=15))
+    world.audit.claims.acquire(action.recovery_point, "run-elsewhere", timedelta(minutes=15))
 
     result = world.executor().apply(plan)
 
@@ -303,7 +304,7 @@ def test_a_done_claim_whose_snapshots_are_gone_is_taken_over_and_created_again(w
 
     assert [r.outcome for r in result.results] == ["succeeded"]
     assert len(world.snapshots()) == 1
-    assert world.audit.get_claim(plan.actions[0].recovery_point).version == 2
+    assert world.audit.claims.get(plan.actions[0].recovery_point).version == 2
 
 
 def lagging_snapshot_listing(world) -> dict[str, bool]:
@@ -793,7 +794,7 @@ def test_copy_makes_tagged_copies_in_the_target_region_once(copy_world):
     assert record.outcome == "succeeded"
     assert record.details["target_region"] == WEST
     assert len(record.details["copies"].split(",")) == 2
-    claim = w.audit.get_claim(f"{copy.recovery_point}@{WEST}")
+    claim = w.audit.claims.get(f"{copy.recovery_point}@{WEST}")
     assert claim is not None
     assert claim.status == "done"
 
@@ -977,12 +978,11 @@ def killed_run(world, run_id: str, dies_after: str, **regions) -> Executor:
     for client in ec2.values():
         on(client, f"after-call.ec2.{dies_after}", die)
     return Executor(
-        lambda region: ec2[region],
+        Ec2Snapshots(lambda region: ec2[region], sleep=lambda _s: None),
         AuditLog(ddb, TABLE, clock=world.clock, sleep=lambda _s: None),
         run_id=run_id,
         actor="tester",
         clock=world.clock,
-        sleep=lambda _s: None,
         claim_lease=SHORT_LEASE,
     )
 
@@ -1014,7 +1014,7 @@ def test_a_run_whose_lease_lapsed_never_creates_over_a_dead_runs_snapshots(world
     assert len(points[second.recovery_point]) == 1, points
     assert [r.outcome for r in result.results] == ["succeeded", "skipped"]
     assert "already exists" in result.results[1].reason
-    claim = world.audit.get_claim(second.recovery_point)
+    claim = world.audit.claims.get(second.recovery_point)
     assert claim is not None
     assert (claim.status, claim.snapshot_ids) == ("done", tuple(points[second.recovery_point]))
     assert not [r for r in world.records(run_id="run-1") if r.outcome == "pending"]
@@ -1053,7 +1053,7 @@ def test_a_copy_whose_lease_lapsed_never_copies_over_a_dead_runs_copy(copy_world
     assert len(w.copies()) == 1, w.copies()
     assert [r.outcome for r in result.results] == ["skipped"]
     assert "already copied" in result.results[0].reason
-    claim = w.audit.get_claim(f"{copy.recovery_point}@{WEST}")
+    claim = w.audit.claims.get(f"{copy.recovery_point}@{WEST}")
     assert claim is not None
     assert claim.status == "done"
 
@@ -1329,12 +1329,11 @@ def test_every_delete_that_reaches_ec2_has_its_audit_record_written_first(sizes,
         on(ec2, "before-parameter-build.ec2.DeleteSnapshot", delete_called)
 
         executor = Executor(
-            lambda _r: ec2,
+            Ec2Snapshots(lambda _r: ec2, sleep=lambda _s: None),
             audit,
             run_id="run-p",
             actor="t",
             clock=clock,
-            sleep=lambda _s: None,
             max_workers=workers,
         )
         result = executor.apply(Plan(DAY1, DAY1, ACCOUNT, (REGION,), actions=tuple(actions)))
@@ -1350,7 +1349,7 @@ def test_every_delete_that_reaches_ec2_has_its_audit_record_written_first(sizes,
         }
         stored = {
             s
-            for r in audit.list(DAY1 - timedelta(days=1), DAY1 + timedelta(days=1))
+            for r in audit.records.query(DAY1 - timedelta(days=1), DAY1 + timedelta(days=1))
             for s in r.snapshot_ids
         }
         for action in actions:
@@ -1401,12 +1400,11 @@ def _overlapping_run(w: CopyWorld, run_id: str, dies_after: int | None) -> Execu
         on(client, "after-call", after)
         on(client, "before-call", before)
     return Executor(
-        lambda region: ec2[region],
+        Ec2Snapshots(lambda region: ec2[region], sleep=lambda _s: None),
         AuditLog(ddb, TABLE, clock=w.clock, sleep=lambda _s: None),
         run_id=run_id,
         actor="tester",
         clock=w.clock,
-        sleep=lambda _s: None,
         claim_lease=SHORT_LEASE,
     )
 

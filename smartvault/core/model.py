@@ -497,6 +497,34 @@ class AuditRecord:
     details: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class AuditRecordRef:
+    """The key of one audit record, to update its outcome later."""
+
+    pk: str
+    sk: str
+
+
+ClaimStatus = Literal["claimed", "held", "done"]
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """What claiming a recovery point (or a copy of one) found.
+
+    ``claimed``: this run now holds it until ``lease_until``. ``held``: another run
+    (``run_id``) holds a live lease. ``done``: run ``run_id`` completed it with
+    ``snapshot_ids``. ``version`` guards a take-over.
+    """
+
+    status: ClaimStatus
+    recovery_point: str
+    run_id: str
+    lease_until: datetime
+    snapshot_ids: tuple[str, ...] = ()
+    version: int = 0
+
+
 # --- recovery-point ids ---------------------------------------------
 
 

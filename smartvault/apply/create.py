@@ -1,0 +1,293 @@
+"""The create step: claim, then look, then create, with every tag set at creation.
+
+The look must come after the claim (or a crashed run's snapshot could be missed), and one
+look per chunk of 200 creates keeps the DescribeSnapshots calls few and inside the
+filter's value limit. CreateSnapshots has no idempotency token: it is sent once (again
+only after throttling), and a lost answer keeps the claim for its lease so that no run
+creates the recovery point again before its snapshots show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+from typing import Final
+
+from smartvault.apply.claims import Verdict
+from smartvault.apply.step import RunContext
+from smartvault.core.model import CREATED_BY_VALUE
+from smartvault.core.model import TAG_CREATED_BY
+from smartvault.core.model import TAG_POLICY
+from smartvault.core.model import TAG_RECOVERY_POINT
+from smartvault.core.model import TAG_SOURCE
+from smartvault.core.model import ClaimResult
+from smartvault.core.model import CreateAction
+from smartvault.core.model import RecoveryPointId
+from smartvault.core.model import Snapshot
+from smartvault.core.model import is_managed
+from smartvault.core.model import read_recovery_point
+from smartvault.core.report import ActionResult
+from smartvault.core.times import iso_utc
+from smartvault.errors import AuditError
+from smartvault.errors import Ec2CallFailed
+from smartvault.errors import Ec2OutcomeUnknown
+from smartvault.errors import Ec2Throttled
+
+#: Creates claimed and looked up together: DescribeSnapshots takes 200 filter values.
+CHUNK: Final = 200
+
+
+@dataclass
+class Claimed:
+    """A chunk after its claims and its one look in EC2."""
+
+    claims: dict[int, ClaimResult] = field(default_factory=dict)
+    found: dict[str, list[Snapshot]] = field(default_factory=dict)
+    look_error: str = ""
+
+
+class CreateStep:
+    """Makes the recovery points that are due, each at most once."""
+
+    workers = 1
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+
+    def batches(
+        self, items: Sequence[tuple[int, CreateAction]]
+    ) -> Iterator[Sequence[tuple[int, CreateAction]]]:
+        by_region: dict[str, list[tuple[int, CreateAction]]] = {}
+        for index, action in items:
+            by_region.setdefault(action.region, []).append((index, action))
+        for region_items in by_region.values():
+            for start in range(0, len(region_items), CHUNK):
+                yield region_items[start : start + CHUNK]
+
+    def prepare(self, batch: Sequence[tuple[int, CreateAction]]) -> Claimed:
+        ctx = self._ctx
+        claimed = Claimed()
+        for index, action in batch:
+            if ctx.ledger.stopping():
+                break
+            try:
+                claimed.claims[index] = ctx.claims.acquire(action.recovery_point)
+            except AuditError as exc:
+                ctx.ledger.finish(
+                    index, ActionResult(action, "failed", error=f"not created: {exc}")
+                )
+                break
+        try:
+            claimed.found = self._find([a for i, a in batch if i in claimed.claims])
+        except Ec2CallFailed as exc:
+            claimed.look_error = str(exc)
+        return claimed
+
+    def run(self, index: int, action: CreateAction, prepared: Claimed) -> ActionResult | None:
+        claim = prepared.claims.get(index)
+        if claim is None:
+            return None
+        if prepared.look_error:
+            self._ctx.claims.release(action.recovery_point)
+            return self._ctx.trail.final(
+                action,
+                ActionResult(action, "failed", error=f"not created: {prepared.look_error}"),
+            )
+        return self._create_one(action, claim, prepared.found.get(action.recovery_point, []))
+
+    def _create_one(
+        self, action: CreateAction, claim: ClaimResult, found: list[Snapshot]
+    ) -> ActionResult:
+        ctx = self._ctx
+        if ctx.claims.verdict(claim) is Verdict.HELD:
+            return ctx.trail.final(
+                action,
+                ActionResult(
+                    action,
+                    "skipped",
+                    reason=f"another run is creating it: run {claim.run_id} holds its claim "
+                    f"until {iso_utc(claim.lease_until)}",
+                ),
+            )
+        existing = self._settle_existing(action, claim, found)
+        if existing is not None:
+            return existing if existing.audit_error else ctx.trail.final(action, existing)
+        verdict = ctx.claims.verdict(claim)
+        if verdict is Verdict.RECENT:
+            return ctx.trail.final(
+                action,
+                ActionResult(
+                    action,
+                    "skipped",
+                    reason=f"created by run {claim.run_id} moments ago, but its snapshots "
+                    f"are not listed yet; not created again before "
+                    f"{iso_utc(claim.lease_until)}",
+                ),
+            )
+        if verdict is Verdict.TAKE_OVER:
+            taken = ctx.claims.take_over(action, claim, "not created")
+            if isinstance(taken, ActionResult):
+                return taken
+            return self._create(action, taken, look_again=True)
+        return self._create(action, claim)
+
+    def _settle_existing(
+        self, action: CreateAction, claim: ClaimResult, snapshots: Sequence[Snapshot]
+    ) -> ActionResult | None:
+        """The result when snapshots of the recovery point exist already (the claim completed
+        or handed back as fits), still to be recorded; None when there are none."""
+        rp = action.recovery_point
+        errored = sorted(s.snapshot_id for s in snapshots if s.state == "error")
+        live = tuple(sorted(s.snapshot_id for s in snapshots if s.state != "error"))
+        if errored:
+            # A failed recovery point: its policy deletes it (and that delete releases
+            # the claim); creating beside it would mix good and failed snapshots under
+            # one recovery point id.
+            self._ctx.claims.release(rp)
+            return ActionResult(
+                action,
+                "skipped",
+                snapshot_ids=tuple(errored),
+                reason=f"its snapshots {', '.join(errored)} are in state error; the slot "
+                "is tried again once its policy has deleted them",
+            )
+        if not live:
+            return None
+        if claim.status != "claimed":
+            return ActionResult(
+                action, "skipped", live, reason=f"already created by run {claim.run_id}"
+            )
+        reason = f"already exists: {', '.join(live)} (made by an earlier run that did not finish)"
+        try:
+            self._ctx.claims.complete(rp, live)
+        except AuditError as exc:
+            self._ctx.trail.halt(exc)
+            return ActionResult(action, "skipped", live, reason=reason, audit_error=str(exc))
+        return ActionResult(action, "skipped", live, reason=reason)
+
+    def _create(
+        self, action: CreateAction, claim: ClaimResult, *, look_again: bool = False
+    ) -> ActionResult:
+        """Create the claimed recovery point. ``look_again``: the claim was taken over after
+        the chunk's look-up, so that look-up may miss what another run made."""
+        ctx = self._ctx
+        rp = action.recovery_point
+        pending = ctx.trail.record_of(action, "pending", details=dict(action.full_tag_values))
+        started = ctx.claims.start(action, claim, pending, "not created")
+        if isinstance(started, ActionResult):
+            return started
+        ref, claim, taken_over = started
+        if look_again or taken_over:
+            try:
+                found = self._find([action])
+            except Ec2CallFailed as exc:
+                ctx.claims.release(rp)
+                return ctx.trail.update(
+                    ref, ActionResult(action, "failed", error=f"not created: {exc}")
+                )
+            existing = self._settle_existing(action, claim, found.get(rp, []))
+            if existing is not None:
+                return ctx.trail.update(ref, existing)
+        try:
+            snapshot_ids = self._call_create(action)
+        except Ec2OutcomeUnknown as exc:
+            # EC2 may have made it without listing it yet: keep the claim for its lease
+            # (never hand it back at the end of the run either), so no run creates it
+            # again before the snapshot shows; the run after the lease finds it by its tag.
+            ctx.claims.keep(rp)
+            return ctx.trail.update(ref, ActionResult(action, "failed", error=str(exc)))
+        except Ec2CallFailed as exc:
+            ctx.claims.release(rp)  # refused: nothing was made
+            return ctx.trail.update(ref, ActionResult(action, "failed", error=str(exc)))
+        result = ctx.trail.update(ref, ActionResult(action, "succeeded", snapshot_ids))
+        try:
+            ctx.claims.complete(rp, snapshot_ids)
+        except AuditError as exc:
+            # The snapshots exist and carry the recovery point tag: later runs find them.
+            ctx.trail.halt(exc)
+            return replace(result, audit_error=result.audit_error or str(exc))
+        return result
+
+    def _call_create(self, action: CreateAction) -> tuple[str, ...]:
+        """One CreateSnapshots (CreateSnapshot for a volume); raises Ec2CallFailed with the
+        action's message, Ec2OutcomeUnknown when EC2 may have made it unseen."""
+        ec2 = self._ctx.ec2
+        tags = create_tags(action)
+        description = f"SmartVault {action.recovery_point} ({action.policy}, {action.resource_id})"
+        try:
+            if action.resource_type == "instance":
+                return ec2.create_snapshots(
+                    action.region,
+                    action.resource_id,
+                    exclude_boot_volume=action.exclude_boot_volume,
+                    description=description,
+                    tags=tags,
+                )
+            return ec2.create_snapshot(
+                action.region, action.resource_id, description=description, tags=tags
+            )
+        except Ec2OutcomeUnknown as exc:
+            return self._after_unknown(action, exc.message)
+        except Ec2Throttled as exc:
+            raise Ec2CallFailed(f"not created: {exc}; the next run tries again") from exc
+        except Ec2CallFailed as exc:
+            raise Ec2CallFailed(f"not created: {exc}", exc.code) from exc
+
+    def _after_unknown(self, action: CreateAction, error: str) -> tuple[str, ...]:
+        """After a server error or a lost connection: the snapshot may or may not exist.
+
+        It is never asked for again in this run; a snapshot EC2 did make is found by its
+        recovery point tag (now, or by the next run, which claims the slot and looks before
+        creating).
+        """
+        try:
+            found = self._find([action]).get(action.recovery_point, [])
+        except Ec2CallFailed:
+            found = []
+        live = tuple(sorted(s.snapshot_id for s in found if s.state != "error"))
+        if live:
+            return live
+        raise Ec2OutcomeUnknown(
+            f"not created: {error}. EC2 may still have made it; it is not asked again in this "
+            "run (CreateSnapshots has no idempotency token). Its claim is kept for its lease; "
+            "a run after that finds it by its recovery point tag, or creates it"
+        )
+
+    def _find(self, creates: Sequence[CreateAction]) -> dict[str, list[Snapshot]]:
+        """The snapshots that are part of these creates' recovery points, by recovery point.
+
+        Found by their tag, then kept only when every tag agrees with it, as the planner
+        reads them (DESIGN §1): a snapshot someone else tagged with the id (of another
+        volume, a copy, another slot) is not the recovery point, so it can neither
+        suppress the backup nor be reported as it.
+        """
+        if not creates:
+            return {}
+        wanted = {action.recovery_point: action for action in creates}
+        found: dict[str, list[Snapshot]] = {}
+        region = creates[0].region
+        for snapshot in self._ctx.ec2.find(region, f"tag:{TAG_RECOVERY_POINT}", sorted(wanted)):
+            action = wanted.get(snapshot.tags.get(TAG_RECOVERY_POINT, ""))
+            if action is not None and _part_of(snapshot, action):
+                found.setdefault(action.recovery_point, []).append(snapshot)
+        return found
+
+
+def create_tags(action: CreateAction) -> dict[str, str]:
+    """The planner's tags, with the three tags SmartVault's own safety rests on forced."""
+    tags = dict(action.tags)
+    tags[TAG_CREATED_BY] = CREATED_BY_VALUE
+    tags[TAG_POLICY] = action.policy
+    tags[TAG_RECOVERY_POINT] = action.recovery_point
+    return tags
+
+
+def _part_of(snapshot: Snapshot, action: CreateAction) -> bool:
+    """Whether ``snapshot`` is one of the originals of ``action``'s recovery point."""
+    if not is_managed(snapshot.tags) or TAG_SOURCE in snapshot.tags:
+        return False
+    found = read_recovery_point(snapshot, action.resource_type)
+    return isinstance(found, RecoveryPointId) and str(found) == action.recovery_point

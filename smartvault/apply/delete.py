@@ -1,0 +1,102 @@
+"""The delete step: a recorded ``pending`` before the DeleteSnapshot calls, always.
+
+No snapshot is deleted without its record. Deletes run on a small pool: EC2's mutating
+bucket refills at about 5 calls a second per region, and 4 workers keep a steady flow near
+that rate without burning the burst that creates share with us (botocore's adaptive mode
+slows the clients further when EC2 answers RequestLimitExceeded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Final
+
+from smartvault.apply.step import Looked
+from smartvault.apply.step import RunContext
+from smartvault.apply.step import look_by_region
+from smartvault.apply.step import one_batch
+from smartvault.apply.step import ours_or_refusal
+from smartvault.core.model import DeleteAction
+from smartvault.core.report import ActionResult
+from smartvault.errors import AuditError
+from smartvault.errors import Ec2CallFailed
+
+DEFAULT_MAX_WORKERS: Final = 4
+
+
+class DeleteStep:
+    """Deletes the snapshots of recovery points retention no longer keeps."""
+
+    def __init__(self, ctx: RunContext, workers: int = DEFAULT_MAX_WORKERS) -> None:
+        self._ctx = ctx
+        self.workers = workers
+
+    def batches(
+        self, items: Sequence[tuple[int, DeleteAction]]
+    ) -> Iterator[Sequence[tuple[int, DeleteAction]]]:
+        return one_batch(items)
+
+    def prepare(self, batch: Sequence[tuple[int, DeleteAction]]) -> Mapping[str, Looked]:
+        return look_by_region(self._ctx.ec2, ((a.region, a.snapshot_ids) for _, a in batch))
+
+    def run(
+        self, index: int, action: DeleteAction, prepared: Mapping[str, Looked]
+    ) -> ActionResult | None:
+        ctx = self._ctx
+        looked = ours_or_refusal(ctx.trail, action, prepared[action.region], "delete", "deleted")
+        if isinstance(looked, ActionResult):
+            return looked
+        was_failed = any(looked[s].state == "error" for s in action.snapshot_ids if s in looked)
+        try:
+            ref = ctx.trail.pending(
+                ctx.trail.record_of(action, "pending", snapshot_ids=tuple(action.snapshot_ids))
+            )
+        except AuditError as exc:
+            return ActionResult(action, "failed", error=f"nothing deleted: {exc}")
+
+        deleted: list[str] = []
+        gone: list[str] = []
+        in_use: list[str] = []
+        errors: list[str] = []
+        for sid in action.snapshot_ids:
+            if sid not in looked:
+                gone.append(sid)  # already deleted (by a person, or a run that crashed)
+                continue
+            try:
+                ctx.ec2.delete(action.region, sid)
+                deleted.append(sid)
+            except Ec2CallFailed as exc:
+                if exc.code == "InvalidSnapshot.NotFound":
+                    gone.append(sid)
+                elif exc.code == "InvalidSnapshot.InUse":
+                    in_use.append(exc.detail)
+                else:
+                    errors.append(exc.message)
+        details = {"deleted": ",".join(deleted), "already_gone": ",".join(gone)}
+        ids = tuple(action.snapshot_ids)
+        if errors:
+            result = ActionResult(
+                action, "failed", ids, error="; ".join(errors) + "; the next run tries again"
+            )
+        elif in_use:
+            details["in_use"] = "; ".join(in_use)
+            result = ActionResult(
+                action,
+                "skipped",
+                ids,
+                reason="in use by an AMI registered after planning, so kept: " + "; ".join(in_use),
+            )
+        else:
+            result = ActionResult(action, "succeeded", ids)
+        result = ctx.trail.update(ref, result, details=details)
+        if result.outcome == "succeeded" and was_failed:
+            # A failed recovery point's slot may be attempted again: drop its claim (only
+            # a done one: never pull a live claim from under a run that is creating).
+            try:
+                ctx.claims.release_done(action.recovery_point)
+            except AuditError as exc:
+                return replace(result, audit_error=result.audit_error or str(exc))
+        return result

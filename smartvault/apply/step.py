@@ -1,0 +1,128 @@
+"""What every step shares: the run's services, the step interface, and the ownership check.
+
+A step knows how to do one action type safely (claim first, pending record first, one
+request per mutating call, a result for every action). The loop in :mod:`.run` knows
+ordering, pools, deadlines and stopping. Adding an action type means adding a step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from typing import TypeVar
+
+from smartvault.apply.claims import ClaimGuard
+from smartvault.apply.ledger import RunLedger
+from smartvault.apply.ports import Ec2
+from smartvault.apply.trail import AuditTrail
+from smartvault.core.model import CREATED_BY_VALUE
+from smartvault.core.model import TAG_CREATED_BY
+from smartvault.core.model import TAG_POLICY
+from smartvault.core.model import TAG_RECOVERY_POINT
+from smartvault.core.model import Action
+from smartvault.core.model import ArchiveAction
+from smartvault.core.model import CopyAction
+from smartvault.core.model import DeleteAction
+from smartvault.core.model import Snapshot
+from smartvault.core.model import is_managed
+from smartvault.core.report import ActionResult
+from smartvault.errors import Ec2CallFailed
+
+A = TypeVar("A", bound=Action)
+P = TypeVar("P")
+
+#: The snapshots of a region as just read, by id, or why they could not be read.
+Looked = dict[str, Snapshot] | str
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The services one run's steps share."""
+
+    ec2: Ec2
+    trail: AuditTrail
+    claims: ClaimGuard
+    ledger: RunLedger
+    clock: Callable[[], datetime]
+
+
+class Step(Protocol[A, P]):
+    """One action type. The loop calls ``prepare`` once per batch (before any action of it
+    starts: one look in EC2, or claims), then ``run`` for each action not yet finished,
+    unless the run is stopping. ``run`` returns None for an action it did not start."""
+
+    #: how many actions of this type may run at once (1: one after another, in plan order)
+    workers: int
+
+    def batches(self, items: Sequence[tuple[int, A]]) -> Iterator[Sequence[tuple[int, A]]]: ...
+
+    def prepare(self, batch: Sequence[tuple[int, A]]) -> P: ...
+
+    def run(self, index: int, action: A, prepared: P) -> ActionResult | None: ...
+
+
+def one_batch(items: Sequence[tuple[int, A]]) -> Iterator[Sequence[tuple[int, A]]]:
+    """Every action in one batch: one look for all of them."""
+    if items:
+        yield items
+
+
+def look_by_region(ec2: Ec2, wanted: Iterable[tuple[str, Sequence[str]]]) -> dict[str, Looked]:
+    """The named snapshots of each region as EC2 lists them now, or why not readable."""
+    ids_by_region: dict[str, set[str]] = {}
+    for region, ids in wanted:
+        ids_by_region.setdefault(region, set()).update(ids)
+    looked: dict[str, Looked] = {}
+    for region in sorted(ids_by_region):
+        try:
+            looked[region] = ec2.by_id(region, sorted(ids_by_region[region]))
+        except Ec2CallFailed as exc:
+            looked[region] = str(exc)
+    return looked
+
+
+Touching = DeleteAction | ArchiveAction | CopyAction
+
+
+def ours_or_refusal(
+    trail: AuditTrail, action: Touching, looked: Looked, verb: str, done: str
+) -> Mapping[str, Snapshot] | ActionResult:
+    """The snapshots as just read, or the final result when the action must not go on:
+    they could not be read (``failed``), or some lost SmartVault's tags since planning
+    (``skipped``: never touch a snapshot SmartVault does not own)."""
+    if isinstance(looked, str):
+        return trail.final(
+            action, ActionResult(action, "failed", error=f"nothing {done}: {looked}")
+        )
+    foreign = [
+        sid for sid in action.snapshot_ids if sid in looked and not _ours(looked[sid], action)
+    ]
+    if foreign:
+        return trail.final(
+            action, ActionResult(action, "skipped", reason=_not_ours(action, foreign, verb, done))
+        )
+    return looked
+
+
+def _ours(snapshot: Snapshot, action: Touching) -> bool:
+    tags = snapshot.tags
+    return (
+        is_managed(tags)
+        and tags.get(TAG_POLICY) == action.policy
+        and tags.get(TAG_RECOVERY_POINT) == action.recovery_point
+    )
+
+
+def _not_ours(action: Touching, foreign: Sequence[str], verb: str, done: str) -> str:
+    """Why snapshots that lost SmartVault's tags since planning are left alone."""
+    return (
+        f"not SmartVault's to {verb} any more: {', '.join(foreign)} lack the tags "
+        f"{TAG_CREATED_BY}={CREATED_BY_VALUE}, {TAG_POLICY}={action.policy} and "
+        f"{TAG_RECOVERY_POINT}={action.recovery_point}; nothing {done}"
+    )
