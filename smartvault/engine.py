@@ -24,7 +24,9 @@ from datetime import timedelta
 from typing import Any
 
 from smartvault import policy as policy_loader
+from smartvault.apply.run import Executor
 from smartvault.aws.audit import AuditLog
+from smartvault.aws.ec2 import Ec2Snapshots
 from smartvault.aws.inventory import read_inventory
 from smartvault.aws.session import AwsSession
 from smartvault.aws.sns import publish
@@ -47,8 +49,6 @@ from smartvault.errors import AuditError
 from smartvault.errors import AwsError
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
-from smartvault.apply.run import Executor
-from smartvault.aws.ec2 import Ec2Snapshots
 from smartvault.logs import JsonLog
 from smartvault.plan_json import compare_actions
 from smartvault.settings import Settings
