@@ -1,4 +1,5 @@
-"""The shape of the package, checked: the core stays pure and imports form no cycle."""
+"""The shape of the package, checked: the core stays pure, boto stays inside aws/, and
+imports form no cycle."""
 
 from __future__ import annotations
 
@@ -62,6 +63,25 @@ def test_the_core_imports_only_the_standard_library_and_itself():
         if module.startswith("smartvault.core")
     }
     assert {module: names for module, names in impure.items() if names} == {}
+
+
+def test_only_the_aws_package_imports_boto():
+    boto = {
+        module: sorted(n for n in imported if n.partition(".")[0] in ("boto3", "botocore"))
+        for module, imported in MODULES.items()
+        if not module.startswith("smartvault.aws")
+    }
+    assert {module: names for module, names in boto.items() if names} == {}
+
+
+def test_applying_a_plan_reaches_aws_only_through_its_protocols():
+    """apply/ steps are tested against fakes as well as moto: they never import aws/."""
+    reaching = {
+        module: sorted(n for n in imported if n.startswith("smartvault.aws"))
+        for module, imported in MODULES.items()
+        if module.startswith("smartvault.apply")
+    }
+    assert {module: names for module, names in reaching.items() if names} == {}
 
 
 def test_no_module_imports_itself_through_others():
