@@ -1,0 +1,166 @@
+"""The apply steps against an in-memory EC2 (the audit table is moto's DynamoDB).
+
+The fake answers exactly what a test needs (a lost answer, a snapshot an AMI took after
+planning) and sees every call, so each safety rule of a step is shown on its own.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from smartvault.apply.run import Executor
+from smartvault.aws.audit import AuditLog
+from smartvault.core.model import CREATED_BY_VALUE
+from smartvault.core.model import TAG_CREATED_BY
+from smartvault.core.model import TAG_POLICY
+from smartvault.core.model import TAG_RECOVERY_POINT
+from smartvault.core.model import TAG_SLOT
+from smartvault.core.model import ArchiveAction
+from smartvault.core.model import CreateAction
+from smartvault.core.model import DeleteAction
+from smartvault.core.model import Plan
+from smartvault.core.model import Snapshot
+from smartvault.core.model import recovery_point_id
+from smartvault.core.times import iso_utc
+from smartvault.errors import Ec2CallFailed
+from tests.apply.fakes import FakeEc2
+from tests.factories import ACCOUNT
+from tests.factories import REGION
+from tests.factories import utc
+
+NOW = utc(2026, 11, 28, 3, 5)
+SLOT = utc(2026, 11, 28, 3)
+VOLUME = "vol-0123456789abcdef0"
+RP = recovery_point_id("nightly", VOLUME, SLOT)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def audit():
+    with mock_aws():
+        log = AuditLog(
+            boto3.client("dynamodb", region_name=REGION),
+            "smartvault-audit",
+            clock=Clock(),
+            sleep=lambda _s: None,
+        )
+        log.ensure_table()
+        yield log
+
+
+def create_action() -> CreateAction:
+    tags = {
+        TAG_CREATED_BY: CREATED_BY_VALUE,
+        TAG_POLICY: "nightly",
+        TAG_RECOVERY_POINT: RP,
+        TAG_SLOT: iso_utc(SLOT),
+    }
+    return CreateAction(
+        region=REGION,
+        policy="nightly",
+        resource_id=VOLUME,
+        resource_type="volume",
+        recovery_point=RP,
+        slot=SLOT,
+        volume_ids=(VOLUME,),
+        reason="due",
+        tags=tags,
+    )
+
+
+def managed(sid: str, rp: str = RP, **fields) -> Snapshot:
+    tags = {TAG_CREATED_BY: CREATED_BY_VALUE, TAG_POLICY: "nightly", TAG_RECOVERY_POINT: rp}
+    return Snapshot(sid, REGION, VOLUME, "completed", NOW - timedelta(days=9), tags, **fields)
+
+
+def apply(ec2: FakeEc2, audit: AuditLog, *actions, run: str = "run-1"):
+    executor = Executor(ec2, audit, run_id=run, actor="tester", clock=Clock())
+    return executor.apply(Plan(NOW, NOW, ACCOUNT, (REGION,), actions=tuple(actions)))
+
+
+def test_a_create_is_made_once_and_a_second_run_finds_it(audit):
+    ec2 = FakeEc2(now=Clock())
+    first = apply(ec2, audit, create_action())
+    second = apply(ec2, audit, create_action(), run="run-2")
+    assert [r.outcome for r in first.results] == ["succeeded"]
+    assert [r.outcome for r in second.results] == ["skipped"]
+    assert [c for c in ec2.changes() if c[0] == "CreateSnapshot"] == [("CreateSnapshot", VOLUME)]
+
+
+def test_a_create_whose_answer_is_lost_keeps_its_claim_and_is_not_sent_again(audit):
+    ec2 = FakeEc2(now=Clock(), lose_answer={VOLUME})
+    first = apply(ec2, audit, create_action())
+    again = apply(ec2, audit, create_action(), run="run-2")  # inside the lease
+    assert first.results[0].outcome == "failed"
+    assert "EC2 may still have made it" in first.results[0].error
+    assert audit.claims.get(RP).run_id == "run-1"  # kept for its lease, not handed back
+    assert again.results[0].outcome == "skipped"
+    assert "holds its claim" in again.results[0].reason
+    assert ec2.changes() == [("CreateSnapshot", VOLUME)]
+
+
+def test_a_delete_is_recorded_pending_before_its_call(audit):
+    ec2 = FakeEc2(now=Clock())
+    ec2.add(managed("snap-old", "nightly/vol-0123456789abcdef0/20261119T0300Z"))
+    seen: list[list[str]] = []
+
+    def before(call: str, _target: str) -> None:
+        records = audit.records.query(NOW - timedelta(days=1), NOW + timedelta(days=1))
+        seen.append([f"{r.action} {r.outcome}" for r in records])
+
+    ec2.before_change = before
+    action = DeleteAction(
+        REGION,
+        "nightly",
+        VOLUME,
+        "nightly/vol-0123456789abcdef0/20261119T0300Z",
+        ("snap-old",),
+        NOW - timedelta(days=9),
+        "older than max_age 7d",
+    )
+    result = apply(ec2, audit, action)
+    assert seen == [["delete pending"]]
+    assert result.results[0].outcome == "succeeded"
+    assert ("us-east-1", "snap-old") not in ec2.snapshots
+
+
+def test_a_snapshot_an_ami_took_after_planning_is_kept_and_said_so(audit):
+    ec2 = FakeEc2(now=Clock())
+    rp = "nightly/vol-0123456789abcdef0/20261119T0300Z"
+    ec2.add(managed("snap-ami", rp))
+    ec2.fail["DeleteSnapshot", "snap-ami"] = Ec2CallFailed(
+        "could not delete snap-ami: InvalidSnapshot.InUse: in use by ami-1",
+        "InvalidSnapshot.InUse",
+        "snap-ami is in use by ami-1",
+    )
+    action = DeleteAction(REGION, "nightly", VOLUME, rp, ("snap-ami",), NOW, "expired")
+    [result] = apply(ec2, audit, action).results
+    assert result.outcome == "skipped"
+    assert result.reason == (
+        "in use by an AMI registered after planning, so kept: snap-ami is in use by ami-1"
+    )
+
+
+def test_a_snapshot_that_lost_its_tags_since_planning_is_never_touched(audit):
+    ec2 = FakeEc2(now=Clock())
+    rp = "nightly/vol-0123456789abcdef0/20260801T0300Z"
+    ec2.add(managed("snap-theirs", "someone-else/vol-1/20260801T0300Z"))
+    actions = (
+        DeleteAction(REGION, "nightly", VOLUME, rp, ("snap-theirs",), NOW, "expired"),
+        ArchiveAction(REGION, "nightly", VOLUME, rp, ("snap-theirs",), NOW, "old"),
+    )
+    results = apply(ec2, audit, *actions).results
+    assert [r.outcome for r in results] == ["skipped", "skipped"]
+    assert all("not SmartVault's to" in r.reason for r in results)
+    assert ec2.changes() == []

@@ -1,0 +1,1 @@
+"""Tests of the boto boundary, against moto and botocore's Stubber."""
