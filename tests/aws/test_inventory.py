@@ -15,13 +15,13 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from smartvault.aws.inventory import ResourceQuery
-from smartvault.aws.inventory import instance_queries
 from smartvault.aws.inventory import read_instances
 from smartvault.aws.inventory import read_inventory
 from smartvault.aws.inventory import read_snapshots
-from smartvault.aws.inventory import regions_to_read
-from smartvault.aws.inventory import volume_queries
+from smartvault.aws.queries import ResourceQuery
+from smartvault.aws.queries import instance_queries
+from smartvault.aws.queries import regions_to_read
+from smartvault.aws.queries import volume_queries
 from smartvault.aws.session import AwsSession
 from smartvault.core.model import CopyRule
 from smartvault.core.model import PolicySet
