@@ -31,6 +31,7 @@ from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
+from smartvault.core.plan_diff import compare_actions
 from smartvault.core.times import iso_utc
 from smartvault.deadline import Deadline
 from smartvault.errors import AuditError
@@ -49,7 +50,6 @@ from smartvault.notify import SkippedItem
 from smartvault.notify import compose
 from smartvault.notify import publish
 from smartvault.notify import should_notify
-from smartvault.plan_json import compare_actions
 from smartvault.settings import Settings
 
 DEFAULT_MAX_PLAN_AGE = timedelta(hours=24)

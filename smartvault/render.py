@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Literal
 
-from smartvault import plan_json
 from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import Action
 from smartvault.core.model import CopyAction
@@ -23,6 +22,7 @@ from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
 from smartvault.core.model import Skipped
 from smartvault.core.times import iso_utc
+from smartvault.formats import plan_json
 
 Format = Literal["text", "json", "markdown"]
 
