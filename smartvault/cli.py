@@ -28,7 +28,6 @@ from smartvault import deploy as deploy_module
 from smartvault import engine
 from smartvault import files
 from smartvault import policy as policy_loader
-from smartvault import render
 from smartvault.aws import endpoint_url_problem
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import PolicySet
@@ -40,6 +39,7 @@ from smartvault.errors import PolicyError
 from smartvault.errors import SmartVaultError
 from smartvault.executor import ActionResult
 from smartvault.formats import plan_json
+from smartvault.formats import render
 from smartvault.settings import DEFAULT_AUDIT_TABLE
 from smartvault.settings import Settings
 

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from smartvault import render
 from smartvault.core.model import DeleteAction
 from smartvault.core.model import Kept
 from smartvault.core.model import Orphan
@@ -20,6 +19,7 @@ from smartvault.core.model import PlanWarning
 from smartvault.core.model import PolicySlot
 from smartvault.core.model import Skipped
 from smartvault.formats import plan_json
+from smartvault.formats import render
 from tests.factories import ARCHIVE
 from tests.factories import COPY
 from tests.factories import CREATE
