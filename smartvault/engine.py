@@ -23,7 +23,6 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-from smartvault import policy as policy_loader
 from smartvault.audit import AuditLog
 from smartvault.aws import AwsSession
 from smartvault.core import planner
@@ -41,6 +40,7 @@ from smartvault.errors import PlanFileError
 from smartvault.executor import ActionResult
 from smartvault.executor import Executor
 from smartvault.executor import RunResult
+from smartvault.formats import policy
 from smartvault.inventory import read_inventory
 from smartvault.logs import JsonLog
 from smartvault.notify import FailedItem
@@ -172,7 +172,7 @@ class Engine:
     @staticmethod
     def load_policies(paths: Sequence[str]) -> PolicySet:
         """Every policy of ``paths``; raises ``PolicyError`` (before any AWS call) if invalid."""
-        return policy_loader.load_policies(paths)
+        return policy.load_policies(paths)
 
     def plan(self, policies: PolicySet, at: datetime | None = None) -> Plan:
         """Read the account and plan at ``at`` (default: now). Never writes to AWS."""
@@ -412,7 +412,7 @@ def run_scheduled(
     Invalid policies or unknown policy names raise before any AWS call. With a
     ``deadline`` every request is kept inside it (:mod:`smartvault.deadline`).
     """
-    policies = policy_loader.load_policies(paths)
+    policies = policy.load_policies(paths)
     missing = [n for n in request.policies if policies.get(n) is None]
     if missing:
         known = [p.name for p in policies.policies]

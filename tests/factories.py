@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import textwrap
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,7 @@ from smartvault.core.model import TagCondition
 from smartvault.core.model import TagFilter
 from smartvault.core.model import Volume
 from smartvault.core.model import recovery_point_id
+from smartvault.formats.policy import parse_policies
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -252,3 +254,40 @@ def make_plan(**overrides: Any) -> Plan:
     }
     fields.update(overrides)
     return Plan(**fields)
+
+
+# --- policy documents ---------------------------------------------------------
+
+MINIMAL_POLICY = """\
+version: 1
+policies:
+  - name: nightly
+    selector:
+      tags:
+        backup: "true"
+    schedule:
+      expression: cron(0 3 * * ? *)
+"""
+
+
+def parse_one(text: str) -> Any:
+    """The single policy in ``text``, which must be valid."""
+    policies, problems = parse_policies(textwrap.dedent(text), "p.yaml")
+    assert problems == []
+    assert len(policies) == 1
+    return policies[0]
+
+
+def problems_of(text: str) -> list[str]:
+    policies, problems = parse_policies(textwrap.dedent(text), "p.yaml")
+    assert policies == []
+    return [str(p) for p in problems]
+
+
+def with_policy_lines(*lines: str) -> str:
+    """MINIMAL_POLICY plus ``lines`` (indented as policy keys, or deeper as written)."""
+    return MINIMAL_POLICY + "".join(f"    {line}\n" for line in lines)
+
+
+def with_tags(tags: str) -> str:
+    return MINIMAL_POLICY.replace('        backup: "true"\n', tags)
