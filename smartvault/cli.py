@@ -26,9 +26,6 @@ from smartvault import __version__
 from smartvault import deploy as deploy_module
 from smartvault import engine
 from smartvault import files
-from smartvault import plan_json
-from smartvault import policy as policy_loader
-from smartvault import render
 from smartvault.aws.session import endpoint_url_problem
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import PolicySet
@@ -40,6 +37,9 @@ from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
 from smartvault.errors import PolicyError
 from smartvault.errors import SmartVaultError
+from smartvault.formats import plan_json
+from smartvault.formats import policy
+from smartvault.formats import render
 from smartvault.settings import DEFAULT_AUDIT_TABLE
 from smartvault.settings import Settings
 
@@ -207,7 +207,7 @@ class _PlanCommand(click.Command):
 def validate(paths: tuple[str, ...], fmt: str) -> None:
     """Check policy files (default: ./policies) and report every problem found."""
     try:
-        policies = policy_loader.load_policies(paths or DEFAULT_POLICY_PATHS)
+        policies = policy.load_policies(paths or DEFAULT_POLICY_PATHS)
     except PolicyError as exc:
         if fmt == "json":
             _echo(
@@ -237,7 +237,7 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
 @cli.command()
 def schema() -> None:
     """Print the policy JSON Schema (for editors and check-jsonschema)."""
-    _echo(json.dumps(policy_loader.policy_schema(), indent=2))
+    _echo(json.dumps(policy.policy_schema(), indent=2))
 
 
 def _engine() -> engine.Engine:
@@ -255,7 +255,7 @@ def _load(paths: tuple[str, ...]) -> PolicySet:
             "name the policy files or directories to use"
         )
     try:
-        return policy_loader.load_policies(paths or DEFAULT_POLICY_PATHS)
+        return policy.load_policies(paths or DEFAULT_POLICY_PATHS)
     except PolicyError as exc:
         for problem in exc.problems:
             _echo(str(problem), err=True)

@@ -23,7 +23,6 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-from smartvault import policy as policy_loader
 from smartvault.apply.run import Executor
 from smartvault.aws.audit import AuditLog
 from smartvault.aws.ec2 import Ec2Snapshots
@@ -35,6 +34,7 @@ from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
+from smartvault.core.plan_diff import compare_actions
 from smartvault.core.report import ActionResult
 from smartvault.core.report import FailedItem
 from smartvault.core.report import PolicyRunSummary
@@ -49,8 +49,8 @@ from smartvault.errors import AuditError
 from smartvault.errors import AwsError
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
+from smartvault.formats import policy
 from smartvault.logs import JsonLog
-from smartvault.plan_json import compare_actions
 from smartvault.settings import Settings
 
 DEFAULT_MAX_PLAN_AGE = timedelta(hours=24)
@@ -173,7 +173,7 @@ class Engine:
     @staticmethod
     def load_policies(paths: Sequence[str]) -> PolicySet:
         """Every policy of ``paths``; raises ``PolicyError`` (before any AWS call) if invalid."""
-        return policy_loader.load_policies(paths)
+        return policy.load_policies(paths)
 
     def plan(self, policies: PolicySet, at: datetime | None = None) -> Plan:
         """Read the account and plan at ``at`` (default: now). Never writes to AWS."""
@@ -412,7 +412,7 @@ def run_scheduled(
     Invalid policies or unknown policy names raise before any AWS call. With a
     ``deadline`` every request is kept inside it (:mod:`smartvault.deadline`).
     """
-    policies = policy_loader.load_policies(paths)
+    policies = policy.load_policies(paths)
     missing = [n for n in request.policies if policies.get(n) is None]
     if missing:
         known = [p.name for p in policies.policies]

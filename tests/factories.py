@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import textwrap
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -21,14 +22,21 @@ from smartvault.core.model import DeleteAction
 from smartvault.core.model import Image
 from smartvault.core.model import Instance
 from smartvault.core.model import Inventory
+from smartvault.core.model import Kept
+from smartvault.core.model import Orphan
+from smartvault.core.model import Plan
+from smartvault.core.model import PlanWarning
 from smartvault.core.model import Policy
+from smartvault.core.model import PolicySlot
 from smartvault.core.model import Schedule
 from smartvault.core.model import Selector
+from smartvault.core.model import Skipped
 from smartvault.core.model import Snapshot
 from smartvault.core.model import TagCondition
 from smartvault.core.model import TagFilter
 from smartvault.core.model import Volume
 from smartvault.core.model import recovery_point_id
+from smartvault.formats.policy import parse_policies
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -201,3 +209,85 @@ COPY = CopyAction(
     reason="copy rule us-west-2",
     kms_key_id="alias/backup",
 )
+
+
+def make_plan(**overrides: Any) -> Plan:
+    """A small plan with one of everything; override what the test is about."""
+    fields: dict[str, Any] = {
+        "at": utc(2026, 11, 28, 17),
+        "generated_at": utc(2026, 11, 28, 17, 0, 2),
+        "account_id": "123456789012",
+        "regions": ("us-east-1",),
+        "policies": (PolicySlot("prod-nightly", "policies/prod.yaml", utc(2026, 11, 28, 2)),),
+        "actions": (CREATE, DELETE),
+        "kept": (
+            Kept(
+                "us-east-1",
+                "prod-nightly",
+                "i-0abc",
+                "prod-nightly/i-0abc/20261127T0200Z",
+                ("snap-3",),
+                utc(2026, 11, 27, 2, 0, 4),
+                ("keep_last", "daily"),
+            ),
+        ),
+        "skipped": (
+            Skipped(
+                "us-east-1",
+                "prod-nightly",
+                "i-0abc",
+                "prod-nightly/i-0abc/20261101T0200Z",
+                ("snap-5",),
+                "in use by AMI ami-0123",
+            ),
+        ),
+        "orphans": (
+            Orphan(
+                "us-east-1",
+                "old-policy",
+                "old-policy/i-9/20250101T0000Z",
+                ("snap-9",),
+                utc(2025, 1, 1, 0, 0, 4),
+            ),
+        ),
+        "warnings": (PlanWarning("backups are failing", "prod-nightly", "i-0abc", "us-east-1"),),
+    }
+    fields.update(overrides)
+    return Plan(**fields)
+
+
+# --- policy documents ---------------------------------------------------------
+
+MINIMAL_POLICY = """\
+version: 1
+policies:
+  - name: nightly
+    selector:
+      tags:
+        backup: "true"
+    schedule:
+      expression: cron(0 3 * * ? *)
+"""
+
+
+def parse_one(text: str) -> Any:
+    """The single policy in ``text``, which must be valid."""
+    policies, problems = parse_policies(textwrap.dedent(text), "p.yaml")
+    assert problems == []
+    assert len(policies) == 1
+    return policies[0]
+
+
+def problems_of(text: str) -> list[str]:
+    policies, problems = parse_policies(textwrap.dedent(text), "p.yaml")
+    assert policies == []
+    return [str(p) for p in problems]
+
+
+def with_policy_lines(*lines: str) -> str:
+    """MINIMAL_POLICY plus ``lines`` (indented as policy keys, or deeper as written)."""
+    return MINIMAL_POLICY + "".join(f"    {line}\n" for line in lines)
+
+
+def with_tags(tags: str) -> str:
+    return MINIMAL_POLICY.replace('        backup: "true"\n', tags)

@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from smartvault.cli import cli
-from smartvault.plan_json import plan_schema
+from smartvault.formats.plan_json import plan_schema
 from tests.bounded import bounded
 from tests.moto_helpers import age_recovery_point
 from tests.moto_helpers import launch

@@ -54,7 +54,7 @@ def example_policies() -> PolicySet:
 def shipped_policies() -> PolicySet:
     """The example policies in policies/, when the loader and files exist; else the set above."""
     try:
-        from smartvault.policy import load_policies
+        from smartvault.formats.policy import load_policies
     except ImportError:
         return example_policies()
     if not any((PROJECT_ROOT / "policies").glob("*.y*ml")):

@@ -233,7 +233,8 @@ def test_importing_the_handler_stays_light():
     """No CLI layer, no test libraries on the Lambda's import path."""
     code = (
         "import sys, lambda_entry; "
-        "heavy = ('click', 'pytest', 'hypothesis', 'moto', 'smartvault.cli', 'smartvault.render'); "
+        "heavy = ('click', 'pytest', 'hypothesis', 'moto', 'smartvault.cli', "
+        "'smartvault.formats.render'); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))"
     )
     out = subprocess.run(

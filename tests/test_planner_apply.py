@@ -16,12 +16,12 @@ from smartvault.core.model import Retention
 from tests.factories import make_policy
 from tests.moto_helpers import backdate
 from tests.moto_helpers import tags_of
-from tests.test_executor import DAY1
-from tests.test_executor import REGION
-from tests.test_executor import TABLE
-from tests.test_executor import Clock
-from tests.test_executor import World
-from tests.test_executor import stamp_snapshots_with
+from tests.apply.test_run import DAY1
+from tests.apply.test_run import REGION
+from tests.apply.test_run import TABLE
+from tests.apply.test_run import Clock
+from tests.apply.test_run import World
+from tests.apply.test_run import stamp_snapshots_with
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The plan as JSON: its shape, its schema, the round trip, and the staleness comparison."""
+"""The plan as JSON: its shape, its schema and the round trip."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from smartvault import plan_json
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
@@ -30,16 +29,19 @@ from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
 from smartvault.core.model import PolicySlot
 from smartvault.core.model import Skipped
+from smartvault.core.plan_diff import compare_actions
 from smartvault.core.times import format_time
 from smartvault.core.times import parse_time
 from smartvault.errors import PlanFileError
+from smartvault.formats import plan_json
 from tests.factories import ARCHIVE
 from tests.factories import COPY
 from tests.factories import CREATE
 from tests.factories import DELETE
+from tests.factories import make_plan
 from tests.factories import utc
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SCHEMA_PATH = ROOT / "smartvault" / "schemas" / "plan.schema.json"
 KEPT_BY = (
     "keep_last",
@@ -54,51 +56,6 @@ KEPT_BY = (
     "pending",
     "no_copy_rule",
 )
-
-
-def make_plan(**overrides: Any) -> Plan:
-    """A small plan with one of everything; override what the test is about."""
-    fields: dict[str, Any] = {
-        "at": utc(2026, 11, 28, 17),
-        "generated_at": utc(2026, 11, 28, 17, 0, 2),
-        "account_id": "123456789012",
-        "regions": ("us-east-1",),
-        "policies": (PolicySlot("prod-nightly", "policies/prod.yaml", utc(2026, 11, 28, 2)),),
-        "actions": (CREATE, DELETE),
-        "kept": (
-            Kept(
-                "us-east-1",
-                "prod-nightly",
-                "i-0abc",
-                "prod-nightly/i-0abc/20261127T0200Z",
-                ("snap-3",),
-                utc(2026, 11, 27, 2, 0, 4),
-                ("keep_last", "daily"),
-            ),
-        ),
-        "skipped": (
-            Skipped(
-                "us-east-1",
-                "prod-nightly",
-                "i-0abc",
-                "prod-nightly/i-0abc/20261101T0200Z",
-                ("snap-5",),
-                "in use by AMI ami-0123",
-            ),
-        ),
-        "orphans": (
-            Orphan(
-                "us-east-1",
-                "old-policy",
-                "old-policy/i-9/20250101T0000Z",
-                ("snap-9",),
-                utc(2025, 1, 1, 0, 0, 4),
-            ),
-        ),
-        "warnings": (PlanWarning("backups are failing", "prod-nightly", "i-0abc", "us-east-1"),),
-    }
-    fields.update(overrides)
-    return Plan(**fields)
 
 
 @functools.cache
@@ -431,6 +388,11 @@ class TestRoundTrip:
         assert again == plan
         assert plan_json.dumps(again) == text
 
+    @PROPERTY
+    @given(plans)
+    def test_a_plan_compared_with_its_own_round_trip_has_no_differences(self, plan: Plan) -> None:
+        assert compare_actions(plan, plan_json.loads(plan_json.dumps(plan))) == []
+
     def test_dumps_is_indented_json_ending_in_one_newline(self) -> None:
         text = plan_json.dumps(make_plan())
 
@@ -565,114 +527,3 @@ class TestLoadsErrors:
     def test_many_problems_are_summarised(self) -> None:
         with pytest.raises(PlanFileError, match=r"\(and \d+ more problems\)$"):
             plan_json.loads("{}")
-
-
-# --- staleness ----------------------------------------------------------------
-
-
-class TestCompareActions:
-    def test_identical_actions_compare_equal(self) -> None:
-        saved = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY))
-        fresh = make_plan(actions=(COPY, ARCHIVE, DELETE, CREATE), generated_at=utc(2027, 1, 1))
-
-        assert plan_json.compare_actions(saved, fresh) == []
-
-    def test_a_new_deletion_is_reported_with_a_plus(self) -> None:
-        lines = plan_json.compare_actions(make_plan(actions=(CREATE,)), make_plan())
-
-        assert lines == [
-            "+ would now also delete prod-nightly/i-0abc/20261119T0200Z (snap-1, snap-2) "
-            "of i-0abc in us-east-1: older than max_age 7d; not kept by keep_last 3"
-        ]
-
-    def test_a_deletion_no_longer_planned_is_reported_with_a_minus(self) -> None:
-        lines = plan_json.compare_actions(make_plan(), make_plan(actions=(CREATE,)))
-
-        assert lines == [
-            "- no longer deletes prod-nightly/i-0abc/20261119T0200Z (snap-1, snap-2) "
-            "of i-0abc in us-east-1 (gone or changed)"
-        ]
-
-    def test_a_create_that_appeared_or_went_is_reported_with_its_volumes(self) -> None:
-        added = plan_json.compare_actions(make_plan(actions=()), make_plan(actions=(CREATE,)))
-        gone = plan_json.compare_actions(make_plan(actions=(CREATE,)), make_plan(actions=()))
-
-        assert added == [
-            "+ would now also create prod-nightly/i-0abc/20261128T0200Z (vol-1, vol-2) "
-            f"of i-0abc in us-east-1: {CREATE.reason}"
-        ]
-        assert gone == [
-            "- no longer creates prod-nightly/i-0abc/20261128T0200Z (vol-1, vol-2) "
-            "of i-0abc in us-east-1 (gone or changed)"
-        ]
-
-    def test_a_create_covering_other_volumes_is_reported_as_changed(self) -> None:
-        grown = dataclasses.replace(CREATE, volume_ids=("vol-1", "vol-2", "vol-3"))
-
-        lines = plan_json.compare_actions(make_plan(), make_plan(actions=(grown, DELETE)))
-
-        assert lines == [
-            "~ create prod-nightly/i-0abc/20261128T0200Z for i-0abc "
-            "now covers vol-1, vol-2, vol-3 (was vol-1, vol-2)"
-        ]
-
-    def test_changed_tags_and_reason_are_each_reported(self) -> None:
-        changed = dataclasses.replace(CREATE, tags={"CreatedBy": "SmartVault"}, reason="due")
-
-        lines = plan_json.compare_actions(make_plan(), make_plan(actions=(changed, DELETE)))
-
-        assert lines == [
-            "~ create prod-nightly/i-0abc/20261128T0200Z for i-0abc reason now 'due' "
-            f"(was {CREATE.reason!r})",
-            '~ create prod-nightly/i-0abc/20261128T0200Z for i-0abc tags now {"CreatedBy": '
-            '"SmartVault"} (was {"CreatedBy": "SmartVault", "smartvault:policy": "prod-nightly"})',
-        ]
-
-    def test_a_copy_to_another_region_is_another_action(self) -> None:
-        elsewhere = dataclasses.replace(COPY, target_region="eu-west-1")
-
-        lines = plan_json.compare_actions(
-            make_plan(actions=(COPY,)), make_plan(actions=(elsewhere,))
-        )
-
-        assert [line[:2] for line in lines] == ["- ", "+ "]
-        assert "from us-east-1 to us-west-2" in lines[0]
-        assert "from us-east-1 to eu-west-1" in lines[1]
-
-    def test_a_changed_kms_key_of_a_copy_is_reported(self) -> None:
-        rekeyed = dataclasses.replace(COPY, kms_key_id=None)
-
-        lines = plan_json.compare_actions(make_plan(actions=(COPY,)), make_plan(actions=(rekeyed,)))
-
-        assert lines == [
-            "~ copy prod-nightly/i-0abc/20261127T0200Z for i-0abc to us-west-2 "
-            "kms_key_id now none (was 'alias/backup')"
-        ]
-
-    def test_a_changed_creation_time_is_reported(self) -> None:
-        later = dataclasses.replace(DELETE, created_at=utc(2026, 11, 19, 2, 0, 9))
-
-        lines = plan_json.compare_actions(make_plan(actions=(DELETE,)), make_plan(actions=(later,)))
-
-        assert lines == [
-            "~ delete prod-nightly/i-0abc/20261119T0200Z for i-0abc "
-            "created_at now 2026-11-19T02:00:09Z (was 2026-11-19T02:00:03Z)"
-        ]
-
-    def test_a_duplicated_action_is_reported_once_as_extra(self) -> None:
-        lines = plan_json.compare_actions(
-            make_plan(actions=(DELETE,)), make_plan(actions=(DELETE, DELETE))
-        )
-
-        assert len(lines) == 1
-        assert lines[0].startswith("+ would now also delete")
-
-    def test_kept_and_warnings_do_not_count_as_differences(self) -> None:
-        fresh = make_plan(kept=(), warnings=(), skipped=(), orphans=())
-
-        assert plan_json.compare_actions(make_plan(), fresh) == []
-
-    @PROPERTY
-    @given(plans)
-    def test_a_plan_compared_with_its_own_round_trip_has_no_differences(self, plan: Plan) -> None:
-        assert plan_json.compare_actions(plan, plan_json.loads(plan_json.dumps(plan))) == []

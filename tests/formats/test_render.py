@@ -11,8 +11,6 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from smartvault import plan_json
-from smartvault import render
 from smartvault.core.model import DeleteAction
 from smartvault.core.model import Kept
 from smartvault.core.model import Orphan
@@ -20,6 +18,9 @@ from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
 from smartvault.core.model import PolicySlot
 from smartvault.core.model import Skipped
+from smartvault.formats import plan_json
+from smartvault.formats import render
+from tests import factories
 from tests.factories import ARCHIVE
 from tests.factories import COPY
 from tests.factories import CREATE
@@ -61,19 +62,8 @@ WARNING = PlanWarning(
 
 def make_plan(**overrides: Any) -> Plan:
     """One policy, a create and a delete, one kept, one skipped and one warning."""
-    fields: dict[str, Any] = {
-        "at": utc(2026, 11, 28, 17),
-        "generated_at": utc(2026, 11, 28, 17, 0, 2),
-        "account_id": "123456789012",
-        "regions": ("us-east-1",),
-        "policies": (PolicySlot("prod-nightly", "policies/prod.yaml", utc(2026, 11, 28, 2)),),
-        "actions": (CREATE, DELETE),
-        "kept": (KEPT,),
-        "skipped": (SKIPPED,),
-        "warnings": (WARNING,),
-    }
-    fields.update(overrides)
-    return Plan(**fields)
+    defaults = {"kept": (KEPT,), "skipped": (SKIPPED,), "orphans": (), "warnings": (WARNING,)}
+    return factories.make_plan(**{**defaults, **overrides})
 
 
 def many_deletes(count: int, policy: str = "prod-nightly") -> tuple[DeleteAction, ...]:

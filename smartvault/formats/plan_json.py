@@ -1,10 +1,11 @@
-"""The plan as JSON: write it, read it back, and compare two plans' actions.
+"""The plan as JSON: write it and read it back.
 
 The JSON is deterministic: equal plans give byte-identical text, so a saved plan
 can be diffed, hashed and committed. Reading validates against
 ``schemas/plan.schema.json`` first and raises :class:`PlanFileError` with a
 message a person can act on. ``plan_from_dict(plan_to_dict(p)) == p`` for every
-plan whose datetimes are aware.
+plan whose datetimes are aware. Comparing two plans' actions is
+:mod:`smartvault.core.plan_diff`: it needs the plans, not their JSON.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
-from dataclasses import fields
 from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -362,104 +362,3 @@ def loads(text: str | bytes, source: str = "plan.json") -> Plan:
             "make it again with `smartvault plan --out FILE`"
         ) from None
     return plan_from_dict(data, source=source)
-
-
-# --- staleness ------------------------------------------------------------------
-
-_Identity = tuple[str, str, str, str, str, str | None]
-
-_VERBS = {"create": "create", "delete": "delete", "archive": "archive", "copy": "copy"}
-_PRESENT = {"create": "creates", "delete": "deletes", "archive": "archives", "copy": "copies"}
-#: fields that say which action it is, compared through the identity instead
-_IDENTITY_FIELDS = frozenset(
-    {"type", "region", "policy", "resource_id", "recovery_point", "target_region"}
-)
-
-
-def _identity(action: Action) -> _Identity:
-    target = action.target_region if isinstance(action, CopyAction) else None
-    return (
-        action.type,
-        action.region,
-        action.policy,
-        action.resource_id,
-        action.recovery_point,
-        target,
-    )
-
-
-def _what(action: Action) -> str:
-    """``rp (snap-1, snap-2) of i-0abc in us-east-1`` — enough to find it in the account."""
-    if isinstance(action, CreateAction):
-        covers = ", ".join(action.volume_ids) or "no volumes"
-        what = f"{action.recovery_point} ({covers}) of {action.resource_id}"
-    else:
-        snaps = ", ".join(action.snapshot_ids) or "no snapshots"
-        what = f"{action.recovery_point} ({snaps}) of {action.resource_id}"
-    where = f"in {action.region}"
-    if isinstance(action, CopyAction):
-        where = f"from {action.region} to {action.target_region}"
-    return f"{what} {where}"
-
-
-def _show(value: object) -> str:
-    if isinstance(value, datetime):
-        return format_time(value)
-    if isinstance(value, tuple):
-        return ", ".join(str(v) for v in value) or "nothing"
-    if isinstance(value, Mapping):
-        return json.dumps(_sorted_tags(value), ensure_ascii=False)
-    if value is None:
-        return "none"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _phrase(name: str, new: str, old: str) -> str:
-    if name in ("volume_ids", "snapshot_ids"):
-        return f"now covers {new} (was {old})"
-    return f"{name} now {new} (was {old})"
-
-
-def _field_changes(saved: Action, fresh: Action) -> list[str]:
-    changes = []
-    for f in fields(saved):
-        if f.name in _IDENTITY_FIELDS:
-            continue
-        old, new = getattr(saved, f.name), getattr(fresh, f.name)
-        if old != new:
-            changes.append(_phrase(f.name, _show(new), _show(old)))
-    return changes
-
-
-def compare_actions(saved: Plan, fresh: Plan) -> list[str]:
-    """What differs between the actions of a saved plan and a fresh plan at the same ``at``.
-
-    Actions are matched by (type, region, policy, resource id, recovery point, target
-    region); every other field is compared. Lines start with ``+`` (only in the fresh
-    plan), ``-`` (only in the saved plan) or ``~`` (both, but different). An empty
-    list means the saved plan still does exactly what planning again would do.
-    """
-    # indices, not objects: equal actions (even one object twice) are matched one to one
-    unmatched: dict[_Identity, list[int]] = {}
-    for index, action in enumerate(fresh.actions):
-        unmatched.setdefault(_identity(action), []).append(index)
-
-    lines: list[str] = []
-    for action in saved.actions:
-        candidates = unmatched.get(_identity(action))
-        if not candidates:
-            lines.append(f"- no longer {_PRESENT[action.type]} {_what(action)} (gone or changed)")
-            continue
-        match = fresh.actions[candidates.pop(0)]
-        target = f" to {action.target_region}" if isinstance(action, CopyAction) else ""
-        lines.extend(
-            f"~ {action.type} {action.recovery_point} for {action.resource_id}{target} {change}"
-            for change in _field_changes(action, match)
-        )
-    left = sorted(index for indices in unmatched.values() for index in indices)
-    lines.extend(
-        f"+ would now also {_VERBS[fresh.actions[i].type]} {_what(fresh.actions[i])}: "
-        f"{fresh.actions[i].reason}"
-        for i in left
-    )
-    return lines

@@ -1,7 +1,8 @@
-"""The plan for people: terminal text and Markdown for pull requests (JSON lives in plan_json).
+"""The plan as a pull-request comment: GitHub-flavoured Markdown that always fits.
 
-Every renderer is a pure function of the plan and its options. Whether to colour
-is a parameter: nothing here looks at the terminal, the clock or the environment.
+A pure function of the plan and a size limit. User-controlled text (names, tags,
+reasons) is escaped so that it reads literally, and sections are folded or cut, each
+saying how much it leaves out, so the comment never exceeds the limit.
 """
 
 from __future__ import annotations
@@ -11,20 +12,21 @@ from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
-from typing import Literal
 
-from smartvault import plan_json
 from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import Action
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
 from smartvault.core.model import Kept
 from smartvault.core.model import Plan
-from smartvault.core.model import PlanWarning
 from smartvault.core.model import Skipped
 from smartvault.core.times import iso_utc
-
-Format = Literal["text", "json", "markdown"]
+from smartvault.formats.render.common import ids
+from smartvault.formats.render.common import multi_region
+from smartvault.formats.render.common import policy_detail
+from smartvault.formats.render.common import policy_order
+from smartvault.formats.render.common import summary_line
+from smartvault.formats.render.common import warning_context
 
 #: a GitHub comment holds at most 65,536 characters
 GITHUB_COMMENT_LIMIT = 65536
@@ -33,162 +35,6 @@ GITHUB_COMMENT_LIMIT = 65536
 FOLD_OVER = 20
 
 FULL_PLAN_HINT = "run `smartvault plan --format json` for the full plan"
-
-_SIGNS = {"create": "+", "delete": "-", "archive": "~", "copy": "~"}
-_COLOURS = {"create": "32", "delete": "31", "archive": "33", "copy": "33"}
-_YELLOW = "33"
-_BOLD = "1"
-
-
-def _count(n: int, singular: str, plural: str | None = None) -> str:
-    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
-
-
-def _policy_order(plan: Plan) -> list[str]:
-    """Loaded policies in their order, then any other policy the plan mentions."""
-    names = [p.name for p in plan.policies]
-    seen = set(names)
-    for item in (*plan.actions, *plan.kept, *plan.skipped):
-        if item.policy not in seen:
-            seen.add(item.policy)
-            names.append(item.policy)
-    return names
-
-
-def _policy_detail(plan: Plan, name: str) -> str:
-    """``policies/prod.yaml, slot 2026-11-28T02:00:00Z`` (or ``disabled``); '' if not loaded."""
-    for p in plan.policies:
-        if p.name == name:
-            slot = "disabled" if p.slot is None else f"slot {iso_utc(p.slot)}"
-            return f"{p.file}, {slot}"
-    return ""
-
-
-def _multi_region(plan: Plan) -> bool:
-    regions = set(plan.regions)
-    for item in (*plan.actions, *plan.kept, *plan.skipped, *plan.orphans):
-        regions.add(item.region)
-    return len(regions) > 1
-
-
-def _warning_context(warning: PlanWarning) -> str:
-    parts = []
-    if warning.policy is not None:
-        parts.append(f"policy {warning.policy}")
-    if warning.resource_id is not None:
-        parts.append(warning.resource_id)
-    if warning.region is not None:
-        parts.append(warning.region)
-    return ", ".join(parts)
-
-
-def _ids(ids: Sequence[str]) -> str:
-    return ", ".join(ids) or "none"
-
-
-def _action_target(action: Action) -> str:
-    """What the action works on: volumes to snapshot, or snapshots (and where a copy goes)."""
-    if isinstance(action, CreateAction):
-        return _ids(action.volume_ids)
-    text = f"{_ids(action.snapshot_ids)} ({iso_utc(action.created_at)})"
-    if isinstance(action, CopyAction):
-        text += f" → {action.target_region}"
-        if action.kms_key_id:
-            text += f" (KMS {action.kms_key_id})"
-    return text
-
-
-def summary_line(plan: Plan) -> str:
-    """``Plan: 3 to create, …; 14 kept, 1 skipped.`` or ``No changes. 14 recovery points kept.``"""
-    counts = plan.summary
-    if not plan.has_changes:
-        line = f"No changes. {_count(counts['kept'], 'recovery point')} kept"
-        if counts["skipped"]:
-            line += f", {counts['skipped']:,} skipped"
-        return line + "."
-    todo = ", ".join(f"{counts[t]:,} to {t}" for t in ACTION_TYPES)
-    return f"Plan: {todo}; {counts['kept']:,} kept, {counts['skipped']:,} skipped."
-
-
-# --- text -----------------------------------------------------------------------
-
-
-def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
-    """The plan for a terminal; ANSI colour only when ``color`` is true.
-
-    A header, the warnings (``!``), then one section per policy with one line per
-    action (``+`` create, ``-`` delete, ``~`` archive or copy), its kept recovery
-    points (a count; each one with the rules that keep it when ``verbose``) and
-    skipped ones, then orphans, then a closing summary line.
-    """
-
-    def paint(text: str, *codes: str) -> str:
-        if not color or not codes:
-            return text
-        return f"\x1b[{';'.join(codes)}m{text}\x1b[0m"
-
-    regioned = _multi_region(plan)
-
-    def subject(region: str, resource_id: str, recovery_point: str) -> str:
-        where = f"{region}  " if regioned else ""
-        return f"{where}{resource_id}  {recovery_point}"
-
-    lines = [
-        paint(f"SmartVault plan for account {plan.account_id} at {iso_utc(plan.at)}", _BOLD),
-        f"Regions: {', '.join(plan.regions) or 'none'}; generated {iso_utc(plan.generated_at)}",
-    ]
-    if plan.warnings:
-        lines.append("")
-        for warning in plan.warnings:
-            context = _warning_context(warning)
-            text = f"! {warning.message}" + (f" ({context})" if context else "")
-            lines.append(paint(text, _BOLD, _YELLOW))
-
-    for name in _policy_order(plan):
-        actions = [a for a in plan.actions if a.policy == name]
-        kept = [k for k in plan.kept if k.policy == name]
-        skipped = [s for s in plan.skipped if s.policy == name]
-        detail = _policy_detail(plan, name)
-        lines.append("")
-        lines.append(paint(name, _BOLD) + (f" ({detail})" if detail else ""))
-        for action in actions:
-            line = (
-                f"  {_SIGNS[action.type]} {action.type:<7} "
-                f"{subject(action.region, action.resource_id, action.recovery_point)}  "
-                f"{_action_target(action)} — {action.reason}"
-            )
-            lines.append(paint(line, _COLOURS[action.type]))
-        if kept and verbose:
-            lines.extend(
-                f"  = keep    {subject(k.region, k.resource_id, k.recovery_point)}  "
-                f"{_ids(k.snapshot_ids)} ({iso_utc(k.created_at)}) — kept by {', '.join(k.kept_by)}"
-                for k in kept
-            )
-        elif kept:
-            lines.append(f"  = {_count(len(kept), 'recovery point')} kept")
-        lines.extend(
-            f"  · skip    {subject(s.region, s.resource_id, s.recovery_point)}  "
-            f"{_ids(s.snapshot_ids)} — {s.reason}"
-            for s in skipped
-        )
-        if not (actions or kept or skipped):
-            lines.append("  nothing to do")
-
-    if plan.orphans:
-        lines.append("")
-        lines.append(paint("Orphans (their policy is in no loaded file; never deleted):", _BOLD))
-        lines.extend(
-            f"  {o.policy}  {o.region}  {o.recovery_point}  "
-            f"{_ids(o.snapshot_ids)} ({iso_utc(o.created_at)})"
-            for o in plan.orphans
-        )
-
-    lines.append("")
-    lines.append(paint(summary_line(plan), _BOLD))
-    return "\n".join(lines) + "\n"
-
-
-# --- Markdown ---------------------------------------------------------------------
 
 _MD_BACKSLASH = frozenset("\\`*[]|~")
 _MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "@": "@&#8203;"}
@@ -327,9 +173,9 @@ def _action_section(kind: str, actions: Sequence[Action], regioned: bool) -> _Se
     for action in actions:
         cells = [*([action.region] if regioned else []), action.resource_id, action.recovery_point]
         if isinstance(action, CreateAction):
-            cells += [_ids(action.volume_ids), action.reason]
+            cells += [ids(action.volume_ids), action.reason]
         else:
-            cells += [_ids(action.snapshot_ids), iso_utc(action.created_at)]
+            cells += [ids(action.snapshot_ids), iso_utc(action.created_at)]
             if isinstance(action, CopyAction):
                 kms = f" (KMS {action.kms_key_id})" if action.kms_key_id else ""
                 cells.append(action.target_region + kms)
@@ -347,7 +193,7 @@ def _kept_section(kept: Sequence[Kept], regioned: bool) -> _Section:
                 *([k.region] if regioned else []),
                 k.resource_id,
                 k.recovery_point,
-                _ids(k.snapshot_ids),
+                ids(k.snapshot_ids),
                 iso_utc(k.created_at),
                 ", ".join(k.kept_by),
             ]
@@ -373,7 +219,7 @@ def _skipped_section(skipped: Sequence[Skipped], regioned: bool) -> _Section:
                 *([s.region] if regioned else []),
                 s.resource_id,
                 s.recovery_point,
-                _ids(s.snapshot_ids),
+                ids(s.snapshot_ids),
                 s.reason,
             ]
         )
@@ -405,17 +251,17 @@ def _markdown_blocks(plan: Plan) -> tuple[list[_Block], list[_Block]]:
     if plan.warnings:
         rows = []
         for warning in plan.warnings:
-            context = _warning_context(warning)
+            context = warning_context(warning)
             suffix = f" ({md_escape(context)})" if context else ""
             rows.append(f"- {_md_paragraph(warning.message)}{suffix}\n")
         body.append(_Section("⚠️ Warnings", rows, "warning", "warnings"))
 
-    regioned = _multi_region(plan)
-    for name in _policy_order(plan):
+    regioned = multi_region(plan)
+    for name in policy_order(plan):
         actions = [a for a in plan.actions if a.policy == name]
         kept = [k for k in plan.kept if k.policy == name]
         skipped = [s for s in plan.skipped if s.policy == name]
-        detail = _policy_detail(plan, name)
+        detail = policy_detail(plan, name)
         body.append(f"### Policy {md_escape(name)}\n\n")
         if detail:
             body.append(f"{_md_paragraph(detail)}\n\n")
@@ -440,7 +286,7 @@ def _markdown_blocks(plan: Plan) -> tuple[list[_Block], list[_Block]]:
                     o.policy,
                     o.region,
                     o.recovery_point,
-                    _ids(o.snapshot_ids),
+                    ids(o.snapshot_ids),
                     iso_utc(o.created_at),
                 ]
             )
@@ -503,17 +349,3 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     # Not even the section titles fit: the summary alone, then as much as fits.
     text = _assemble(head, 0) + f"\nThe plan is too large to show here; {FULL_PLAN_HINT}.\n"
     return text[:limit]
-
-
-# --- dispatch ---------------------------------------------------------------------
-
-
-def render(plan: Plan, fmt: Format, *, color: bool = False, verbose: bool = False) -> str:
-    """The plan in ``fmt``: ``text`` (terminal), ``json`` or ``markdown`` (PRs)."""
-    if fmt == "text":
-        return render_text(plan, color=color, verbose=verbose)
-    if fmt == "json":
-        return plan_json.dumps(plan)
-    if fmt == "markdown":
-        return render_markdown(plan)
-    raise ValueError(f"unknown plan format {fmt!r}; use text, json or markdown")

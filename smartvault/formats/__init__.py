@@ -1,0 +1,1 @@
+"""How SmartVault reads and writes its files: policies (YAML), plans (JSON), plans for people."""

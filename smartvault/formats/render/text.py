@@ -1,0 +1,112 @@
+"""The plan for a terminal: one section per policy, a line per action, ANSI colour on request.
+
+A pure function of the plan and its options: whether to colour is a parameter, and
+nothing here looks at the terminal, the clock or the environment.
+"""
+
+from __future__ import annotations
+
+from smartvault.core.model import Action
+from smartvault.core.model import CopyAction
+from smartvault.core.model import CreateAction
+from smartvault.core.model import Plan
+from smartvault.core.times import iso_utc
+from smartvault.formats.render.common import count
+from smartvault.formats.render.common import ids
+from smartvault.formats.render.common import multi_region
+from smartvault.formats.render.common import policy_detail
+from smartvault.formats.render.common import policy_order
+from smartvault.formats.render.common import summary_line
+from smartvault.formats.render.common import warning_context
+
+_SIGNS = {"create": "+", "delete": "-", "archive": "~", "copy": "~"}
+_COLOURS = {"create": "32", "delete": "31", "archive": "33", "copy": "33"}
+_YELLOW = "33"
+_BOLD = "1"
+
+
+def _action_target(action: Action) -> str:
+    """What the action works on: volumes to snapshot, or snapshots (and where a copy goes)."""
+    if isinstance(action, CreateAction):
+        return ids(action.volume_ids)
+    text = f"{ids(action.snapshot_ids)} ({iso_utc(action.created_at)})"
+    if isinstance(action, CopyAction):
+        text += f" → {action.target_region}"
+        if action.kms_key_id:
+            text += f" (KMS {action.kms_key_id})"
+    return text
+
+
+def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
+    """The plan for a terminal; ANSI colour only when ``color`` is true.
+
+    A header, the warnings (``!``), then one section per policy with one line per
+    action (``+`` create, ``-`` delete, ``~`` archive or copy), its kept recovery
+    points (a count; each one with the rules that keep it when ``verbose``) and
+    skipped ones, then orphans, then a closing summary line.
+    """
+
+    def paint(text: str, *codes: str) -> str:
+        if not color or not codes:
+            return text
+        return f"\x1b[{';'.join(codes)}m{text}\x1b[0m"
+
+    regioned = multi_region(plan)
+
+    def subject(region: str, resource_id: str, recovery_point: str) -> str:
+        where = f"{region}  " if regioned else ""
+        return f"{where}{resource_id}  {recovery_point}"
+
+    lines = [
+        paint(f"SmartVault plan for account {plan.account_id} at {iso_utc(plan.at)}", _BOLD),
+        f"Regions: {', '.join(plan.regions) or 'none'}; generated {iso_utc(plan.generated_at)}",
+    ]
+    if plan.warnings:
+        lines.append("")
+        for warning in plan.warnings:
+            context = warning_context(warning)
+            text = f"! {warning.message}" + (f" ({context})" if context else "")
+            lines.append(paint(text, _BOLD, _YELLOW))
+
+    for name in policy_order(plan):
+        actions = [a for a in plan.actions if a.policy == name]
+        kept = [k for k in plan.kept if k.policy == name]
+        skipped = [s for s in plan.skipped if s.policy == name]
+        detail = policy_detail(plan, name)
+        lines.append("")
+        lines.append(paint(name, _BOLD) + (f" ({detail})" if detail else ""))
+        for action in actions:
+            line = (
+                f"  {_SIGNS[action.type]} {action.type:<7} "
+                f"{subject(action.region, action.resource_id, action.recovery_point)}  "
+                f"{_action_target(action)} — {action.reason}"
+            )
+            lines.append(paint(line, _COLOURS[action.type]))
+        if kept and verbose:
+            lines.extend(
+                f"  = keep    {subject(k.region, k.resource_id, k.recovery_point)}  "
+                f"{ids(k.snapshot_ids)} ({iso_utc(k.created_at)}) — kept by {', '.join(k.kept_by)}"
+                for k in kept
+            )
+        elif kept:
+            lines.append(f"  = {count(len(kept), 'recovery point')} kept")
+        lines.extend(
+            f"  · skip    {subject(s.region, s.resource_id, s.recovery_point)}  "
+            f"{ids(s.snapshot_ids)} — {s.reason}"
+            for s in skipped
+        )
+        if not (actions or kept or skipped):
+            lines.append("  nothing to do")
+
+    if plan.orphans:
+        lines.append("")
+        lines.append(paint("Orphans (their policy is in no loaded file; never deleted):", _BOLD))
+        lines.extend(
+            f"  {o.policy}  {o.region}  {o.recovery_point}  "
+            f"{ids(o.snapshot_ids)} ({iso_utc(o.created_at)})"
+            for o in plan.orphans
+        )
+
+    lines.append("")
+    lines.append(paint(summary_line(plan), _BOLD))
+    return "\n".join(lines) + "\n"

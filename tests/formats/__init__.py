@@ -1,0 +1,1 @@
+"""Tests of smartvault.formats: policy files, plan JSON and the plan for people."""

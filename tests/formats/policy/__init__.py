@@ -1,0 +1,1 @@
+"""Tests of smartvault.formats.policy: one file of tests per module of the policy reader."""

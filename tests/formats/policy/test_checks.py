@@ -1,0 +1,31 @@
+"""Checks beyond the schema: snapshot tag placeholders and unique policy names."""
+
+from __future__ import annotations
+
+from tests.factories import MINIMAL_POLICY
+from tests.factories import parse_one
+from tests.factories import problems_of
+from tests.factories import with_policy_lines
+
+
+class TestChecks:
+    def test_a_snapshot_tag_may_use_the_known_placeholders_and_literal_braces(self) -> None:
+        ok = parse_one(
+            with_policy_lines(
+                "snapshot: {tags: {Name: '{policy}/{resource_id}@{slot}', J: '{\"a\": 1}'}}"
+            )
+        )
+        assert ok.snapshot.tags == {"Name": "{policy}/{resource_id}@{slot}", "J": '{"a": 1}'}
+
+    def test_an_unknown_placeholder_in_a_snapshot_tag_is_a_likely_typo(self) -> None:
+        assert problems_of(with_policy_lines("snapshot: {tags: {Name: '{slot}-{owner}'}}")) == [
+            "p.yaml:9:29: tag `Name` uses the unknown placeholder `{owner}` "
+            "(known: {policy}, {resource_id}, {slot})"
+        ]
+
+    def test_parse_policies_finds_duplicate_names_within_one_document(self) -> None:
+        second = MINIMAL_POLICY.split("policies:\n", 1)[1]
+        assert problems_of(MINIMAL_POLICY + second) == [
+            "p.yaml:9:11: policy name `nightly` is already used at p.yaml:3:11; "
+            "names must be unique across every loaded file"
+        ]
