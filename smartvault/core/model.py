@@ -354,8 +354,9 @@ class CreateAction:
 
 
 @dataclass(frozen=True)
-class DeleteAction:
-    type: ClassVar[str] = "delete"
+class _RecoveryPointAction:
+    """An action on the snapshots of a recovery point that exists."""
+
     region: str
     policy: str
     resource_id: str
@@ -366,15 +367,17 @@ class DeleteAction:
 
 
 @dataclass(frozen=True)
-class ArchiveAction:
+class DeleteAction(_RecoveryPointAction):
+    """Delete a recovery point's snapshots: retention keeps it no more, or it failed."""
+
+    type: ClassVar[str] = "delete"
+
+
+@dataclass(frozen=True)
+class ArchiveAction(_RecoveryPointAction):
+    """Move a retained recovery point's snapshots to the EBS archive tier."""
+
     type: ClassVar[str] = "archive"
-    region: str
-    policy: str
-    resource_id: str
-    recovery_point: str
-    snapshot_ids: tuple[str, ...]
-    created_at: datetime
-    reason: str
 
 
 @dataclass(frozen=True)
