@@ -161,42 +161,14 @@ class AuditRecords(_TableAccess):
         # "~" sorts after "#" and every digit: the last record at exactly ``until``.
         high = format_timestamp(until) + "~"
         found: builtins.list[AuditRecord] = []
-        if policy is not None:
-            for item in self._query(
-                IndexName=POLICY_INDEX,
-                KeyConditionExpression="#p = :p AND sk BETWEEN :low AND :high",
-                ExpressionAttributeNames={"#p": "policy"},
-                ExpressionAttributeValues={
-                    ":p": {"S": policy},
-                    ":low": {"S": low},
-                    ":high": {"S": high},
-                },
-            ):
+        for condition in _key_conditions(since, until, policy, low, high):
+            for item in self._query(**condition):
                 record = record_from_item(item)
                 if record is None:
                     continue
                 found.append(record)
                 if limit is not None and len(found) >= limit:
                     return found
-            return found
-        day = as_utc(until).date()
-        first = as_utc(since).date()
-        while day >= first:
-            for item in self._query(
-                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-                ExpressionAttributeValues={
-                    ":pk": {"S": "DAY#" + day.isoformat()},
-                    ":low": {"S": low},
-                    ":high": {"S": high},
-                },
-            ):
-                record = record_from_item(item)
-                if record is None:
-                    continue
-                found.append(record)
-                if limit is not None and len(found) >= limit:
-                    return found
-            day -= timedelta(days=1)
         return found
 
     def pending_deletes(
@@ -301,15 +273,42 @@ class AuditRecords(_TableAccess):
         )
 
     def _query(self, **kwargs: Any) -> Iterator[Item]:
-        start: Item | None = None
-        while True:
-            page_kwargs = dict(kwargs, TableName=self.table_name, ScanIndexForward=False)
-            if start is not None:
-                page_kwargs["ExclusiveStartKey"] = start
-            page = self._call(
-                "read the audit log", functools.partial(self._client.query, **page_kwargs)
+        """Every item of one Query, newest first, page by page as they are read."""
+        pages = iter(
+            self._client.get_paginator("query").paginate(
+                TableName=self.table_name, ScanIndexForward=False, **kwargs
             )
+        )
+        while (page := self._call("read the audit log", lambda: next(pages, None))) is not None:
             yield from page.get("Items", [])
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return
+
+
+def _key_conditions(
+    since: datetime, until: datetime, policy: str | None, low: str, high: str
+) -> Iterator[dict[str, Any]]:
+    """The Queries that cover ``since..until``: one on the ``by-policy`` index for a
+    policy, else one per UTC day, newest day first (made only as they are needed)."""
+    if policy is not None:
+        yield {
+            "IndexName": POLICY_INDEX,
+            "KeyConditionExpression": "#p = :p AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeNames": {"#p": "policy"},
+            "ExpressionAttributeValues": {
+                ":p": {"S": policy},
+                ":low": {"S": low},
+                ":high": {"S": high},
+            },
+        }
+        return
+    day = as_utc(until).date()
+    first = as_utc(since).date()
+    while day >= first:
+        yield {
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": "DAY#" + day.isoformat()},
+                ":low": {"S": low},
+                ":high": {"S": high},
+            },
+        }
+        day -= timedelta(days=1)
