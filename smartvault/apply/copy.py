@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Final
 
 from smartvault.apply.claims import Verdict
+from smartvault.apply.ports import Ec2
 from smartvault.apply.step import Looked
 from smartvault.apply.step import RunContext
 from smartvault.apply.step import look_by_region
@@ -118,7 +119,7 @@ class CopyStep:
 
         # Only after claiming: a copy a crashed or overlapping run made must be seen here.
         try:
-            existing = self._copies_in(target, action, sources)
+            existing = _copies_in(ctx.ec2, target, action, sources)
         except Ec2CallFailed as exc:
             if claim.status == "claimed":
                 ctx.claims.release(claim_id)
@@ -161,38 +162,11 @@ class CopyStep:
                 action, taken, sources, missing, present, looked, details, look_again=True
             )
         if not missing:
-            settled = self._settle_copied(action, claim_id, present, errored)
+            settled = _settle_copied(ctx, action, claim_id, present, errored)
             if settled.audit_error:
                 return settled
             return ctx.trail.final(action, settled, details)
         return self._copy_missing(action, claim, sources, missing, present, looked, details)
-
-    def _settle_copied(
-        self, action: CopyAction, claim_id: str, present: Mapping[str, str], errored: Sequence[str]
-    ) -> ActionResult:
-        """Nothing left to copy: every source has a copy, or one in state error. The claim is
-        completed or handed back as fits; the result is still to be recorded."""
-        target = action.target_region
-        copy_ids = tuple(sorted(present.values()))
-        if present and not errored:
-            reason = (
-                f"already copied to {target}: {_pairs(present)} (made by an earlier run that "
-                "did not finish)"
-            )
-            try:
-                self._ctx.claims.complete(claim_id, copy_ids)
-            except AuditError as exc:
-                self._ctx.trail.halt(exc)
-                return ActionResult(
-                    action, "skipped", copy_ids, reason=reason, audit_error=str(exc)
-                )
-            return ActionResult(action, "skipped", copy_ids, reason=reason)
-        self._ctx.claims.release(claim_id)
-        reason = (
-            f"the copies of {', '.join(errored)} in {target} are in state error; copied "
-            "again once the copy retention has deleted them"
-        )
-        return ActionResult(action, "skipped", copy_ids, reason=reason)
 
     def _copy_missing(
         self,
@@ -222,7 +196,7 @@ class CopyStep:
         ref, claim, taken_over = started
         if look_again or taken_over:
             try:
-                existing = self._copies_in(target, action, sources)
+                existing = _copies_in(ctx.ec2, target, action, sources)
             except Ec2CallFailed as exc:
                 ctx.claims.release(claim_id)
                 return ctx.trail.update(
@@ -231,7 +205,7 @@ class CopyStep:
             present, errored, missing = _sort_copies(sources, existing)
             details.update(_copy_details(target, present, errored))
             if not missing:
-                settled = self._settle_copied(action, claim_id, present, errored)
+                settled = _settle_copied(ctx, action, claim_id, present, errored)
                 return ctx.trail.update(ref, settled, details=details)
 
         made: dict[str, str] = {}
@@ -300,7 +274,7 @@ class CopyStep:
     def _after_unknown(self, action: CopyAction, sid: str, error: str) -> str:
         """After a server error or a lost connection: the copy may or may not exist."""
         try:
-            found = self._copies_in(action.target_region, action, [sid])
+            found = _copies_in(self._ctx.ec2, action.target_region, action, [sid])
         except Ec2CallFailed:
             found = {}
         live = sorted(c.snapshot_id for c in found.get(sid, []) if c.state != "error")
@@ -311,25 +285,6 @@ class CopyStep:
             "again in this run (CopySnapshot has no idempotency token). Its claim is kept for "
             f"its lease; a run after that finds the copy by its {TAG_SOURCE} tag, or copies it"
         )
-
-    def _copies_in(
-        self, region: str, action: CopyAction, source_ids: Sequence[str]
-    ) -> dict[str, list[Snapshot]]:
-        """The copies of ``action``'s recovery point in ``region``, by source id.
-
-        Found by their ``smartvault:source`` tag, then kept only when they are copies of
-        this recovery point as the planner reads them (managed, the recovery point's id,
-        every tag agreeing with it): a snapshot someone else tagged as the copy is not the
-        copy, so it can neither stop the real one nor be reported as it.
-        """
-        prefix = f"{action.region}/"
-        values = sorted({prefix + sid for sid in source_ids})
-        found: dict[str, list[Snapshot]] = {}
-        for snapshot in self._ctx.ec2.find(region, f"tag:{TAG_SOURCE}", values):
-            source = snapshot.tags.get(TAG_SOURCE, "")
-            if source.startswith(prefix) and _copy_of(snapshot, action):
-                found.setdefault(source[len(prefix) :], []).append(snapshot)
-        return found
 
 
 def copy_claim_id(action: CopyAction) -> str:
@@ -361,6 +316,56 @@ def copy_tags(action: CopyAction, source: Snapshot) -> dict[str, str]:
         tags[key] = source_tags[key]
     tags.update(own)
     return tags
+
+
+def _settle_copied(
+    ctx: RunContext,
+    action: CopyAction,
+    claim_id: str,
+    present: Mapping[str, str],
+    errored: Sequence[str],
+) -> ActionResult:
+    """Nothing left to copy: every source has a copy, or one in state error. The claim is
+    completed or handed back as fits; the result is still to be recorded."""
+    target = action.target_region
+    copy_ids = tuple(sorted(present.values()))
+    if present and not errored:
+        reason = (
+            f"already copied to {target}: {_pairs(present)} (made by an earlier run that "
+            "did not finish)"
+        )
+        try:
+            ctx.claims.complete(claim_id, copy_ids)
+        except AuditError as exc:
+            ctx.trail.halt(exc)
+            return ActionResult(action, "skipped", copy_ids, reason=reason, audit_error=str(exc))
+        return ActionResult(action, "skipped", copy_ids, reason=reason)
+    ctx.claims.release(claim_id)
+    reason = (
+        f"the copies of {', '.join(errored)} in {target} are in state error; copied "
+        "again once the copy retention has deleted them"
+    )
+    return ActionResult(action, "skipped", copy_ids, reason=reason)
+
+
+def _copies_in(
+    ec2: Ec2, region: str, action: CopyAction, source_ids: Sequence[str]
+) -> dict[str, list[Snapshot]]:
+    """The copies of ``action``'s recovery point in ``region``, by source id.
+
+    Found by their ``smartvault:source`` tag, then kept only when they are copies of
+    this recovery point as the planner reads them (managed, the recovery point's id,
+    every tag agreeing with it): a snapshot someone else tagged as the copy is not the
+    copy, so it can neither stop the real one nor be reported as it.
+    """
+    prefix = f"{action.region}/"
+    values = sorted({prefix + sid for sid in source_ids})
+    found: dict[str, list[Snapshot]] = {}
+    for snapshot in ec2.find(region, f"tag:{TAG_SOURCE}", values):
+        source = snapshot.tags.get(TAG_SOURCE, "")
+        if source.startswith(prefix) and _copy_of(snapshot, action):
+            found.setdefault(source[len(prefix) :], []).append(snapshot)
+    return found
 
 
 def _sort_copies(
