@@ -1,0 +1,1 @@
+"""Tests of smartvault.aws: the one place that talks to boto3."""
