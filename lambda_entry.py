@@ -2,7 +2,7 @@
 
 Fired by EventBridge Scheduler with ``{"policies": [...], "dry_run": false}``, by a
 plain EventBridge scheduled event, or by hand with ``{}`` (all policies). See
-docs/deploy.md.
+docs/deploy.md; the work is done in :mod:`smartvault.lambda_app`.
 """
 
 from __future__ import annotations
@@ -11,32 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from smartvault import engine
-from smartvault.deadline import Deadline
-from smartvault.errors import SmartVaultError
-from smartvault.logs import JsonLog
-from smartvault.settings import deadline_margin_seconds
-from smartvault.settings import settings_from_env
+from smartvault import lambda_app
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    env = os.environ
-    log = JsonLog(env.get("SMARTVAULT_LOG_LEVEL", "INFO"))
-    try:
-        request = engine.LambdaRequest.from_event(event)
-        settings = settings_from_env(env)
-        policy_path = env.get("SMARTVAULT_POLICY_PATH") or str(Path(__file__).parent / "policies")
-        margin = deadline_margin_seconds(env)
-        # Called by hand (``handler({}, None)``) there is no deadline to watch.
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        return engine.run_scheduled(
-            settings,
-            [policy_path],
-            request,
-            actor=f"lambda:{getattr(context, 'function_name', 'local')}",
-            deadline=Deadline(lambda: remaining() / 1000, margin) if callable(remaining) else None,
-            log=log,
-        )
-    except SmartVaultError as exc:
-        log("ERROR", "run failed before applying anything", error=str(exc))
-        raise
+    # The packaged policies sit beside this file in the deployment zip.
+    return lambda_app.handle(
+        event, context, environ=os.environ, packaged_policies=Path(__file__).parent / "policies"
+    )

@@ -56,7 +56,7 @@ def main() -> None:
     upstream = f"http://{host}:{port}"
     launch(boto3.client("ec2", region_name="us-east-1", endpoint_url=upstream), 2)
     from smartvault.engine import Engine
-    from smartvault.engine import Settings
+    from smartvault.settings import Settings
 
     Engine(
         Settings(regions=("us-east-1",), endpoint_url=upstream, audit_table="audit")

@@ -1,11 +1,16 @@
 """Where and how SmartVault talks to AWS: built from flags (CLI) or the environment (Lambda).
 
-Imports nothing heavy, so code that only needs a default (the deployment template)
-loads no boto3.
+The rules a setting must follow (a DynamoDB table name, an endpoint URL) are written
+here once; the CLI turns a broken one into a usage error, the Lambda into a
+:class:`ConfigError`, both before any AWS call. Imports nothing heavy, so code that
+only needs a default (the deployment template) or a check (the CLI's flags) loads no
+boto3.
 """
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,6 +21,9 @@ DEFAULT_AUDIT_TABLE = "smartvault-audit"
 DEFAULT_DEADLINE_MARGIN = 30.0
 #: days an audit record is kept before DynamoDB's TTL removes it
 DEFAULT_AUDIT_TTL_DAYS = 400
+
+#: DynamoDB's rule for table names.
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,30 @@ class Settings:
     audit_region: str | None = None
 
 
+def table_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a DynamoDB table name, or ``None`` when it can."""
+    if _TABLE_NAME.match(name):
+        return None
+    return "3 to 255 letters, digits, _ . or -"
+
+
+def endpoint_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an endpoint (an http(s) URL with a host and a port
+    from 1 to 65535), or ``None`` when it can."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
+        return "an endpoint is an http:// or https:// URL with a host, e.g. http://127.0.0.1:5000"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or (port is None and parts.netloc.endswith(":")):
+        return "its port must be a number from 1 to 65535"
+    if any(char.isspace() for char in url):
+        return "it must not contain spaces"
+    return None
+
+
 def settings_from_env(environ: Mapping[str, str]) -> Settings:
     """The Lambda's settings: ``SMARTVAULT_*`` variables, else the function's own region.
 
@@ -44,11 +76,18 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
     if not regions:
         own = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         regions = (own,) if own else ()
+    table = environ.get("SMARTVAULT_AUDIT_TABLE", "").strip() or DEFAULT_AUDIT_TABLE
+    problem = table_name_problem(table)
+    if problem:
+        raise ConfigError(
+            f"SMARTVAULT_AUDIT_TABLE={table!r} is not a DynamoDB table name: {problem}; "
+            f"set it to e.g. {DEFAULT_AUDIT_TABLE}, or remove it"
+        )
     return Settings(
         regions=regions,
         # The deployment template creates the table in the function's own region.
         audit_region=environ.get("AWS_REGION") or None,
-        audit_table=environ.get("SMARTVAULT_AUDIT_TABLE", "").strip() or DEFAULT_AUDIT_TABLE,
+        audit_table=table,
         audit_ttl_days=_positive_number(
             environ, "SMARTVAULT_AUDIT_TTL_DAYS", DEFAULT_AUDIT_TTL_DAYS, "days"
         ),

@@ -13,15 +13,15 @@ from smartvault.core.model import CreateAction
 from smartvault.core.model import DeleteAction
 from smartvault.core.model import PolicySet
 from smartvault.core.model import Retention
-from tests.factories import make_policy
-from tests.moto_helpers import backdate
-from tests.moto_helpers import tags_of
 from tests.apply.test_run import DAY1
 from tests.apply.test_run import REGION
 from tests.apply.test_run import TABLE
 from tests.apply.test_run import Clock
 from tests.apply.test_run import World
 from tests.apply.test_run import stamp_snapshots_with
+from tests.factories import make_policy
+from tests.moto_helpers import backdate
+from tests.moto_helpers import tags_of
 
 
 @pytest.fixture

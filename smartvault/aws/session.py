@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-import urllib.parse
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from smartvault.aws.errors import THROTTLING_CODES
 from smartvault.aws.errors import DeadlineReached
 from smartvault.aws.errors import translate_errors
 from smartvault.errors import AwsError
+from smartvault.settings import endpoint_url_problem
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -92,23 +92,6 @@ def closest_region(name: str, known: Iterable[str]) -> str | None:
     )
     if scored and scored[0][0] <= 2:
         return scored[0][2]
-    return None
-
-
-def endpoint_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be an endpoint (an http(s) URL with a host and a port
-    from 1 to 65535), or ``None`` when it can."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
-        return "an endpoint is an http:// or https:// URL with a host, e.g. http://127.0.0.1:5000"
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
-    if port == 0 or (port is None and parts.netloc.endswith(":")):
-        return "its port must be a number from 1 to 65535"
-    if any(char.isspace() for char in url):
-        return "it must not contain spaces"
     return None
 
 

@@ -1,20 +1,31 @@
-"""What a run did, in the shapes people read: run results and notification text.
+"""What a run did, in the shapes people read: run results, summaries and notification text.
 
-Pure: :class:`RunResult` is what applying a plan returns; ``should_notify`` and
-``compose`` turn one policy's part of it into an SNS subject and body
-(:mod:`smartvault.aws.sns` sends them). A notification that cannot be sent never
-fails the backups: the caller logs it and audits it as a ``notify`` action.
+Pure: :class:`RunResult` is what applying a plan returns and :class:`RunReport` what a
+whole run returns (its ``summary()`` is the Lambda's JSON answer); ``summarise`` cuts
+one policy's part out of a result, ``should_notify`` and ``compose`` turn that into an
+SNS subject and body, and ``notifications_due`` lists them for a run
+(:mod:`smartvault.aws.sns` sends them). A notification that
+cannot be sent never fails the backups: the caller logs it and audits it as a
+``notify`` action.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from typing import NamedTuple
 
+from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import Action
+from smartvault.core.model import AuditRecord
 from smartvault.core.model import Notify
 from smartvault.core.model import Outcome
+from smartvault.core.model import Plan
+from smartvault.core.model import PolicySet
+from smartvault.core.times import iso_utc
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,60 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+@dataclass(frozen=True)
+class NotifyResult:
+    policy: str
+    topic_arn: str
+    sent: bool
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A plan and, unless it was a dry run, what applying it did."""
+
+    plan: Plan
+    result: RunResult | None = None
+    notifications: tuple[NotifyResult, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.result is None or self.result.ok
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-serialisable account of the run (the Lambda's return value)."""
+        out: dict[str, Any] = {
+            "at": iso_utc(self.plan.at),
+            "account_id": self.plan.account_id,
+            "regions": list(self.plan.regions),
+            "policies": [p.name for p in self.plan.policies],
+            "planned": self.plan.summary,
+            "warnings": [w.message for w in self.plan.warnings],
+            "dry_run": self.result is None,
+        }
+        if self.result is not None:
+            out.update(
+                run_id=self.result.run_id,
+                outcomes=self.result.counts,
+                ok=self.result.ok,
+                stopped_early=self.result.stopped_early,
+                stop_reason=self.result.stop_reason,
+                failed=[
+                    {
+                        "type": r.action.type,
+                        "policy": r.action.policy,
+                        "region": r.action.region,
+                        "recovery_point": r.action.recovery_point,
+                        "error": r.error or r.audit_error,
+                    }
+                    for r in self.result.failed
+                ],
+                notifications=[dataclasses.asdict(n) for n in self.notifications],
+                notes=list(self.result.notes),
+            )
+        return out
 
 
 #: SNS: a subject is under 100 characters, ASCII, no line breaks or control characters.
@@ -119,6 +184,78 @@ class PolicyRunSummary:
         a missed night. People who asked to hear about failures want to hear that.
         """
         return not self.failed and not self.stopped_early
+
+
+def summarise(policy: str, result: RunResult, regions: Sequence[str]) -> PolicyRunSummary:
+    """What ``result`` did for one policy, in the shape notifications report it."""
+    mine = [r for r in result.results if r.action.policy == policy]
+    done: dict[str, list[RecoveryPointResult]] = {t: [] for t in ACTION_TYPES}
+    failed: list[FailedItem] = []
+    skipped: list[SkippedItem] = []
+    for r in mine:
+        what = f"{r.action.type} {r.action.recovery_point}"
+        if r.outcome == "succeeded":
+            done[r.action.type].append(
+                RecoveryPointResult(r.action.recovery_point, r.snapshot_ids, r.action.region)
+            )
+        elif r.outcome == "failed" or r.audit_error:
+            failed.append(FailedItem(what, r.error or r.audit_error))
+        elif r.outcome == "skipped":
+            skipped.append(SkippedItem(what, r.reason))
+    not_started = [a for a in result.not_started if a.policy == policy]
+    return PolicyRunSummary(
+        policy=policy,
+        run_id=result.run_id,
+        regions=tuple(regions),
+        created=tuple(done["create"]),
+        deleted=tuple(done["delete"]),
+        archived=tuple(done["archive"]),
+        copied=tuple(done["copy"]),
+        failed=tuple(failed),
+        skipped=tuple(skipped),
+        stopped_early=result.stopped_early and bool(not_started),
+    )
+
+
+class Notification(NamedTuple):
+    """One message a policy asked for: the topic it goes to, and what it says."""
+
+    policy: str
+    topic_arn: str
+    subject: str
+    body: str
+
+    def audit_record(
+        self, outcome: NotifyResult, *, run_id: str, region: str, at: datetime, actor: str
+    ) -> AuditRecord:
+        """The ``notify`` action's audit record: sent or not, and why not."""
+        return AuditRecord(
+            run_id=run_id,
+            timestamp=at,
+            action="notify",
+            outcome="succeeded" if outcome.sent else "failed",
+            policy=self.policy,
+            region=region,
+            resource_id=self.topic_arn,
+            recovery_point="",
+            reason=self.subject,
+            error=outcome.error,
+            actor=actor,
+        )
+
+
+def notifications_due(plan: Plan, policies: PolicySet, result: RunResult) -> list[Notification]:
+    """A message for each enabled policy of ``plan`` whose ``notify.on`` asks for this run."""
+    due: list[Notification] = []
+    for slot in plan.policies:
+        policy = policies.get(slot.name)
+        if policy is None or policy.notify is None or not policy.enabled:
+            continue
+        summary = summarise(policy.name, result, plan.regions)
+        if should_notify(policy.notify, summary):
+            subject, body = compose(summary)
+            due.append(Notification(policy.name, policy.notify.sns_topic_arn, subject, body))
+    return due
 
 
 def should_notify(notify: Notify, summary: PolicyRunSummary) -> bool:

@@ -16,7 +16,7 @@ from smartvault.cli import cli
 from tests.moto_helpers import launch
 from tests.moto_helpers import managed_snapshots
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 POLICY = """\
 version: 1

@@ -16,8 +16,6 @@ from moto import mock_aws
 import lambda_entry
 from smartvault.errors import ConfigError
 from smartvault.errors import PolicyError
-from smartvault.settings import deadline_margin_seconds
-from smartvault.settings import settings_from_env
 from tests.moto_helpers import launch
 from tests.moto_helpers import managed_snapshots
 
@@ -316,22 +314,6 @@ def test_an_unknown_policy_name_suggests_the_close_one(account, capsys):
 
 
 @pytest.mark.parametrize(
-    "value",
-    [
-        "us-east-1,us-west-2",
-        " us-east-1 , us-west-2 ",
-        "us-east-1 us-west-2",
-        "us-east-1,,us-west-2,",
-    ],
-)
-def test_smartvault_regions_may_be_separated_by_commas_and_spaces(value):
-    settings = settings_from_env({"SMARTVAULT_REGIONS": value, "AWS_REGION": "eu-west-1"})
-
-    assert settings.regions == ("us-east-1", "us-west-2")
-    assert settings.audit_region == "eu-west-1"
-
-
-@pytest.mark.parametrize(
     ("name", "value", "message"),
     [
         ("SMARTVAULT_DEADLINE_MARGIN", "abc", "SMARTVAULT_DEADLINE_MARGIN='abc' is not a number"),
@@ -356,11 +338,6 @@ def test_a_malformed_setting_fails_in_one_log_line_before_anything_is_done(
     assert managed_snapshots(account) == []
 
 
-def test_a_fractional_deadline_margin_is_seconds():
-    assert deadline_margin_seconds({"SMARTVAULT_DEADLINE_MARGIN": "12.5"}) == 12.5
-    assert deadline_margin_seconds({}) == 30.0
-
-
 def test_called_by_hand_without_a_context_it_runs_without_a_deadline(account):
     launch(account, 2)
 
@@ -368,3 +345,17 @@ def test_called_by_hand_without_a_context_it_runs_without_a_deadline(account):
 
     assert summary["ok"] is True
     assert summary["outcomes"]["succeeded"] == 2
+
+
+def test_a_malformed_audit_table_name_fails_in_one_log_line_before_anything_is_done(
+    account, monkeypatch, capsys
+):
+    monkeypatch.setenv("SMARTVAULT_AUDIT_TABLE", "my table")
+    launch(account, 1)
+
+    with pytest.raises(ConfigError, match="'my table' is not a DynamoDB table name"):
+        lambda_entry.handler({}, FakeContext())
+
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["message"] == "run failed before applying anything"
+    assert managed_snapshots(account) == []

@@ -1,0 +1,185 @@
+"""``smartvault apply``: plan (or take a saved plan), show it, ask, apply, say what happened.
+
+The run itself is :meth:`Engine.run <smartvault.engine.Engine.run>`, as in the Lambda;
+this module adds what only a terminal has: the plan as text, the confirmation prompt,
+a progress line, ``--max-duration`` and the closing account.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import sys
+import time
+from datetime import timedelta
+
+import click
+
+from smartvault.cli.context import make_engine
+from smartvault.cli.errors import Failed
+from smartvault.cli.output import Progress
+from smartvault.cli.output import echo
+from smartvault.cli.output import use_color
+from smartvault.cli.params import parse_span
+from smartvault.cli.params import policy_paths
+from smartvault.cli.params import span_text
+from smartvault.core.model import Plan
+from smartvault.core.report import ActionResult
+from smartvault.core.report import RunReport
+from smartvault.engine import RunRequest
+from smartvault.errors import ConfigError
+from smartvault.formats import render
+
+
+@click.command("apply")
+@policy_paths
+@click.option(
+    "--plan",
+    "plan_file",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Apply this saved plan (from `plan --out`), only if planning again at its time "
+    "over the current account gives the same actions.",
+)
+@click.option(
+    "--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal)."
+)
+@click.option(
+    "--max-plan-age",
+    callback=parse_span,
+    metavar="DURATION",
+    default="24h",
+    show_default=True,
+    help="Refuse a saved plan older than this (s, m, h, d or w).",
+)
+@click.option(
+    "--max-duration",
+    callback=parse_span,
+    metavar="DURATION",
+    help="Start no new action after this long (e.g. 45m); running again finishes the work.",
+)
+def apply_command(
+    paths: tuple[str, ...],
+    plan_file: str | None,
+    yes: bool,
+    max_plan_age: timedelta,
+    max_duration: timedelta | None,
+) -> None:
+    """Plan and apply: create, delete, archive and copy snapshots; audit every action.
+
+    PATHS are policy files or directories (default: ./policies). Shows the plan and
+    asks before changing anything. Needs the audit table (`smartvault audit init`).
+    Exits 1 if any action failed.
+    """
+    terminal = _Terminal(yes=yes, timer=_Timer(max_duration))
+    report = make_engine().run(
+        RunRequest(
+            paths=paths,
+            saved_plan=plan_file,
+            max_plan_age=max_plan_age,
+            actor=f"cli:{getpass.getuser()}@{socket.gethostname()}",
+            should_stop=terminal.timer.expired,
+            on_plan=terminal.show_plan,
+            before_apply=terminal.confirm,
+            on_result=terminal.show_result,
+        )
+    )
+    terminal.show_report(report)
+    if not report.ok:
+        raise Failed
+
+
+class _Timer:
+    """``--max-duration``: true, and staying true, once the run has lasted longer."""
+
+    def __init__(self, limit: timedelta | None) -> None:
+        self.limit = limit
+        self.timed_out = False
+        self._started = 0.0
+
+    def start(self) -> None:
+        self._started = _monotonic()
+
+    def expired(self) -> bool:
+        seconds = self.limit.total_seconds() if self.limit else None
+        self.timed_out = self.timed_out or (
+            seconds is not None and _monotonic() - self._started > seconds
+        )
+        return self.timed_out
+
+
+class _Terminal:
+    """What a person at a terminal sees of a run, and the one question it asks."""
+
+    def __init__(self, *, yes: bool, timer: _Timer) -> None:
+        self.yes = yes
+        self.timer = timer
+        self._progress = Progress(tty=False)
+
+    def show_plan(self, plan: Plan) -> None:
+        echo(render.render_text(plan, color=use_color()), nl=False)
+        if not plan.has_changes:
+            # Still through the engine, as the Lambda does: a policy that asked to hear
+            # about successful runs hears about this one too.
+            echo("Nothing to do.")
+
+    def confirm(self, plan: Plan, run_id: str) -> None:
+        """Ask before the first change (not with --yes, nor with nothing to do)."""
+        if not self.yes and plan.has_changes:
+            if not _stdin_is_tty():
+                raise ConfigError(
+                    "not applying: no terminal to confirm on; pass --yes to apply anyway"
+                )
+            n = len(plan.actions)
+            try:
+                what = "this action" if n == 1 else f"these {n} actions"
+                confirmed = click.confirm(f"Apply {what}?")
+            except click.Abort:  # ^C or end of input at the prompt
+                echo(err=True)
+                confirmed = False
+            if not confirmed:
+                raise Failed("Not applied: nothing was changed.")
+        self.timer.start()
+        self._progress = Progress(sys.stdout.isatty(), total=len(plan.actions))
+
+    def show_result(self, result: ActionResult) -> None:
+        self._progress(result)
+
+    def show_report(self, report: RunReport) -> None:
+        self._progress.close()
+        result = report.result
+        assert result is not None
+        for failed in result.failed:
+            echo(
+                f"failed: {failed.action.type} {failed.action.recovery_point}: "
+                f"{failed.error or failed.audit_error}",
+                err=True,
+            )
+        for line in result.notes:  # what became of records earlier runs left pending
+            echo(f"note: {line}")
+        for note in report.notifications:
+            if not note.sent:
+                echo(f"notification for {note.policy} not sent: {note.error}", err=True)
+        counts = result.counts
+        if report.plan.has_changes:
+            echo(
+                f"Run {result.run_id}: {counts['succeeded']} succeeded, {counts['failed']} "
+                f"failed, {counts['skipped']} skipped, {counts['not_started']} not started."
+            )
+        if result.stopped_early and self.timer.timed_out:
+            echo(
+                f"Stopped after --max-duration {span_text(self.timer.limit)}: "
+                f"{counts['not_started']} not started; run `smartvault apply` again "
+                "to finish the work.",
+                err=True,
+            )
+        elif result.stopped_early:
+            echo(f"Stopped early: {result.stop_reason}", err=True)
+
+
+def _monotonic() -> float:
+    return time.monotonic()
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin.isatty()

@@ -1,0 +1,73 @@
+"""``smartvault deploy``: the CloudFormation template and the Lambda zip for the policies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from smartvault import deploy as deploy_module
+from smartvault.cli.context import current_settings
+from smartvault.cli.context import make_engine
+from smartvault.cli.output import echo
+from smartvault.cli.params import policy_paths
+from smartvault.engine import Engine
+
+#: The folder that holds ``smartvault/`` and ``lambda_entry.py`` (a clone of the repository).
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@click.group("deploy")
+def deploy_group() -> None:
+    """Run SmartVault on schedule in AWS: CloudFormation template and Lambda package."""
+
+
+@deploy_group.command("template")
+@policy_paths
+def deploy_template(paths: tuple[str, ...]) -> None:
+    """Print the CloudFormation template for the policies (makes no AWS call).
+
+    PATHS are policy files or directories (default: ./policies). The --region
+    options become the function's default Regions parameter; a policy that could
+    never run in them is a warning (on stderr).
+    """
+    policies = Engine.load_policies(paths)
+    settings = current_settings()
+    session = make_engine().session
+    for region in settings.regions:  # a typo here would only fail in the deployed function
+        session.check_region(region)
+    text, warnings = deploy_module.cloudformation_template(
+        policies, regions=settings.regions or None
+    )
+    for warning in warnings:
+        echo(f"warning: {warning}", err=True)
+    echo(text, nl=False)
+
+
+@deploy_group.command("package")
+@policy_paths
+@click.option(
+    "--out",
+    required=True,
+    metavar="FILE.zip",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Where to write the deployment zip.",
+)
+@click.option(
+    "--no-vendor",
+    is_flag=True,
+    help="Leave out the third-party libraries (for inspecting the zip).",
+)
+def deploy_package(paths: tuple[str, ...], out: str, no_vendor: bool) -> None:
+    """Build the Lambda deployment zip: SmartVault, its handler, policies and libraries.
+
+    PATHS are the policy files or directories to package (default: ./policies).
+    """
+    policies = Engine.load_policies(paths)
+    info = deploy_module.build_package(
+        Path(out),
+        project_root=_PROJECT_ROOT,
+        policy_paths=[Path(f) for f in policies.files],
+        vendor=not no_vendor,
+    )
+    echo(f"wrote {info.path} ({info.size:,} bytes, {info.entries} files, sha256 {info.sha256})")

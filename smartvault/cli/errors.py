@@ -1,0 +1,78 @@
+"""How a command ends when it does not succeed: every exit code is decided here.
+
+0 success; 1 an expected failure (invalid policies, an AWS or audit problem, a failed
+action, a refusal); 2 wrong usage (click's own), or with ``plan --detailed-exitcode``
+"there are changes". A :class:`~smartvault.errors.SmartVaultError` from any command
+becomes one readable message on stderr in :class:`SmartVaultGroup`, and nowhere else;
+with ``-v`` it is raised instead, for its traceback.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+from typing import Any
+
+import click
+
+from smartvault.cli.output import echo
+from smartvault.errors import PolicyError
+from smartvault.errors import SmartVaultError
+from smartvault.settings import Settings
+
+#: an expected failure: the command has said why
+FAILED = 1
+#: ``plan --detailed-exitcode``: the plan has changes
+CHANGES = 2
+
+
+class Failed(click.ClickException):
+    """Ends a command with exit 1, showing ``message`` (if any) on stderr as it is."""
+
+    exit_code = FAILED
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        if self.message:
+            echo(self.message, err=True)
+
+
+class SmartVaultGroup(click.Group):
+    """The root group: every expected failure of every command is shown here."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PolicyError as exc:  # always a list of problems, never a traceback
+            raise Failed(policy_problems(exc)) from exc
+        except SmartVaultError as exc:
+            settings = ctx.find_object(Settings)
+            if settings is not None and settings.verbose:
+                raise
+            raise Failed(f"Error: {exc}") from exc
+
+
+def policy_problems(exc: PolicyError) -> str:
+    """Every problem, one a line, and what to do about them."""
+    n = len(exc.problems)
+    return "\n".join(
+        [
+            *(str(problem) for problem in exc.problems),
+            f"{n} problem{'s' if n != 1 else ''} in the policies: fix "
+            f"{'it' if n == 1 else 'them'} (see `smartvault validate`); nothing was done",
+        ]
+    )
+
+
+class PlanCommand(click.Command):
+    """With --detailed-exitcode, 2 means "changes": a usage error must then exit 1."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        detailed = "--detailed-exitcode" in args
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if detailed:
+                exc.exit_code = FAILED
+            raise

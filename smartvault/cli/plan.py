@@ -1,0 +1,79 @@
+"""``smartvault plan``: what applying the policies would do, for a terminal, a file or a PR."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import cast
+
+import click
+
+from smartvault.cli.context import current_settings
+from smartvault.cli.context import make_engine
+from smartvault.cli.errors import CHANGES
+from smartvault.cli.errors import PlanCommand
+from smartvault.cli.output import echo
+from smartvault.cli.output import use_color
+from smartvault.cli.params import parse_time
+from smartvault.cli.params import policy_paths
+from smartvault.core.model import Plan
+from smartvault.errors import ConfigError
+from smartvault.formats import plan_json
+from smartvault.formats import render
+
+
+@click.command("plan", cls=PlanCommand)
+@policy_paths
+@click.option(
+    "--at",
+    callback=parse_time,
+    metavar="TIME",
+    help="Evaluate at this time instead of now: ISO 8601, e.g. 2026-12-07T03:00:00Z "
+    "(UTC when no zone is given).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="text: for a terminal; json: the plan format (docs/plan-format.md); "
+    "markdown: a comment for a pull request.",
+)
+@click.option(
+    "--out",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also save the JSON plan here, for `smartvault apply --plan FILE`.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on any error.",
+)
+def plan_command(
+    paths: tuple[str, ...], at: datetime | None, fmt: str, out: str | None, detailed_exitcode: bool
+) -> None:
+    """Show what applying the policies would do. Never writes to AWS.
+
+    PATHS are policy files or directories (default: ./policies). Reads the
+    instances, volumes, snapshots and AMIs of every --region.
+    """
+    engine = make_engine()
+    the_plan = engine.plan(engine.load_policies(paths), at=at)
+    if out:
+        _save(the_plan, out)
+    color = fmt == "text" and use_color()
+    verbose = current_settings().verbose
+    echo(
+        render.render(the_plan, cast("render.Format", fmt), color=color, verbose=verbose), nl=False
+    )
+    if detailed_exitcode and the_plan.has_changes:
+        click.get_current_context().exit(CHANGES)
+
+
+def _save(plan: Plan, out: str) -> None:
+    try:
+        Path(out).write_text(plan_json.dumps(plan), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the plan to {out}: {exc.strerror}") from exc

@@ -1,0 +1,188 @@
+"""The Lambda's door to the engine: an event and the environment in, JSON log lines out.
+
+:func:`handle` reads what an invocation asks for (:class:`LambdaRequest`) and how the
+function is configured (``SMARTVAULT_*``, through :mod:`smartvault.settings`), runs
+:meth:`Engine.run <smartvault.engine.Engine.run>` inside the function's deadline and
+returns the run's summary. Every refusal (a malformed event or setting, an unknown
+policy, invalid policies, an audit table that cannot be written) raises before any
+change, after one JSON log line that says why. Imports no CLI layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from smartvault.core.model import Plan
+from smartvault.core.report import ActionResult
+from smartvault.deadline import Deadline
+from smartvault.engine import Engine
+from smartvault.engine import RunRequest
+from smartvault.engine import utc_now
+from smartvault.errors import ConfigError
+from smartvault.errors import SmartVaultError
+from smartvault.logs import JsonLog
+from smartvault.settings import deadline_margin_seconds
+from smartvault.settings import settings_from_env
+
+#: What an invocation may ask for.
+_REQUEST_KEYS = frozenset({"policies", "dry_run"})
+#: The keys EventBridge puts in every event it delivers.
+_ENVELOPE_KEYS = frozenset(
+    {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+)
+
+
+@dataclass(frozen=True)
+class LambdaRequest:
+    """What an invocation asks for: some policies (default all), maybe only a dry run."""
+
+    policies: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    @classmethod
+    def from_event(cls, event: object) -> LambdaRequest:
+        """Read an EventBridge Scheduler input, an EventBridge event, or ``{}``.
+
+        ``policies`` and ``dry_run`` are honoured in every form: at the top level, and
+        in an EventBridge envelope also inside its ``detail``. Unknown keys are refused
+        rather than ignored: a misspelt ``dryrun`` must not turn a dry run into a real
+        one, and an empty ``policies`` list must not mean "every policy".
+        """
+        if event is None:
+            return cls()
+        if not isinstance(event, Mapping):
+            raise ConfigError(
+                'the event must be a JSON object such as {"policies": ["nightly"], '
+                f'"dry_run": true}}, not {type(event).__name__}'
+            )
+        asks = {k: v for k, v in event.items() if k in _REQUEST_KEYS}
+        envelope = "source" in event or "detail-type" in event
+        allowed = _REQUEST_KEYS | (_ENVELOPE_KEYS if envelope else frozenset())
+        unknown = sorted(str(k) for k in set(event) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"unknown event key(s) {', '.join(unknown)}: the event takes "
+                '"policies" (a list of names) and "dry_run" (true or false)'
+                + (", beside EventBridge's own keys" if envelope else "")
+            )
+        detail = event.get("detail", {}) if envelope else {}
+        if not isinstance(detail, Mapping):
+            raise ConfigError(
+                f'the event\'s "detail" must be a JSON object, not {type(detail).__name__}'
+            )
+        unknown = sorted(str(k) for k in set(detail) - _REQUEST_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {', '.join(unknown)} in the event's detail: it takes "
+                '"policies" (a list of names) and "dry_run" (true or false)'
+            )
+        both = sorted(set(asks) & set(detail))
+        if both:
+            raise ConfigError(
+                f"the event gives {', '.join(both)} both at its top level and in its detail: "
+                "give each once"
+            )
+        asks.update(detail)
+        return cls(policies=_policy_names(asks), dry_run=_dry_run(asks))
+
+
+def _policy_names(asks: Mapping[str, object]) -> tuple[str, ...]:
+    names = asks.get("policies", [])
+    if isinstance(names, str):
+        names = [names]
+    elif not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError('"policies" must be a list of policy names')
+    elif not names and "policies" in asks:
+        raise ConfigError(
+            '"policies" is an empty list: name the policies to run, or leave the key '
+            "out to run every policy"
+        )
+    return tuple(names)
+
+
+def _dry_run(asks: Mapping[str, object]) -> bool:
+    dry_run = asks.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ConfigError('"dry_run" must be true or false')
+    return dry_run
+
+
+def handle(
+    event: object,
+    context: object,
+    *,
+    environ: Mapping[str, str],
+    packaged_policies: Path,
+    clock: Callable[[], datetime] = utc_now,
+) -> dict[str, Any]:
+    """One invocation: load, plan, apply (unless a dry run), notify; a JSON-able summary.
+
+    ``packaged_policies`` is where the policies are unless ``SMARTVAULT_POLICY_PATH``
+    says otherwise. With a ``context`` that knows the time left, every request is kept
+    inside the function's deadline (:mod:`smartvault.deadline`).
+    """
+    log = JsonLog(environ.get("SMARTVAULT_LOG_LEVEL", "INFO"))
+    try:
+        asked = LambdaRequest.from_event(event)
+        settings = settings_from_env(environ)
+        policy_path = environ.get("SMARTVAULT_POLICY_PATH") or str(packaged_policies)
+        deadline = _deadline(context, deadline_margin_seconds(environ))
+        report = Engine(settings, clock=clock, deadline=deadline).run(
+            RunRequest(
+                paths=(policy_path,),
+                policies=asked.policies,
+                policies_named_in='the event\'s "policies"',
+                dry_run=asked.dry_run,
+                actor=f"lambda:{getattr(context, 'function_name', 'local')}",
+                should_stop=deadline.stop_starting if deadline else bool,
+                on_plan=lambda plan: _log_plan(log, plan, dry_run=asked.dry_run),
+                # From here on, every line carries the run id (as do its audit records).
+                before_apply=lambda _plan, run_id: log.context.update(run_id=run_id),
+                on_result=lambda result: _log_result(log, result),
+            )
+        )
+    except SmartVaultError as exc:
+        log("ERROR", "run failed before applying anything", error=str(exc))
+        raise
+    summary = report.summary()
+    if report.result is not None:
+        log(
+            "INFO" if report.ok else "ERROR",
+            "run finished",
+            **{k: summary[k] for k in ("outcomes", "ok", "stopped_early")},
+        )
+    return summary
+
+
+def _deadline(context: object, margin: float) -> Deadline | None:
+    """The function's deadline; called by hand (``handler({}, None)``) there is none."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    return Deadline(lambda: remaining() / 1000, margin)
+
+
+def _log_plan(log: JsonLog, plan: Plan, *, dry_run: bool) -> None:
+    log("INFO", "planned", dry_run=dry_run, **plan.summary)
+    for warning in plan.warnings:
+        log("WARNING", warning.message, policy=warning.policy, resource_id=warning.resource_id)
+
+
+def _log_result(log: JsonLog, result: ActionResult) -> None:
+    action = result.action
+    log(
+        "ERROR" if result.needs_attention else "INFO",
+        f"{action.type} {result.outcome}",
+        policy=action.policy,
+        action=action.type,
+        outcome=result.outcome,
+        region=action.region,
+        recovery_point=action.recovery_point,
+        snapshot_ids=list(result.snapshot_ids),
+        error=result.error or result.audit_error or None,
+    )
