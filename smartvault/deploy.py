@@ -31,11 +31,11 @@ from typing import Any
 
 import yaml
 
-from smartvault.core.model import CREATED_BY_VALUE
-from smartvault.core.model import TAG_CREATED_BY
-from smartvault.core.model import TAG_POLICY
 from smartvault.core.model import Policy
 from smartvault.core.model import PolicySet
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_POLICY
 from smartvault.errors import ConfigError
 from smartvault.settings import DEFAULT_AUDIT_TABLE
 

@@ -28,9 +28,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from smartvault.aws import translate_errors
-from smartvault.core.model import CREATED_BY_VALUE
-from smartvault.core.model import TAG_CREATED_BY
-from smartvault.core.model import TAG_SOURCE
 from smartvault.core.model import BlockDevice
 from smartvault.core.model import Image
 from smartvault.core.model import Instance
@@ -43,6 +40,9 @@ from smartvault.core.model import Snapshot
 from smartvault.core.model import TagCondition
 from smartvault.core.model import Volume
 from smartvault.core.model import VolumeAttachment
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_SOURCE
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

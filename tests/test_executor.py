@@ -24,7 +24,6 @@ from moto import mock_aws
 
 from smartvault.audit import AuditLog
 from smartvault.core import planner
-from smartvault.core.model import TAG_RECOVERY_POINT
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CopyRule
@@ -35,6 +34,7 @@ from smartvault.core.model import Inventory
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
 from smartvault.core.model import Retention
+from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.executor import Executor
 from smartvault.executor import RunResult
 from smartvault.inventory import read_images

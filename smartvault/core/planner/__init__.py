@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from smartvault.core.model import TAG_RESOURCE_TAGS
 from smartvault.core.model import Action
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
@@ -54,6 +53,7 @@ from smartvault.core.planner.selection import policy_state
 from smartvault.core.planner.selection import select
 from smartvault.core.planner.selection import warn_unread_regions
 from smartvault.core.planner.warnings import Warnings
+from smartvault.core.tags import TAG_RESOURCE_TAGS
 
 
 def plan(policies: PolicySet, inventory: Inventory, at: datetime) -> Plan:

@@ -22,7 +22,6 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from smartvault.core import retention as ret
-from smartvault.core.model import RESOURCE_TAGS_CUT
 from smartvault.core.model import Action
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import DeleteAction
@@ -36,6 +35,7 @@ from smartvault.core.model import TagFilter
 from smartvault.core.planner.lineages import RecoveryPoint
 from smartvault.core.planner.selection import PolicyState
 from smartvault.core.planner.warnings import Warnings
+from smartvault.core.tags import RESOURCE_TAGS_CUT
 from smartvault.core.times import iso_utc
 
 #: ``kept_by`` for points of a disabled policy, points not yet completed, and copies

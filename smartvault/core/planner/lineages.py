@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from smartvault.core import retention as ret
-from smartvault.core.model import TAG_INSTANCE_ID
-from smartvault.core.model import TAG_POLICY
-from smartvault.core.model import TAG_RECOVERY_POINT
-from smartvault.core.model import TAG_RESOURCE_TAGS
-from smartvault.core.model import TAG_SOURCE
 from smartvault.core.model import ResourceType
 from smartvault.core.model import Snapshot
 from smartvault.core.model import is_managed
 from smartvault.core.model import read_recovery_point
 from smartvault.core.planner.warnings import Warnings
+from smartvault.core.tags import TAG_INSTANCE_ID
+from smartvault.core.tags import TAG_POLICY
+from smartvault.core.tags import TAG_RECOVERY_POINT
+from smartvault.core.tags import TAG_RESOURCE_TAGS
+from smartvault.core.tags import TAG_SOURCE
 
 _PENDING_STATES = frozenset({"pending", "recovering"})
 # In the Recycle Bin: already deleted as far as a plan is concerned.
