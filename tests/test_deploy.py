@@ -522,7 +522,7 @@ def test_package_holds_the_code_the_handler_and_the_policies_without_caches(proj
     assert names == sorted(names)
     assert "lambda_entry.py" in names
     assert "smartvault/__init__.py" in names
-    assert "smartvault/deploy.py" in names
+    assert "smartvault/deploy/__init__.py" in names
     assert "smartvault/py.typed" in names
     assert "policies/prod.yaml" in names
     assert "policies/team/db.yml" in names
@@ -614,7 +614,7 @@ def test_package_vendors_lambda_wheels_of_the_runtime_libraries_only(project, tm
     assert all("cpython-312-x86_64-linux-gnu" in n for n in compiled)
     vendored = {v.split("==")[0].lower() for v in info.vendored}
     assert {"pyyaml", "jsonschema", "tzdata", "rpds-py"} <= vendored
-    assert "smartvault/deploy.py" in names
+    assert "smartvault/deploy/__init__.py" in names
     assert not [n for n in names if n.endswith(".pyc")]
 
 
