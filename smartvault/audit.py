@@ -42,6 +42,7 @@ from typing import cast
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
+from smartvault.core.audit_table import DEFAULT_AUDIT_TTL_DAYS
 from smartvault.core.model import AuditAction
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import Outcome
@@ -49,7 +50,6 @@ from smartvault.core.times import as_utc
 from smartvault.core.times import format_timestamp
 from smartvault.core.times import parse_timestamp
 from smartvault.errors import AuditError
-from smartvault.settings import DEFAULT_AUDIT_TTL_DAYS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

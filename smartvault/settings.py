@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from smartvault.core.audit_table import DEFAULT_AUDIT_TTL_DAYS
 from smartvault.errors import ConfigError
 
 DEFAULT_AUDIT_TABLE = "smartvault-audit"
 #: seconds before the Lambda's deadline after which no new action starts
 DEFAULT_DEADLINE_MARGIN = 30.0
-#: days an audit record is kept before DynamoDB's TTL removes it
-DEFAULT_AUDIT_TTL_DAYS = 400
 
 
 @dataclass(frozen=True)

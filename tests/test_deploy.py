@@ -14,6 +14,7 @@ import yaml
 from cfnlint.api import ManualArgs
 from cfnlint.api import lint
 
+from smartvault.core import audit_table
 from smartvault.core.model import CopyRule
 from smartvault.core.model import Notify
 from smartvault.core.model import PolicySet
@@ -218,6 +219,27 @@ class TestTemplateShape:
         assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert props["SSESpecification"] == {"SSEEnabled": True}
+
+    def test_audit_table_is_the_one_defined_in_core_audit_table(self):
+        """The template renders core/audit_table.py, the definition `audit init` uses too."""
+        props = template_of(example_policies())["Resources"]["AuditTable"]["Properties"]
+
+        def plain(value: Any) -> Any:  # tuples and read-only mappings as YAML reads them
+            return json.loads(json.dumps(value))
+
+        assert props["KeySchema"] == plain(audit_table.KEY_SCHEMA)
+        assert props["AttributeDefinitions"] == plain(audit_table.ATTRIBUTE_DEFINITIONS)
+        assert props["GlobalSecondaryIndexes"] == plain(audit_table.GLOBAL_SECONDARY_INDEXES)
+        (index,) = props["GlobalSecondaryIndexes"]
+        assert index["IndexName"] == audit_table.POLICY_INDEX
+        assert index["KeySchema"] == plain(audit_table.POLICY_INDEX_KEY_SCHEMA)
+        assert index["Projection"] == plain(audit_table.POLICY_INDEX_PROJECTION)
+        assert props["BillingMode"] == audit_table.BILLING_MODE
+        assert props["TimeToLiveSpecification"]["AttributeName"] == audit_table.TTL_ATTRIBUTE
+        assert props["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": audit_table.POINT_IN_TIME_RECOVERY
+        }
+        assert props["SSESpecification"] == {"SSEEnabled": audit_table.SSE_ENABLED}
 
     def test_dead_letter_queue_is_encrypted(self):
         queue = template_of(example_policies())["Resources"]["DeadLetterQueue"]

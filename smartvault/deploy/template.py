@@ -31,6 +31,9 @@ from typing import Any
 
 import yaml
 
+from smartvault.core import audit_table
+from smartvault.core.audit_table import CLAIM_PARTITION_PREFIX
+from smartvault.core.audit_table import RECORD_PARTITION_PREFIX
 from smartvault.core.model import Policy
 from smartvault.core.model import PolicySet
 from smartvault.core.tags import CREATED_BY_VALUE
@@ -95,8 +98,10 @@ _MANAGED_SNAPSHOT = {
     "Null": {f"aws:ResourceTag/{TAG_POLICY}": "false"},
 }
 #: Audit table partitions: claims may be deleted (released), records never.
-_CLAIM_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["CLAIM#*"]}}
-_CLAIM_AND_RECORD_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["CLAIM#*", "DAY#*"]}}
+_CLAIMS = f"{CLAIM_PARTITION_PREFIX}*"
+_RECORDS = f"{RECORD_PARTITION_PREFIX}*"
+_CLAIM_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [_CLAIMS]}}
+_CLAIM_AND_RECORD_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [_CLAIMS, _RECORDS]}}
 
 
 # --- the template -------------------------------------------------------------
@@ -537,6 +542,7 @@ def _function() -> Json:
 def _audit_table() -> Json:
     # The audit log's fixed design: items by run and time under pk/sk, the
     # by-policy index for `audit list --policy` without a scan, TTL for expired claims.
+    # Written once, in core/audit_table.py, which `audit init` creates the table from too.
     return {
         "Type": "AWS::DynamoDB::Table",
         "Condition": "ShouldCreateAuditTable",
@@ -545,29 +551,18 @@ def _audit_table() -> Json:
         "UpdateReplacePolicy": "Retain",
         "Properties": {
             "TableName": {"Ref": "AuditTableName"},
-            "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-                {"AttributeName": "policy", "AttributeType": "S"},
-            ],
-            "KeySchema": [
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": "by-policy",
-                    "KeySchema": [
-                        {"AttributeName": "policy", "KeyType": "HASH"},
-                        {"AttributeName": "sk", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
-            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-            "SSESpecification": {"SSEEnabled": True},
+            "BillingMode": audit_table.BILLING_MODE,
+            "AttributeDefinitions": audit_table.ATTRIBUTE_DEFINITIONS,
+            "KeySchema": audit_table.KEY_SCHEMA,
+            "GlobalSecondaryIndexes": audit_table.GLOBAL_SECONDARY_INDEXES,
+            "TimeToLiveSpecification": {
+                "AttributeName": audit_table.TTL_ATTRIBUTE,
+                "Enabled": True,
+            },
+            "PointInTimeRecoverySpecification": {
+                "PointInTimeRecoveryEnabled": audit_table.POINT_IN_TIME_RECOVERY
+            },
+            "SSESpecification": {"SSEEnabled": audit_table.SSE_ENABLED},
             "DeletionProtectionEnabled": True,
         },
     }
