@@ -1,17 +1,17 @@
 """The Lambda deployment: a CloudFormation template and the zip it runs.
 
-``cloudformation_template`` is pure: policies in, template text and warnings out, no
-AWS call, and no boto3 loaded (a test keeps it so). ``build_package`` writes the zip
-the function runs, byte-for-byte reproducible.
+The template (:mod:`.template`, its roles in :mod:`.iam`) is pure: policies in,
+template text and warnings out, no AWS call, and no boto3 loaded (a test keeps it so).
+The package (:mod:`.package`) is the zip the function runs, byte-for-byte reproducible.
 """
 
 from __future__ import annotations
 
-from smartvault.deploy.template import PackageInfo
-from smartvault.deploy.template import build_package
+from smartvault.deploy.iam import function_policy_statements
+from smartvault.deploy.package import PackageInfo
+from smartvault.deploy.package import build_package
+from smartvault.deploy.package import runtime_requirements
 from smartvault.deploy.template import cloudformation_template
-from smartvault.deploy.template import function_policy_statements
-from smartvault.deploy.template import runtime_requirements
 from smartvault.deploy.template import schedule_logical_ids
 
 __all__ = [
