@@ -21,13 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from smartvault.core.model import CREATED_BY_VALUE
-from smartvault.core.model import TAG_CREATED_BY
-from smartvault.core.model import TAG_INSTANCE_ID
-from smartvault.core.model import TAG_POLICY
-from smartvault.core.model import TAG_RECOVERY_POINT
-from smartvault.core.model import TAG_RESOURCE_TAGS
-from smartvault.core.model import TAG_SLOT
 from smartvault.core.model import BlockDevice
 from smartvault.core.model import CopyRule
 from smartvault.core.model import Duration
@@ -45,6 +38,13 @@ from smartvault.core.model import TagCondition
 from smartvault.core.model import TagFilter
 from smartvault.core.model import recovery_point_id
 from smartvault.core.planner import plan
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_INSTANCE_ID
+from smartvault.core.tags import TAG_POLICY
+from smartvault.core.tags import TAG_RECOVERY_POINT
+from smartvault.core.tags import TAG_RESOURCE_TAGS
+from smartvault.core.tags import TAG_SLOT
 from smartvault.core.times import iso_utc
 from smartvault.engine import collector_paused
 

@@ -14,13 +14,12 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from smartvault.core.audit_table import DEFAULT_AUDIT_TTL_DAYS
 from smartvault.errors import ConfigError
 
 DEFAULT_AUDIT_TABLE = "smartvault-audit"
 #: seconds before the Lambda's deadline after which no new action starts
 DEFAULT_DEADLINE_MARGIN = 30.0
-#: days an audit record is kept before DynamoDB's TTL removes it
-DEFAULT_AUDIT_TTL_DAYS = 400
 
 #: DynamoDB's rule for table names.
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")

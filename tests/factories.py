@@ -8,12 +8,6 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
-from smartvault.core.model import CREATED_BY_VALUE
-from smartvault.core.model import TAG_CREATED_BY
-from smartvault.core.model import TAG_INSTANCE_ID
-from smartvault.core.model import TAG_POLICY
-from smartvault.core.model import TAG_RECOVERY_POINT
-from smartvault.core.model import TAG_SLOT
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import BlockDevice
 from smartvault.core.model import CopyAction
@@ -36,6 +30,12 @@ from smartvault.core.model import TagCondition
 from smartvault.core.model import TagFilter
 from smartvault.core.model import Volume
 from smartvault.core.model import recovery_point_id
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_INSTANCE_ID
+from smartvault.core.tags import TAG_POLICY
+from smartvault.core.tags import TAG_RECOVERY_POINT
+from smartvault.core.tags import TAG_SLOT
 from smartvault.formats.policy import parse_policies
 
 REGION = "us-east-1"

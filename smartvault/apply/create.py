@@ -18,11 +18,6 @@ from typing import Final
 
 from smartvault.apply.claims import Verdict
 from smartvault.apply.step import RunContext
-from smartvault.core.model import CREATED_BY_VALUE
-from smartvault.core.model import TAG_CREATED_BY
-from smartvault.core.model import TAG_POLICY
-from smartvault.core.model import TAG_RECOVERY_POINT
-from smartvault.core.model import TAG_SOURCE
 from smartvault.core.model import ClaimResult
 from smartvault.core.model import CreateAction
 from smartvault.core.model import RecoveryPointId
@@ -30,6 +25,11 @@ from smartvault.core.model import Snapshot
 from smartvault.core.model import is_managed
 from smartvault.core.model import read_recovery_point
 from smartvault.core.report import ActionResult
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_POLICY
+from smartvault.core.tags import TAG_RECOVERY_POINT
+from smartvault.core.tags import TAG_SOURCE
 from smartvault.core.times import iso_utc
 from smartvault.errors import AuditError
 from smartvault.errors import Ec2CallFailed

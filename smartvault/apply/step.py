@@ -21,10 +21,6 @@ from smartvault.apply.claims import ClaimGuard
 from smartvault.apply.ledger import RunLedger
 from smartvault.apply.ports import Ec2
 from smartvault.apply.trail import AuditTrail
-from smartvault.core.model import CREATED_BY_VALUE
-from smartvault.core.model import TAG_CREATED_BY
-from smartvault.core.model import TAG_POLICY
-from smartvault.core.model import TAG_RECOVERY_POINT
 from smartvault.core.model import Action
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
@@ -32,6 +28,10 @@ from smartvault.core.model import DeleteAction
 from smartvault.core.model import Snapshot
 from smartvault.core.model import is_managed
 from smartvault.core.report import ActionResult
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_POLICY
+from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.errors import Ec2CallFailed
 
 A = TypeVar("A", bound=Action)

@@ -32,9 +32,6 @@ from smartvault.aws.queries import ResourceQuery
 from smartvault.aws.queries import instance_queries
 from smartvault.aws.queries import regions_to_read
 from smartvault.aws.queries import volume_queries
-from smartvault.core.model import CREATED_BY_VALUE
-from smartvault.core.model import TAG_CREATED_BY
-from smartvault.core.model import TAG_SOURCE
 from smartvault.core.model import BlockDevice
 from smartvault.core.model import Image
 from smartvault.core.model import Instance
@@ -46,6 +43,9 @@ from smartvault.core.model import Selector
 from smartvault.core.model import Snapshot
 from smartvault.core.model import Volume
 from smartvault.core.model import VolumeAttachment
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_SOURCE
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from smartvault.core.model import CREATED_BY_VALUE
-from smartvault.core.model import TAG_CREATED_BY
 from smartvault.core.model import PolicySet
 from smartvault.core.model import Selector
 from smartvault.core.model import TagCondition
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import FilterTypeDef

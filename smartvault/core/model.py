@@ -18,28 +18,17 @@ from datetime import timedelta
 from typing import ClassVar
 from typing import Literal
 
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_INSTANCE_ID
+from smartvault.core.tags import TAG_POLICY
+from smartvault.core.tags import TAG_RECOVERY_POINT
+from smartvault.core.tags import TAG_SLOT
+from smartvault.core.tags import TAG_SOURCE
 from smartvault.core.times import iso_utc
 from smartvault.core.times import parse_iso_utc
 
-# --- tags SmartVault writes ---------------------------------
-
-TAG_CREATED_BY = "CreatedBy"
-CREATED_BY_VALUE = "SmartVault"
-TAG_INSTANCE_ID = "InstanceId"
-TAG_NAME = "Name"
-TAG_POLICY = "smartvault:policy"
-TAG_RECOVERY_POINT = "smartvault:recovery-point"
-TAG_SLOT = "smartvault:slot"
-TAG_RESOURCE_TAGS = "smartvault:resource-tags"
-TAG_DEVICES = "smartvault:devices"
-TAG_SOURCE = "smartvault:source"
-TAG_RESTORED_FROM = "smartvault:restored-from"
-#: An entry in ``smartvault:resource-tags`` when the tags did not all fit in 256
-#: characters: the recorded tags are incomplete and cannot choose a retention.
-RESOURCE_TAGS_CUT = "smartvault:cut"
-
-#: AWS caps a tag value at 256 characters.
-TAG_VALUE_MAX = 256
+# --- managed snapshots and actions ----------------------------------------------
 
 RECOVERY_POINT_SLOT_FORMAT = "%Y%m%dT%H%MZ"
 

@@ -29,7 +29,6 @@ from smartvault.aws.inventory import read_images
 from smartvault.aws.inventory import read_instances
 from smartvault.aws.inventory import read_snapshots
 from smartvault.core import planner
-from smartvault.core.model import TAG_RECOVERY_POINT
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CopyRule
@@ -41,6 +40,7 @@ from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
 from smartvault.core.model import Retention
 from smartvault.core.report import RunResult
+from smartvault.core.tags import TAG_RECOVERY_POINT
 from tests.factories import make_policy
 from tests.moto_helpers import tags_of
 

@@ -14,17 +14,17 @@ from moto import mock_aws
 
 from smartvault.apply.run import Executor
 from smartvault.aws.audit import AuditLog
-from smartvault.core.model import CREATED_BY_VALUE
-from smartvault.core.model import TAG_CREATED_BY
-from smartvault.core.model import TAG_POLICY
-from smartvault.core.model import TAG_RECOVERY_POINT
-from smartvault.core.model import TAG_SLOT
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CreateAction
 from smartvault.core.model import DeleteAction
 from smartvault.core.model import Plan
 from smartvault.core.model import Snapshot
 from smartvault.core.model import recovery_point_id
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_POLICY
+from smartvault.core.tags import TAG_RECOVERY_POINT
+from smartvault.core.tags import TAG_SLOT
 from smartvault.core.times import iso_utc
 from smartvault.errors import Ec2CallFailed
 from tests.apply.fakes import FakeEc2

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from smartvault.aws.audit import AuditLog
-from smartvault.aws.audit.base import POLICY_INDEX
 from smartvault.aws.audit.table import TABLE_DEFINITION
+from smartvault.core.audit_table import POLICY_INDEX
 from smartvault.core.model import AuditRecord
 from smartvault.core.times import format_timestamp
 from smartvault.errors import AuditError

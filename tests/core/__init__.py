@@ -1,1 +1,1 @@
-"""Tests of the pure core (smartvault.core)."""
+"""Tests of the pure core, smartvault.core."""

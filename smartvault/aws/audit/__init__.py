@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from smartvault.aws.audit.claims import Claims
 from smartvault.aws.audit.records import AuditRecords
 from smartvault.aws.audit.table import AuditTable
-from smartvault.settings import DEFAULT_AUDIT_TTL_DAYS
+from smartvault.core.audit_table import DEFAULT_AUDIT_TTL_DAYS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
 from typing import TYPE_CHECKING
-from typing import Final
 from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError
@@ -20,9 +19,9 @@ from botocore.exceptions import ClientError
 from smartvault.aws.errors import aws_message
 from smartvault.aws.errors import error_code
 from smartvault.aws.retry import Backoff
+from smartvault.core.audit_table import DEFAULT_AUDIT_TTL_DAYS
 from smartvault.errors import AuditError
 from smartvault.errors import AuditTableMissing
-from smartvault.settings import DEFAULT_AUDIT_TTL_DAYS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -33,9 +32,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _LOG = logging.getLogger(__name__)
-POLICY_INDEX: Final = "by-policy"
-TTL_ATTRIBUTE: Final = "expires_at"
-CLAIM_SK: Final = "CLAIM"
 
 
 class _TableAccess:

@@ -14,12 +14,11 @@ from typing import cast
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
-from smartvault.aws.audit.base import CLAIM_SK
-from smartvault.aws.audit.base import TTL_ATTRIBUTE
 from smartvault.aws.audit.base import _TableAccess
 from smartvault.aws.audit.items import claim_from_item
 from smartvault.aws.audit.items import epoch
 from smartvault.aws.errors import error_code
+from smartvault.core import audit_table as schema
 from smartvault.core.model import ClaimResult
 from smartvault.core.times import format_timestamp
 from smartvault.errors import AuditError
@@ -92,7 +91,10 @@ class Claims(_TableAccess):
         try:
             self._client.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": "CLAIM#" + claim.recovery_point}, "sk": {"S": CLAIM_SK}},
+                Key={
+                    "pk": {"S": schema.CLAIM_PARTITION_PREFIX + claim.recovery_point},
+                    "sk": {"S": schema.CLAIM_SORT_KEY},
+                },
                 UpdateExpression="SET lease_until = :lease",
                 ConditionExpression="run_id = :me AND #st = :claimed",
                 ExpressionAttributeNames={"#st": "state"},
@@ -156,7 +158,10 @@ class Claims(_TableAccess):
         try:
             self._client.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": "CLAIM#" + recovery_point}, "sk": {"S": CLAIM_SK}},
+                Key={
+                    "pk": {"S": schema.CLAIM_PARTITION_PREFIX + recovery_point},
+                    "sk": {"S": schema.CLAIM_SORT_KEY},
+                },
                 UpdateExpression="SET #st = :done, snapshot_ids = :s",
                 ConditionExpression="run_id = :me",
                 ExpressionAttributeNames={"#st": "state"},
@@ -206,7 +211,10 @@ class Claims(_TableAccess):
         try:
             self._client.delete_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": "CLAIM#" + recovery_point}, "sk": {"S": CLAIM_SK}},
+                Key={
+                    "pk": {"S": schema.CLAIM_PARTITION_PREFIX + recovery_point},
+                    "sk": {"S": schema.CLAIM_SORT_KEY},
+                },
                 **kwargs,
             )
         except ClientError as exc:
@@ -227,15 +235,15 @@ class Claims(_TableAccess):
     ) -> Item:
         now = self._clock()
         return {
-            "pk": {"S": "CLAIM#" + recovery_point},
-            "sk": {"S": CLAIM_SK},
+            "pk": {"S": schema.CLAIM_PARTITION_PREFIX + recovery_point},
+            "sk": {"S": schema.CLAIM_SORT_KEY},
             "run_id": {"S": run_id},
             "state": {"S": "claimed"},
             "lease_until": {"N": str(epoch(lease_until))},
             "snapshot_ids": {"L": []},
             "version": {"N": str(version)},
             "claimed_at": {"S": format_timestamp(now)},
-            TTL_ATTRIBUTE: {"N": str(epoch(now + self._ttl))},
+            schema.TTL_ATTRIBUTE: {"N": str(epoch(now + self._ttl))},
         }
 
     def _get_claim(self, recovery_point: str) -> Item | None:
@@ -243,7 +251,10 @@ class Claims(_TableAccess):
             f"read the claim on {recovery_point}",
             lambda: self._client.get_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": "CLAIM#" + recovery_point}, "sk": {"S": CLAIM_SK}},
+                Key={
+                    "pk": {"S": schema.CLAIM_PARTITION_PREFIX + recovery_point},
+                    "sk": {"S": schema.CLAIM_SORT_KEY},
+                },
                 ConsistentRead=True,
             ),
         )

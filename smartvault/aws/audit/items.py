@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import cast
 
-from smartvault.aws.audit.base import TTL_ATTRIBUTE
+from smartvault.core import audit_table as schema
 from smartvault.core.model import AuditAction
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import AuditRecordRef
@@ -34,7 +34,7 @@ _LOG = logging.getLogger(__name__)
 
 def day_partition(timestamp: datetime) -> str:
     """``DAY#YYYY-MM-DD`` for the UTC day of ``timestamp``."""
-    return "DAY#" + as_utc(timestamp).strftime("%Y-%m-%d")
+    return schema.RECORD_PARTITION_PREFIX + as_utc(timestamp).strftime("%Y-%m-%d")
 
 
 def record_item(ref: AuditRecordRef, record: AuditRecord, ttl: timedelta) -> Item:
@@ -53,7 +53,7 @@ def record_item(ref: AuditRecordRef, record: AuditRecord, ttl: timedelta) -> Ite
         "error": {"S": record.error},
         "actor": {"S": record.actor},
         "details": {"M": {k: {"S": v} for k, v in record.details.items()}},
-        TTL_ATTRIBUTE: {"N": str(epoch(record.timestamp + ttl))},
+        schema.TTL_ATTRIBUTE: {"N": str(epoch(record.timestamp + ttl))},
     }
     # An index key may not be an empty string; a record without a policy (a notify
     # record, say) simply stays out of the by-policy index.

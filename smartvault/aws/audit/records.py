@@ -18,12 +18,12 @@ from typing import cast
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
-from smartvault.aws.audit.base import POLICY_INDEX
 from smartvault.aws.audit.base import _TableAccess
 from smartvault.aws.audit.items import day_partition
 from smartvault.aws.audit.items import record_from_item
 from smartvault.aws.audit.items import record_item
 from smartvault.aws.errors import error_code
+from smartvault.core import audit_table as schema
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import AuditRecordRef
 from smartvault.core.model import Outcome
@@ -189,7 +189,7 @@ class AuditRecords(_TableAccess):
                 FilterExpression="#o = :pending AND #a = :delete",
                 ExpressionAttributeNames={"#o": "outcome", "#a": "action"},
                 ExpressionAttributeValues={
-                    ":pk": {"S": "DAY#" + day.isoformat()},
+                    ":pk": {"S": schema.RECORD_PARTITION_PREFIX + day.isoformat()},
                     ":low": {"S": low},
                     ":high": {"S": high},
                     ":pending": {"S": "pending"},
@@ -290,7 +290,7 @@ def _key_conditions(
     policy, else one per UTC day, newest day first (made only as they are needed)."""
     if policy is not None:
         yield {
-            "IndexName": POLICY_INDEX,
+            "IndexName": schema.POLICY_INDEX,
             "KeyConditionExpression": "#p = :p AND sk BETWEEN :low AND :high",
             "ExpressionAttributeNames": {"#p": "policy"},
             "ExpressionAttributeValues": {
@@ -306,7 +306,7 @@ def _key_conditions(
         yield {
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
             "ExpressionAttributeValues": {
-                ":pk": {"S": "DAY#" + day.isoformat()},
+                ":pk": {"S": schema.RECORD_PARTITION_PREFIX + day.isoformat()},
                 ":low": {"S": low},
                 ":high": {"S": high},
             },

@@ -12,10 +12,9 @@ from typing import cast
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError
 
-from smartvault.aws.audit.base import POLICY_INDEX
-from smartvault.aws.audit.base import TTL_ATTRIBUTE
 from smartvault.aws.audit.base import _TableAccess
 from smartvault.aws.errors import error_code
+from smartvault.core import audit_table as schema
 from smartvault.errors import AuditError
 
 if TYPE_CHECKING:
@@ -25,34 +24,30 @@ if TYPE_CHECKING:
 
 
 _LOG = logging.getLogger(__name__)
-#: The table as CreateTable wants it; the deploy template renders the same data.
+#: The table as CreateTable wants it, from the one definition (:mod:`smartvault.core.audit_table`).
 TABLE_DEFINITION: Final[Mapping[str, Any]] = {
-    "KeySchema": [
-        {"AttributeName": "pk", "KeyType": "HASH"},
-        {"AttributeName": "sk", "KeyType": "RANGE"},
-    ],
-    "AttributeDefinitions": [
-        {"AttributeName": "pk", "AttributeType": "S"},
-        {"AttributeName": "sk", "AttributeType": "S"},
-        {"AttributeName": "policy", "AttributeType": "S"},
-    ],
+    "KeySchema": [dict(key) for key in schema.KEY_SCHEMA],
+    "AttributeDefinitions": [dict(attr) for attr in schema.ATTRIBUTE_DEFINITIONS],
     "GlobalSecondaryIndexes": [
         {
-            "IndexName": POLICY_INDEX,
-            "KeySchema": [
-                {"AttributeName": "policy", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
+            "IndexName": schema.POLICY_INDEX,
+            "KeySchema": [dict(key) for key in schema.POLICY_INDEX_KEY_SCHEMA],
+            "Projection": dict(schema.POLICY_INDEX_PROJECTION),
         }
     ],
-    "BillingMode": "PAY_PER_REQUEST",
-    "SSESpecification": {"Enabled": True},
-    "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
-    "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+    "BillingMode": schema.BILLING_MODE,
+    "SSESpecification": {"Enabled": schema.SSE_ENABLED},
+    "TimeToLiveSpecification": {"AttributeName": schema.TTL_ATTRIBUTE, "Enabled": True},
+    "PointInTimeRecoverySpecification": {
+        "PointInTimeRecoveryEnabled": schema.POINT_IN_TIME_RECOVERY
+    },
 }
 
-_EXPECTED_KEYS = {("pk", "HASH", "S"), ("sk", "RANGE", "S")}
+_TYPES = {attr["AttributeName"]: attr["AttributeType"] for attr in schema.ATTRIBUTE_DEFINITIONS}
+_EXPECTED_KEYS = {
+    (key["AttributeName"], key["KeyType"], _TYPES[key["AttributeName"]])
+    for key in schema.KEY_SCHEMA
+}
 _TABLE_WAIT_SECONDS = 300
 
 
@@ -76,8 +71,8 @@ class AuditTable(_TableAccess):
                     KeySchema=TABLE_DEFINITION["KeySchema"],
                     AttributeDefinitions=TABLE_DEFINITION["AttributeDefinitions"],
                     GlobalSecondaryIndexes=TABLE_DEFINITION["GlobalSecondaryIndexes"],
-                    BillingMode="PAY_PER_REQUEST",
-                    SSESpecification={"Enabled": True},
+                    BillingMode=TABLE_DEFINITION["BillingMode"],
+                    SSESpecification=TABLE_DEFINITION["SSESpecification"],
                 ),
             )
             description = self._wait_until_active()
@@ -153,11 +148,11 @@ class AuditTable(_TableAccess):
         if not require_index:
             return
         indexes = {i["IndexName"] for i in description.get("GlobalSecondaryIndexes", [])}
-        if POLICY_INDEX not in indexes:
+        if schema.POLICY_INDEX not in indexes:
             raise AuditError(
-                f"audit table {self.table_name} in {self.region} has no {POLICY_INDEX!r} index: "
-                "add it (HASH policy S, RANGE sk S, projection ALL; see "
-                "docs/audit-and-apply.md) or recreate the table with `smartvault audit init`"
+                f"audit table {self.table_name} in {self.region} has no "
+                f"{schema.POLICY_INDEX!r} index: add it (HASH policy S, RANGE sk S, projection "
+                "ALL; see docs/audit-and-apply.md) or recreate the table with `smartvault audit init`"
             )
 
     def _ensure_ttl(self) -> None:
@@ -167,18 +162,18 @@ class AuditTable(_TableAccess):
         )
         ttl = response.get("TimeToLiveDescription", {})
         if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
-            if ttl.get("AttributeName") != TTL_ATTRIBUTE:
+            if ttl.get("AttributeName") != schema.TTL_ATTRIBUTE:
                 raise AuditError(
                     f"audit table {self.table_name} in {self.region} expires items by "
-                    f"{ttl.get('AttributeName')!r}, not {TTL_ATTRIBUTE!r}: records would never "
-                    "expire. Disable that TTL setting, then run `smartvault audit init` again"
+                    f"{ttl.get('AttributeName')!r}, not {schema.TTL_ATTRIBUTE!r}: records would "
+                    "never expire. Disable that TTL setting, then run `smartvault audit init` again"
                 )
             return
         self._call(
             "enable TTL on the audit table",
             lambda: self._client.update_time_to_live(
                 TableName=self.table_name,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": schema.TTL_ATTRIBUTE},
             ),
         )
 

@@ -1,6 +1,9 @@
-"""The tags SmartVault writes on the snapshots it creates (docs/retention.md).
+"""The create for a selected resource that is due: which volumes, and every tag to write.
 
-Pure. Precedence, highest first:
+Pure. A resource is due when its lineage has no pending or completed recovery point
+at or after the policy's slot; a failed point at the slot itself is deleted first and
+the slot attempted again by the next run. The tags of a new recovery point, highest
+precedence first (docs/retention.md):
 
 1. SmartVault's own keys (``CreatedBy``, ``InstanceId``, ``smartvault:*``): a user
    tag can never override them, and user tags under ``smartvault:`` are dropped.
@@ -9,52 +12,104 @@ Pure. Precedence, highest first:
 4. ``Name``: unless 2 or 3 give one, ``<resource Name tag or id> <policy> <slot>``,
    for example ``web-1 prod-nightly 2026-11-28T03:00Z``.
 
-AWS limits: a key holds 128 characters, a value 256, a resource 50 tags. A JSON
-tag that does not fit is cut to the entries that fit (it stays valid JSON) and
-its whole value is returned in ``full_values`` for the audit record; any other
-value that does not fit is cut the same way. Over 50 tags, the lowest-priority
-tags are dropped: copied tags last in ``copy_tags`` order (alphabetical for
-``true``) first, then ``snapshot.tags`` in reverse key order. Every cut or drop
-is described in ``problems`` so the plan can warn about it.
+AWS limits (:mod:`smartvault.core.tags`): a JSON tag that does not fit is cut to the
+entries that fit (it stays valid JSON) and its whole value is returned in
+``full_values`` for the audit record; any other value that does not fit is cut the
+same way. Over 50 tags, the lowest-priority tags are dropped: copied tags last in
+``copy_tags`` order (alphabetical for ``true``) first, then ``snapshot.tags`` in
+reverse key order. Every cut or drop is described in ``problems`` so the plan can warn
+about it.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 
-from smartvault.core.model import CREATED_BY_VALUE
-from smartvault.core.model import RESOURCE_TAGS_CUT
-from smartvault.core.model import TAG_CREATED_BY
-from smartvault.core.model import TAG_DEVICES
-from smartvault.core.model import TAG_INSTANCE_ID
-from smartvault.core.model import TAG_NAME
-from smartvault.core.model import TAG_POLICY
-from smartvault.core.model import TAG_RECOVERY_POINT
-from smartvault.core.model import TAG_RESOURCE_TAGS
-from smartvault.core.model import TAG_SLOT
-from smartvault.core.model import TAG_VALUE_MAX
+from smartvault.core.model import CreateAction
 from smartvault.core.model import Instance
 from smartvault.core.model import Policy
 from smartvault.core.model import RecoveryPointId
 from smartvault.core.model import Volume
+from smartvault.core.planner.lineages import RecoveryPoint
+from smartvault.core.planner.selection import PolicyState
+from smartvault.core.planner.selection import resource_id_of
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import RESERVED_PREFIX
+from smartvault.core.tags import RESOURCE_TAGS_CUT
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_DEVICES
+from smartvault.core.tags import TAG_INSTANCE_ID
+from smartvault.core.tags import TAG_KEY_MAX
+from smartvault.core.tags import TAG_NAME
+from smartvault.core.tags import TAG_POLICY
+from smartvault.core.tags import TAG_RECOVERY_POINT
+from smartvault.core.tags import TAG_RESOURCE_TAGS
+from smartvault.core.tags import TAG_SLOT
+from smartvault.core.tags import TAG_VALUE_MAX
+from smartvault.core.tags import TAGS_PER_RESOURCE_MAX
+from smartvault.core.tags import aws_reserved
+from smartvault.core.tags import fit_json
 from smartvault.core.times import iso_utc
 
-#: AWS caps a tag key at 128 characters and a resource at 50 tags.
-TAG_KEY_MAX = 128
-TAGS_PER_RESOURCE_MAX = 50
 
-_RESERVED_PREFIX = "smartvault:"
-_AWS_PREFIX = "aws:"
+def create_if_due(
+    state: PolicyState,
+    region: str,
+    resource: Instance | Volume,
+    lineage: Iterable[RecoveryPoint],
+) -> tuple[CreateAction | None, list[str]]:
+    """The create for a selected resource when it is due, and what to warn about."""
+    policy, slot = state.policy, state.slot
+    assert slot is not None  # only called for policies with a slot
+    resource_id = resource_id_of(resource)
+    rp_id = RecoveryPointId.format(policy.name, resource_id, slot)
+    newest: RecoveryPoint | None = None
+    for point in lineage:  # newest first
+        if point.id == rp_id:
+            if not point.failed:
+                return None, []
+            # Never tag a new attempt like the failed one while that one still exists:
+            # the two would read as one failed recovery point.
+            return None, [
+                f"recovery point {rp_id} failed: it is deleted first, and the slot is "
+                "attempted again by the next run"
+            ]
+        if newest is None and not point.failed:
+            newest = point
+    if newest is not None and newest.created_at >= slot:
+        return None, []
+    devices = devices_to_snapshot(policy, resource)
+    if not devices:
+        what = "no volumes" if isinstance(resource, Instance) else "no volume"
+        return None, [f"due, but has {what} to snapshot: nothing is created"]
+    reason = (
+        "due: no recovery point yet"
+        if newest is None
+        else f"due: newest recovery point {iso_utc(newest.created_at)} is before "
+        f"slot {iso_utc(slot)}"
+    )
+    tags = snapshot_tags(policy, resource, slot)
+    action = CreateAction(
+        region=region,
+        policy=policy.name,
+        resource_id=resource_id,
+        resource_type=policy.resource,
+        recovery_point=rp_id,
+        slot=slot,
+        volume_ids=tuple(sorted(devices)),
+        reason=reason,
+        tags=tags.tags,
+        exclude_boot_volume=policy.snapshot.exclude_boot_volume,
+        full_tag_values=tags.full_values,
+    )
+    return action, list(tags.problems)
 
 
-def _aws_reserved(key: str) -> bool:
-    # AWS reserves the prefix in any case (AWS:, Aws:): writing one fails the whole create.
-    return key.lower().startswith(_AWS_PREFIX)
+# --- the tags of a new recovery point --------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -65,11 +120,6 @@ class SnapshotTags:
     full_values: dict[str, str] = field(default_factory=dict)
     #: one readable sentence per tag cut or dropped, for plan warnings
     problems: tuple[str, ...] = ()
-
-
-def compact_json(value: Mapping[str, str]) -> str:
-    """Compact JSON with sorted keys: the same mapping always gives the same text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def retention_tag_keys(policy: Policy) -> tuple[str, ...]:
@@ -97,25 +147,6 @@ def devices_to_snapshot(policy: Policy, resource: Instance | Volume) -> dict[str
     }
 
 
-def _fit_json(
-    value: Mapping[str, str], cut_marker: Mapping[str, str] | None = None
-) -> tuple[str, str | None]:
-    """The JSON text of ``value`` and, when it had to be cut, its whole text.
-
-    ``cut_marker`` is an entry kept in a cut value, so a reader knows it is incomplete.
-    """
-    full = compact_json(value)
-    if len(full) <= TAG_VALUE_MAX:
-        return full, None
-    # Drop whole entries, never cut inside one: a reader can still parse what is left.
-    fitted: dict[str, str] = dict(cut_marker or {})
-    for entry_key in sorted(value):
-        candidate = {**fitted, entry_key: value[entry_key]}
-        if len(compact_json(candidate)) <= TAG_VALUE_MAX:
-            fitted = candidate
-    return compact_json(fitted), full
-
-
 def _substitute(template: str, policy: str, resource_id: str, slot: str) -> str:
     # Plain replacement, not str.format: other braces in a value stay as written.
     return (
@@ -131,7 +162,7 @@ def snapshot_tags(policy: Policy, resource: Instance | Volume, slot: datetime) -
     ``smartvault:recovery-point`` and ``smartvault:slot`` are both made from ``slot`` here,
     so they always agree (a snapshot whose tags disagree is malformed, DESIGN §1).
     """
-    resource_id = resource.instance_id if isinstance(resource, Instance) else resource.volume_id
+    resource_id = resource_id_of(resource)
     slot_text = iso_utc(slot)
     problems: list[str] = []
     full_values: dict[str, str] = {}
@@ -150,7 +181,7 @@ def snapshot_tags(policy: Policy, resource: Instance | Volume, slot: datetime) -
         # Incomplete resource tags must not choose a retention once the resource is
         # gone (a dropped `tier: gold` would fall back to a shorter rule): mark them.
         marker = {RESOURCE_TAGS_CUT: "true"} if key == TAG_RESOURCE_TAGS else None
-        text, full = _fit_json(mapping, marker)
+        text, full = fit_json(mapping, marker)
         own[key] = text
         if full is not None:
             full_values[key] = full
@@ -166,7 +197,7 @@ def snapshot_tags(policy: Policy, resource: Instance | Volume, slot: datetime) -
     ]
     copy_tags = policy.snapshot.copy_tags
     if copy_tags is True:
-        copied = [k for k in sorted(resource.tags) if not _aws_reserved(k)]
+        copied = [k for k in sorted(resource.tags) if not aws_reserved(k)]
     elif copy_tags is False:
         copied = []
     else:
@@ -177,7 +208,7 @@ def snapshot_tags(policy: Policy, resource: Instance | Volume, slot: datetime) -
     for key, value, origin in candidates:
         if key in own or key in user:
             continue  # a higher-priority source already set it
-        if key.startswith(_RESERVED_PREFIX) or _aws_reserved(key):
+        if key.startswith(RESERVED_PREFIX) or aws_reserved(key):
             problems.append(f"{origin} tag {key} not written: the prefix is reserved")
             continue
         if len(key) > TAG_KEY_MAX:

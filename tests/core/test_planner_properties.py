@@ -24,14 +24,6 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from smartvault.core import retention
-from smartvault.core.model import CREATED_BY_VALUE
-from smartvault.core.model import TAG_CREATED_BY
-from smartvault.core.model import TAG_INSTANCE_ID
-from smartvault.core.model import TAG_POLICY
-from smartvault.core.model import TAG_RECOVERY_POINT
-from smartvault.core.model import TAG_RESOURCE_TAGS
-from smartvault.core.model import TAG_SLOT
-from smartvault.core.model import TAG_SOURCE
 from smartvault.core.model import CopyRule
 from smartvault.core.model import DeleteAction
 from smartvault.core.model import Duration
@@ -46,6 +38,14 @@ from smartvault.core.model import Schedule
 from smartvault.core.model import Snapshot
 from smartvault.core.model import recovery_point_id
 from smartvault.core.planner import plan
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_INSTANCE_ID
+from smartvault.core.tags import TAG_POLICY
+from smartvault.core.tags import TAG_RECOVERY_POINT
+from smartvault.core.tags import TAG_RESOURCE_TAGS
+from smartvault.core.tags import TAG_SLOT
+from smartvault.core.tags import TAG_SOURCE
 from smartvault.core.times import iso_utc
 from tests.factories import make_instance
 from tests.factories import make_policy

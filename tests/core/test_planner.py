@@ -10,8 +10,6 @@ from datetime import timedelta
 
 import pytest
 
-from smartvault.core.model import TAG_RESOURCE_TAGS
-from smartvault.core.model import TAG_SOURCE
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CopyRule
 from smartvault.core.model import CreateAction
@@ -30,6 +28,8 @@ from smartvault.core.model import Snapshot
 from smartvault.core.model import SnapshotSettings
 from smartvault.core.model import Volume
 from smartvault.core.planner import plan
+from smartvault.core.tags import TAG_RESOURCE_TAGS
+from smartvault.core.tags import TAG_SOURCE
 from tests.factories import make_instance
 from tests.factories import make_inventory
 from tests.factories import make_policy

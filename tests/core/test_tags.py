@@ -14,9 +14,11 @@ from smartvault.core.model import SnapshotSettings
 from smartvault.core.model import Volume
 from smartvault.core.model import VolumeAttachment
 from smartvault.core.model import read_recovery_point
-from smartvault.core.tagging import TAGS_PER_RESOURCE_MAX
-from smartvault.core.tagging import devices_to_snapshot
-from smartvault.core.tagging import snapshot_tags
+from smartvault.core.planner.creates import devices_to_snapshot
+from smartvault.core.planner.creates import snapshot_tags
+from smartvault.core.tags import TAGS_PER_RESOURCE_MAX
+from smartvault.core.tags import aws_reserved
+from smartvault.core.tags import smartvault_reserved
 from tests.factories import make_instance
 from tests.factories import make_policy
 from tests.factories import tag_filter
@@ -217,3 +219,27 @@ def test_the_tags_written_make_a_well_formed_recovery_point(resource) -> None:
     rid = getattr(resource, "instance_id", volume_id)
     assert rp == RecoveryPointId("prod-nightly", rid, utc(2026, 11, 28, 3, 30))
     assert str(rp) == tags["smartvault:recovery-point"] == f"prod-nightly/{rid}/20261128T0330Z"
+
+
+@pytest.mark.parametrize(
+    ("key", "reserved"),
+    [
+        ("CreatedBy", True),
+        ("InstanceId", True),
+        ("smartvault:policy", True),
+        ("smartvault:anything", True),
+        ("Name", False),
+        ("createdby", False),
+        ("SmartVault:policy", False),
+    ],
+)
+def test_smartvault_reserves_its_own_keys_exactly_as_written(key: str, reserved: bool) -> None:
+    assert smartvault_reserved(key) is reserved
+
+
+@pytest.mark.parametrize(
+    ("key", "reserved"),
+    [("aws:cloudformation:stack", True), ("AWS:Other", True), ("Aws:x", True), ("aws", False)],
+)
+def test_aws_reserves_its_prefix_in_any_case(key: str, reserved: bool) -> None:
+    assert aws_reserved(key) is reserved

@@ -1,0 +1,195 @@
+"""Compile policies and an inventory into a plan.
+
+Pure: ``plan(policies, inventory, at)`` reads nothing but its arguments, and equal
+arguments give an equal :class:`~smartvault.core.model.Plan`, whatever the order of the
+inventory's lists. See docs/retention.md for the rules as operators read them.
+
+How it works, in one pass over the snapshots (O(n log n)):
+
+1. Managed snapshots are grouped into recovery points by region, policy,
+   recovery point tag and copy-or-not, and recovery points into lineages by
+   region, policy, resource and copy-or-not. A managed snapshot whose
+   recovery-point tag does not agree with its own tags is malformed
+   (:func:`~smartvault.core.model.read_recovery_point`): it is in no recovery point,
+   so it never counts and is never acted on; the plan warns about it (:mod:`.lineages`).
+2. Each enabled policy selects its resources (:mod:`.selection`); a selected resource
+   with no pending or completed recovery point at or after the policy's slot is due
+   (:mod:`.creates`).
+3. Each lineage is given its retention; completed points no rule keeps are
+   deleted, failed ones too, unless an AMI uses them (:mod:`.decisions`). Archives and
+   copies (:mod:`.copies`) follow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from smartvault.core.model import Action
+from smartvault.core.model import CopyAction
+from smartvault.core.model import CreateAction
+from smartvault.core.model import Instance
+from smartvault.core.model import Inventory
+from smartvault.core.model import Kept
+from smartvault.core.model import Orphan
+from smartvault.core.model import Plan
+from smartvault.core.model import PolicySet
+from smartvault.core.model import PolicySlot
+from smartvault.core.model import Skipped
+from smartvault.core.model import Volume
+from smartvault.core.planner.copies import copies
+from smartvault.core.planner.creates import create_if_due
+from smartvault.core.planner.decisions import KEEP_ALL
+from smartvault.core.planner.decisions import KEPT_DISABLED
+from smartvault.core.planner.decisions import KEPT_NO_COPY_RULE
+from smartvault.core.planner.decisions import choose_retention
+from smartvault.core.planner.decisions import decide
+from smartvault.core.planner.decisions import images_by_snapshot
+from smartvault.core.planner.decisions import keep
+from smartvault.core.planner.decisions import recorded_tags
+from smartvault.core.planner.decisions import warn_if_stale
+from smartvault.core.planner.lineages import group_lineages
+from smartvault.core.planner.lineages import warn_malformed
+from smartvault.core.planner.selection import policy_state
+from smartvault.core.planner.selection import select
+from smartvault.core.planner.selection import warn_unread_regions
+from smartvault.core.planner.warnings import Warnings
+from smartvault.core.tags import TAG_RESOURCE_TAGS
+
+
+def plan(policies: PolicySet, inventory: Inventory, at: datetime) -> Plan:
+    """The plan for ``policies`` over ``inventory`` at ``at`` (aware); ``generated_at = at``.
+
+    A large plan builds several objects per recovery point and frees almost none until
+    it returns: callers that plan large inventories pause the cyclic garbage collector
+    around this call (see ``engine.collector_paused``); the core leaves the interpreter
+    as it is.
+    """
+    warnings = Warnings()
+    states = {p.name: policy_state(p, at, warnings) for p in policies.policies}
+    regions = set(inventory.regions)
+    warn_unread_regions(policies, inventory.regions, warnings)
+
+    kinds = {p.name: p.resource for p in policies.policies}
+    lineages, copied, malformed = group_lineages(inventory.snapshots, kinds)
+    warn_malformed(malformed, warnings)
+    instances = {(i.region, i.instance_id): i for i in inventory.instances}
+    volumes = {(v.region, v.volume_id): v for v in inventory.volumes}
+    in_use_by = images_by_snapshot(inventory)
+
+    actions: list[Action] = []
+    selected = select(states, inventory, regions, warnings)
+    for (region, policy_name, resource_id), resource in selected.items():
+        selecting = states[policy_name]
+        # Chosen again per lineage below; here so a bad retention_tag is reported
+        # before the resource has any recovery point.
+        choose_retention(selecting.policy, resource.tags, resource_id, region, warnings)
+        if selecting.slot is None:
+            continue
+        lineage = lineages.get((region, policy_name, resource_id, False), ())
+        create, messages = create_if_due(selecting, region, resource, lineage)
+        if create is not None:
+            actions.append(create)
+        for message in messages:
+            warnings.add(message, policy=policy_name, resource_id=resource_id, region=region)
+
+    kept: list[Kept] = []
+    skipped: list[Skipped] = []
+    orphans: list[Orphan] = []
+    for key, points in lineages.items():
+        region, policy_name, resource_id, is_copy = key
+        state = states.get(policy_name)
+        if state is None:
+            orphans.extend(
+                Orphan(p.region, p.policy, p.id, p.snapshot_ids, p.created_at) for p in points
+            )
+            continue
+        policy = state.policy
+        if not policy.enabled:
+            kept.extend(keep(p, (KEPT_DISABLED,)) for p in points)
+            continue
+        if is_copy:
+            copy_rule = next((r for r in policy.copies if r.region == region), None)
+            if copy_rule is None:
+                warnings.add(
+                    f"copies in {region} have no copy rule any more: they are kept until "
+                    "a person deletes them",
+                    policy=policy_name,
+                    region=region,
+                )
+                kept.extend(keep(p, (KEPT_NO_COPY_RULE,)) for p in points)
+                continue
+            retention, label = copy_rule.retention, f"copy rule for {region}"
+        else:
+            current: Instance | Volume | None = (
+                instances.get((region, resource_id))
+                if policy.resource == "instance"
+                else volumes.get((region, resource_id))
+            )
+            tags = current.tags if current is not None else recorded_tags(points)
+            if tags is None:
+                # The resource is gone and its recorded tags are unreadable or incomplete:
+                # no rule can be chosen safely (a lost `tier: gold` would fall back to a
+                # shorter one), so every completed point is kept; failed ones still go.
+                warnings.add(
+                    f"the resource is gone and its tags recorded in {TAG_RESOURCE_TAGS} "
+                    "cannot be read whole: its recovery points are kept until a person "
+                    "deletes them",
+                    policy=policy_name,
+                    resource_id=resource_id,
+                    region=region,
+                )
+                retention, label = KEEP_ALL, "incomplete recorded tags"
+            else:
+                retention, label = choose_retention(policy, tags, resource_id, region, warnings)
+            if (region, policy_name, resource_id) in selected:
+                warn_if_stale(state, points, at, resource_id, region, warnings)
+
+        decided = decide(points, policy, retention, label, at, state.tz, in_use_by, is_copy)
+        actions.extend(decided.actions)
+        kept.extend(decided.kept)
+        skipped.extend(decided.skipped)
+        if not is_copy:
+            actions.extend(copies(points, policy, regions, copied, warnings))
+
+    return Plan(
+        at=at,
+        generated_at=at,
+        account_id=inventory.account_id,
+        regions=inventory.regions,
+        policies=tuple(PolicySlot(p.name, p.file, states[p.name].slot) for p in policies.policies),
+        actions=tuple(sorted(actions, key=_action_key)),
+        kept=tuple(sorted(kept, key=_kept_key)),
+        skipped=tuple(
+            sorted(
+                skipped,
+                key=lambda s: (s.policy, s.region, s.resource_id, s.recovery_point, s.snapshot_ids),
+            )
+        ),
+        orphans=tuple(
+            sorted(orphans, key=lambda o: (o.policy, o.region, o.recovery_point, o.snapshot_ids))
+        ),
+        warnings=warnings.sorted(),
+    )
+
+
+# --- ordering -------------------------------------------------------------------
+
+_ACTION_ORDER = {"create": 0, "copy": 1, "archive": 2, "delete": 3}
+
+
+def _action_key(action: Action) -> tuple[str, str, str, int, str, str, tuple[str, ...]]:
+    snapshot_ids = () if isinstance(action, CreateAction) else action.snapshot_ids
+    target = action.target_region if isinstance(action, CopyAction) else ""
+    return (
+        action.policy,
+        action.region,
+        action.resource_id,
+        _ACTION_ORDER[action.type],
+        action.recovery_point,
+        target,
+        snapshot_ids,
+    )
+
+
+def _kept_key(kept: Kept) -> tuple[str, str, str, str, tuple[str, ...]]:
+    return (kept.policy, kept.region, kept.resource_id, kept.recovery_point, kept.snapshot_ids)

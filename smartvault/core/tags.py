@@ -1,0 +1,86 @@
+"""The tag keys SmartVault writes and reads, and the limits AWS puts on tags.
+
+Pure, and the bottom of the core: it imports nothing of SmartVault's, so the records
+(:mod:`smartvault.core.model`), the planner and the AWS side all take their keys from
+here. What each key means is in docs/retention.md and DESIGN §1; which tags a new
+snapshot gets is the planner's (:mod:`smartvault.core.planner.creates`).
+
+AWS limits: a key holds 128 characters, a value 256, a resource 50 tags. A JSON value
+that does not fit is cut to the whole entries that fit (:func:`fit_json`), so it stays
+valid JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+# --- the keys ---------------------------------------------------------------
+
+TAG_CREATED_BY = "CreatedBy"
+CREATED_BY_VALUE = "SmartVault"
+TAG_INSTANCE_ID = "InstanceId"
+TAG_NAME = "Name"
+TAG_POLICY = "smartvault:policy"
+TAG_RECOVERY_POINT = "smartvault:recovery-point"
+TAG_SLOT = "smartvault:slot"
+TAG_RESOURCE_TAGS = "smartvault:resource-tags"
+TAG_DEVICES = "smartvault:devices"
+TAG_SOURCE = "smartvault:source"
+TAG_RESTORED_FROM = "smartvault:restored-from"
+#: An entry in ``smartvault:resource-tags`` when the tags did not all fit in 256
+#: characters: the recorded tags are incomplete and cannot choose a retention.
+RESOURCE_TAGS_CUT = "smartvault:cut"
+
+#: The prefix of SmartVault's own keys: a user tag under it is never written.
+RESERVED_PREFIX = "smartvault:"
+#: SmartVault's keys outside that prefix, by which it recognises its snapshots: a policy
+#: may not write them either.
+RESERVED_KEYS = frozenset({TAG_CREATED_BY, TAG_INSTANCE_ID})
+#: AWS reserves this prefix for itself, in any case.
+AWS_PREFIX = "aws:"
+
+# --- AWS's limits -------------------------------------------------------------
+
+#: AWS caps a tag value at 256 characters, a key at 128 and a resource at 50 tags.
+TAG_VALUE_MAX = 256
+TAG_KEY_MAX = 128
+TAGS_PER_RESOURCE_MAX = 50
+
+
+def aws_reserved(key: str) -> bool:
+    """A key under ``aws:``, which no one but AWS may write."""
+    # AWS reserves the prefix in any case (AWS:, Aws:): writing one fails the whole create.
+    return key.lower().startswith(AWS_PREFIX)
+
+
+def smartvault_reserved(key: str) -> bool:
+    """A key SmartVault writes itself to recognise its snapshots: no policy may set it."""
+    return key in RESERVED_KEYS or key.startswith(RESERVED_PREFIX)
+
+
+# --- JSON values ----------------------------------------------------------------
+
+
+def compact_json(value: Mapping[str, str]) -> str:
+    """Compact JSON with sorted keys: the same mapping always gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fit_json(
+    value: Mapping[str, str], cut_marker: Mapping[str, str] | None = None
+) -> tuple[str, str | None]:
+    """The JSON text of ``value`` and, when it had to be cut, its whole text.
+
+    ``cut_marker`` is an entry kept in a cut value, so a reader knows it is incomplete.
+    """
+    full = compact_json(value)
+    if len(full) <= TAG_VALUE_MAX:
+        return full, None
+    # Drop whole entries, never cut inside one: a reader can still parse what is left.
+    fitted: dict[str, str] = dict(cut_marker or {})
+    for entry_key in sorted(value):
+        candidate = {**fitted, entry_key: value[entry_key]}
+        if len(compact_json(candidate)) <= TAG_VALUE_MAX:
+            fitted = candidate
+    return compact_json(fitted), full

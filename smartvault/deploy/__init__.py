@@ -1,0 +1,24 @@
+"""The Lambda deployment: a CloudFormation template and the zip it runs.
+
+The template (:mod:`.template`, its roles in :mod:`.iam`) is pure: policies in,
+template text and warnings out, no AWS call, and no boto3 loaded (a test keeps it so).
+The package (:mod:`.package`) is the zip the function runs, byte-for-byte reproducible.
+"""
+
+from __future__ import annotations
+
+from smartvault.deploy.iam import function_policy_statements
+from smartvault.deploy.package import PackageInfo
+from smartvault.deploy.package import build_package
+from smartvault.deploy.package import runtime_requirements
+from smartvault.deploy.template import cloudformation_template
+from smartvault.deploy.template import schedule_logical_ids
+
+__all__ = [
+    "PackageInfo",
+    "build_package",
+    "cloudformation_template",
+    "function_policy_statements",
+    "runtime_requirements",
+    "schedule_logical_ids",
+]

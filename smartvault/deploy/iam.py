@@ -1,0 +1,286 @@
+"""The IAM roles of the deployment: the function's and EventBridge Scheduler's.
+
+Pure: CloudFormation resources as dicts, no AWS call. Least privilege, and each
+statement is commented with why it is there: no ``*`` action anywhere; every EC2 write
+is confined to snapshots tagged ``CreatedBy=SmartVault`` (at creation, or already on
+the snapshot); the audit table is reached by key prefix, so audit records can never be
+deleted by the function; Scheduler may only invoke this function and feed its queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from smartvault.core.audit_table import CLAIM_PARTITION_PREFIX
+from smartvault.core.audit_table import RECORD_PARTITION_PREFIX
+from smartvault.core.model import PolicySet
+from smartvault.core.tags import CREATED_BY_VALUE
+from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_POLICY
+
+Json = dict[str, Any]
+
+_SNAPSHOT_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*::snapshot/*"}
+#: A snapshot being made: its ARN ends in a literal "*", which IAM writes "${*}" (and
+#: Fn::Sub "${!*}"). It matches no existing snapshot.
+_NEW_SNAPSHOT_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*::snapshot/${!*}"}
+#: An existing snapshot, such as the source of a copy; never one being made.
+_EXISTING_SNAPSHOT_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*::snapshot/snap-*"}
+_INSTANCE_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:instance/*"}
+_VOLUME_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:volume/*"}
+_TABLE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}"
+    ":table/${AuditTableName}"
+}
+_TABLE_INDEX_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}"
+    ":table/${AuditTableName}/index/*"
+}
+#: The conditions that confine SmartVault to its own snapshots.
+_TAGGED_AT_CREATION = {"StringEquals": {f"aws:RequestTag/{TAG_CREATED_BY}": CREATED_BY_VALUE}}
+_MANAGED_SNAPSHOT = {
+    "StringEquals": {f"aws:ResourceTag/{TAG_CREATED_BY}": CREATED_BY_VALUE},
+    "Null": {f"aws:ResourceTag/{TAG_POLICY}": "false"},
+}
+#: Audit table partitions: claims may be deleted (released), records never.
+_CLAIMS = f"{CLAIM_PARTITION_PREFIX}*"
+_RECORDS = f"{RECORD_PARTITION_PREFIX}*"
+_CLAIM_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [_CLAIMS]}}
+_CLAIM_AND_RECORD_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [_CLAIMS, _RECORDS]}}
+
+
+def _statement(
+    sid: str, actions: Sequence[str], resources: Any, condition: Json | None = None
+) -> Json:
+    statement: Json = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": list(actions),
+        "Resource": resources,
+    }
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def function_policy_statements(policies: PolicySet) -> list[Json]:
+    """The function role's IAM statements, each commented with why it is there.
+
+    Least privilege: no ``*`` action anywhere; every write is confined to snapshots
+    tagged ``CreatedBy=SmartVault`` (at creation, or already on the snapshot).
+    """
+    statements = [
+        # Reading the inventory. EC2 Describe* calls support no resource-level
+        # permissions, so "*" is the only resource IAM accepts for them. No
+        # sts:GetCallerIdentity: AWS allows it to every principal, always.
+        _statement(
+            "ReadInventory",
+            [
+                "ec2:DescribeImages",
+                "ec2:DescribeInstances",
+                "ec2:DescribeSnapshots",
+                "ec2:DescribeVolumes",
+            ],
+            "*",
+        ),
+        # Creating snapshots: the new snapshot resource must be tagged CreatedBy=SmartVault
+        # in the same call, so the role cannot make a snapshot SmartVault would not own.
+        # Snapshot ARNs carry no account id (arn:aws:ec2:REGION::snapshot/ID).
+        _statement(
+            "CreateOnlyTaggedSnapshots",
+            ["ec2:CreateSnapshot", "ec2:CreateSnapshots"],
+            _SNAPSHOT_ARN,
+            _TAGGED_AT_CREATION,
+        ),
+        # CreateSnapshots is also authorized against the instance and each of its volumes,
+        # CreateSnapshot against the volume. Request tags are not evaluated for those
+        # source resources, so they get their own statement, limited to this account.
+        # Snapshotting reads a volume; it never changes it.
+        _statement(
+            "SnapshotSourcesInThisAccount",
+            ["ec2:CreateSnapshot", "ec2:CreateSnapshots"],
+            [_INSTANCE_ARN, _VOLUME_ARN],
+        ),
+        # Tags only as part of creating a snapshot (TagSpecifications): never retagging an
+        # existing snapshot, which could otherwise adopt a foreign snapshot for deletion.
+        _statement(
+            "TagOnlyWhileCreatingSnapshots",
+            ["ec2:CreateTags"],
+            _SNAPSHOT_ARN,
+            {
+                "StringEquals": {
+                    "ec2:CreateAction": ["CopySnapshot", "CreateSnapshot", "CreateSnapshots"]
+                }
+            },
+        ),
+        # Cross-region copies (policy `copies`). EC2 authorises CopySnapshot against the copy
+        # being made and against the source snapshot. The copy must carry CreatedBy=SmartVault
+        # from the moment it exists, like any snapshot SmartVault makes ...
+        _statement(
+            "CopyOnlyToTaggedSnapshots",
+            ["ec2:CopySnapshot"],
+            _NEW_SNAPSHOT_ARN,
+            _TAGGED_AT_CREATION,
+        ),
+        # ... and the source must be a managed snapshot: the role cannot copy a snapshot that
+        # someone else made (or shared) into a region where SmartVault would own the copy.
+        # (The executor also checks the source's policy and recovery point tags.)
+        _statement(
+            "CopyOnlyFromManagedSnapshots",
+            ["ec2:CopySnapshot"],
+            _EXISTING_SNAPSHOT_ARN,
+            _MANAGED_SNAPSHOT,
+        ),
+        # Retention and archive: only snapshots that already carry both SmartVault tags
+        # ; anyone else's snapshots stay out of reach.
+        _statement(
+            "DeleteAndArchiveOnlyManagedSnapshots",
+            ["ec2:DeleteSnapshot", "ec2:ModifySnapshotTier"],
+            _SNAPSHOT_ARN,
+            _MANAGED_SNAPSHOT,
+        ),
+        # The audit log and the recovery-point claims: written with conditional PutItem and
+        # BatchWriteItem, read by time range and by policy (the by-policy index). This table
+        # and its indexes only; no Scan, no table management.
+        _statement(
+            "AuditTableReadWrite",
+            [
+                "dynamodb:BatchWriteItem",
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+            ],
+            [_TABLE_ARN, _TABLE_INDEX_ARN],
+        ),
+        # UpdateItem: a pending record gets its outcome (DAY# partitions), a claim its lease
+        # or its completion (CLAIM#); no other partition.
+        _statement(
+            "AuditUpdateRecordsAndClaims",
+            ["dynamodb:UpdateItem"],
+            _TABLE_ARN,
+            _CLAIM_AND_RECORD_KEYS,
+        ),
+        # DeleteItem only releases claims: audit records can never be deleted by the function.
+        _statement("AuditDeleteOnlyClaims", ["dynamodb:DeleteItem"], _TABLE_ARN, _CLAIM_KEYS),
+        # The function writes its own log streams into its own log group, nothing else;
+        # the group exists (this stack makes it), so no CreateLogGroup.
+        _statement(
+            "WriteOwnLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            {"Fn::GetAtt": ["LogGroup", "Arn"]},
+        ),
+    ]
+    topics = sorted({p.notify.sns_topic_arn for p in policies.policies if p.notify})
+    if topics:
+        # Notifications go only to the topics the policies name.
+        statements.append(_statement("PublishToPolicyTopics", ["sns:Publish"], topics))
+    if any(p.copies for p in policies.policies):
+        # Copying an encrypted snapshot (and any copy with kms_key_id) makes EC2 decrypt
+        # with the source key and re-encrypt with the target key on the caller's behalf.
+        # Keys may be named by alias, which IAM cannot match as a key resource, so this
+        # allows the keys of this account but only when EC2 uses them for the call
+        # (kms:ViaService). Keys of other accounts also need their key policy to allow it.
+        account_keys = {"Fn::Sub": "arn:${AWS::Partition}:kms:*:${AWS::AccountId}:key/*"}
+        via_ec2 = {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}}
+        statements.append(
+            _statement(
+                "UseKmsKeysOnlyThroughEc2ForCopies",
+                [
+                    "kms:Decrypt",
+                    "kms:DescribeKey",
+                    "kms:GenerateDataKeyWithoutPlaintext",
+                    "kms:ReEncryptFrom",
+                    "kms:ReEncryptTo",
+                ],
+                account_keys,
+                via_ec2,
+            )
+        )
+        # EC2 holds a grant on the target key while it writes the copy; the role may only
+        # create grants that are for an AWS resource, asked for by EC2.
+        statements.append(
+            _statement(
+                "GrantKmsKeysOnlyToEc2ForCopies",
+                ["kms:CreateGrant"],
+                account_keys,
+                {**via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+    return statements
+
+
+def function_role(policies: PolicySet) -> Json:
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": "SmartVault function: snapshots it tags, its audit table, its logs.",
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            },
+            # Inline, so the permissions live and die with the stack and the function
+            # (which depends on the role) never starts before they are attached.
+            "Policies": [
+                {
+                    "PolicyName": "smartvault",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": function_policy_statements(policies),
+                    },
+                }
+            ],
+        },
+    }
+
+
+def scheduler_role() -> Json:
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": "EventBridge Scheduler: invoke the SmartVault function, nothing else.",
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "scheduler.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        # Confused-deputy guard: only schedules of this account.
+                        "Condition": {
+                            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+                        },
+                    }
+                ],
+            },
+            "Policies": [
+                {
+                    "PolicyName": "smartvault-scheduler",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            # Start a run: this function only (unqualified, so $LATEST).
+                            _statement(
+                                "InvokeSmartVaultOnly",
+                                ["lambda:InvokeFunction"],
+                                {"Fn::GetAtt": ["Function", "Arn"]},
+                            ),
+                            # Park undeliverable invocations in this stack's DLQ.
+                            _statement(
+                                "DeadLetterOnly",
+                                ["sqs:SendMessage"],
+                                {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+                            ),
+                        ],
+                    },
+                }
+            ],
+        },
+    }

@@ -1,0 +1,373 @@
+"""The CloudFormation template of the deployment: a scheduled Lambda function and its table.
+
+Pure: ``cloudformation_template`` takes policies and gives template text and warnings,
+with no AWS call and no boto3 loaded. Deterministic: the same policies give the same
+text. The template is plain CloudFormation (no SAM transform), written in the long
+intrinsic form (``Fn::Sub``, never ``!Sub``) so any YAML reader can load it, and deploys
+with ``aws cloudformation deploy --capabilities CAPABILITY_NAMED_IAM`` alone. Its roles
+are :mod:`smartvault.deploy.iam`'s; its audit table is
+:mod:`smartvault.core.audit_table`'s, the same table ``smartvault audit init`` makes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from smartvault.core import audit_table
+from smartvault.core.model import Policy
+from smartvault.core.model import PolicySet
+from smartvault.deploy.iam import function_role
+from smartvault.deploy.iam import scheduler_role
+from smartvault.settings import DEFAULT_AUDIT_TABLE
+
+Json = dict[str, Any]
+
+#: The runtime the template asks for, and so the interpreter the vendored wheels target.
+LAMBDA_RUNTIME = "python3.12"
+LAMBDA_PYTHON_VERSION = "3.12"
+#: x86_64, because rpds-py (under jsonschema) is compiled: the wheel must match.
+LAMBDA_ARCHITECTURE = "x86_64"
+LAMBDA_PIP_PLATFORM = "manylinux2014_x86_64"
+HANDLER = "lambda_entry.handler"
+
+#: Values CloudWatch Logs accepts for RetentionInDays.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+
+# --- the template -------------------------------------------------------------
+
+
+def cloudformation_template(
+    policies: PolicySet, *, regions: Sequence[str] | None = None
+) -> tuple[str, list[str]]:
+    """The CloudFormation template (YAML text) for the scheduled Lambda, and warnings.
+
+    One EventBridge Scheduler schedule per enabled policy; disabled policies get none
+    (their snapshots are kept). ``regions`` are the regions the function
+    will work in: they become the ``Regions`` parameter's default, and a policy whose
+    ``regions`` lie wholly outside them is a warning. Deterministic:
+    the same policies give the same text.
+    """
+    deploy_regions = tuple(dict.fromkeys(regions)) if regions else ()
+    warnings = _warnings(policies, deploy_regions)
+    enabled = [p for p in policies.policies if p.enabled]
+    schedule_ids = schedule_logical_ids([p.name for p in enabled])
+
+    resources: Json = {
+        "LogGroup": _log_group(),
+        "FunctionRole": function_role(policies),
+        "Function": _function(),
+        "AuditTable": _audit_table(),
+        "DeadLetterQueue": _dead_letter_queue(),
+        "SchedulerRole": scheduler_role(),
+    }
+    for policy in enabled:
+        resources[schedule_ids[policy.name]] = _schedule(policy)
+
+    disabled = [p.name for p in policies.policies if not p.enabled]
+    template: Json = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": (
+            "SmartVault: declarative EBS backups. A Lambda function run by EventBridge "
+            "Scheduler, one schedule per enabled policy, audited in DynamoDB."
+        ),
+        "Metadata": {
+            "SmartVault": {
+                "ScheduledPolicies": [p.name for p in enabled],
+                # Disabled policies neither create nor delete: they get no schedule.
+                "DisabledPolicies": disabled,
+            }
+        },
+        "Parameters": _parameters(deploy_regions),
+        "Conditions": {
+            "HasRegions": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Regions"}, ""]}]},
+            "ShouldCreateAuditTable": {"Fn::Equals": [{"Ref": "CreateAuditTable"}, "true"]},
+            "HasReservedConcurrency": {
+                "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]
+            },
+        },
+        "Resources": resources,
+        "Outputs": _outputs(),
+    }
+    text = yaml.dump(
+        template, Dumper=_TemplateDumper, sort_keys=False, default_flow_style=False, width=120
+    )
+    return text, warnings
+
+
+class _TemplateDumper(yaml.SafeDumper):
+    """SafeDumper that writes shared values out in full: no ``&id001`` anchors in a template."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def schedule_logical_ids(names: Iterable[str]) -> dict[str, str]:
+    """Policy name -> CloudFormation logical id of its schedule: ``PolicySchedule<CamelCase>``.
+
+    Logical ids are alphanumeric only, so ``a-b`` and ``ab`` (or ``x--y`` and ``x-y``) would
+    collide once hyphens go; CloudFormation also treats ids that differ only in case as
+    clashing in places. Colliding names get a short hash of the full name appended, which
+    keeps every id stable for as long as the policy keeps its name (a new policy that
+    clashes with an old one renames the old one's id: its schedule is simply replaced).
+    """
+    names = list(names)
+    base = {
+        n: "PolicySchedule" + "".join(w[:1].upper() + w[1:] for w in n.split("-")) for n in names
+    }
+    seen: dict[str, int] = {}
+    for candidate in base.values():
+        seen[candidate.lower()] = seen.get(candidate.lower(), 0) + 1
+    ids: dict[str, str] = {}
+    for name, candidate in base.items():
+        if seen[candidate.lower()] > 1:
+            candidate += "X" + hashlib.sha256(name.encode()).hexdigest()[:8].upper()
+        ids[name] = re.sub(r"[^A-Za-z0-9]", "", candidate)
+    return ids
+
+
+def _warnings(policies: PolicySet, deploy_regions: tuple[str, ...]) -> list[str]:
+    warnings: list[str] = []
+    if not any(p.enabled for p in policies.policies):
+        warnings.append(
+            "no enabled policy: the template has no schedule, so the function never runs on "
+            "its own; enable a policy or invoke the function by hand"
+        )
+    if not deploy_regions:
+        return warnings
+    for policy in policies.policies:
+        if policy.enabled and policy.regions and set(policy.regions).isdisjoint(deploy_regions):
+            warnings.append(
+                f"policy {policy.name} ({policy.file}) only works in "
+                f"{', '.join(policy.regions)}, none of which the function works in "
+                f"({', '.join(deploy_regions)}): it will never back anything up; add a region "
+                "to the deployment's Regions or change the policy's regions"
+            )
+    return warnings
+
+
+def _parameters(deploy_regions: tuple[str, ...]) -> Json:
+    return {
+        "CodeBucket": {
+            "Type": "String",
+            "Description": "S3 bucket holding the deployment zip (same region as the stack).",
+            "MinLength": 3,
+        },
+        "CodeKey": {
+            "Type": "String",
+            "Description": "S3 key of the zip from `smartvault deploy package`; a new key per "
+            "build (for example with its sha256 in the name) makes CloudFormation update the code.",
+            "MinLength": 1,
+        },
+        "AuditTableName": {
+            "Type": "String",
+            "Default": DEFAULT_AUDIT_TABLE,
+            "AllowedPattern": "^[a-zA-Z0-9_.-]{3,255}$",
+            "Description": "DynamoDB table holding the audit log.",
+        },
+        "CreateAuditTable": {
+            "Type": "String",
+            "Default": "true",
+            "AllowedValues": ["true", "false"],
+            "Description": "false when the table already exists (made by `smartvault audit "
+            "init`): the stack then only grants access to it.",
+        },
+        "Regions": {
+            "Type": "String",
+            "Default": ",".join(deploy_regions),
+            "AllowedPattern": "^([a-z0-9-]+(,[a-z0-9-]+)*)?$",
+            "Description": "Comma-separated regions to back up, no spaces; empty: the stack's "
+            "own region.",
+        },
+        "LogRetentionDays": {
+            "Type": "Number",
+            "Default": 365,
+            "AllowedValues": list(LOG_RETENTION_DAYS),
+            "Description": "Days to keep the function's logs.",
+        },
+        "MemorySize": {
+            "Type": "Number",
+            "Default": 256,
+            "MinValue": 128,
+            "MaxValue": 10240,
+            "Description": "Function memory in MB (CPU grows with it).",
+        },
+        "Timeout": {
+            "Type": "Number",
+            "Default": 900,
+            "MinValue": 60,
+            "MaxValue": 900,
+            "Description": "Function timeout in seconds; a run stops starting actions "
+            "DeadlineMarginSeconds before it and the next run finishes the work.",
+        },
+        "DeadlineMarginSeconds": {
+            "Type": "Number",
+            "Default": 30,
+            "MinValue": 5,
+            "MaxValue": 600,
+            "Description": "Start no new action when less than this many seconds remain.",
+        },
+        "LogLevel": {
+            "Type": "String",
+            "Default": "INFO",
+            "AllowedValues": ["DEBUG", "INFO", "WARNING", "ERROR"],
+            "Description": "Level of the function's JSON log lines.",
+        },
+        "ReservedConcurrency": {
+            "Type": "String",
+            "Default": "1",
+            "AllowedPattern": "^([1-9][0-9]*)?$",
+            "Description": "Runs allowed at once (default 1); empty for no reservation, "
+            "needed on accounts whose concurrency limit is 10.",
+        },
+    }
+
+
+def _log_group() -> Json:
+    return {
+        "Type": "AWS::Logs::LogGroup",
+        # Deleted with the stack (unlike the audit table, which is the lasting record), so
+        # that a stack of the same name can be deployed again.
+        "Properties": {
+            "LogGroupName": {"Fn::Sub": "/smartvault/${AWS::StackName}"},
+            "RetentionInDays": {"Ref": "LogRetentionDays"},
+        },
+    }
+
+
+def _function() -> Json:
+    return {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "Description": "SmartVault: plan and apply the EBS backup policies packaged with it.",
+            "Runtime": LAMBDA_RUNTIME,
+            "Architectures": [LAMBDA_ARCHITECTURE],
+            "Handler": HANDLER,
+            "Code": {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": "CodeKey"}},
+            "Role": {"Fn::GetAtt": ["FunctionRole", "Arn"]},
+            "MemorySize": {"Ref": "MemorySize"},
+            "Timeout": {"Ref": "Timeout"},
+            # One run at a time by default. Overlapping runs would be safe (recovery-point
+            # claims stop double creation), but they would share EC2's per-account request
+            # buckets and slow each other down; a schedule firing meanwhile waits in
+            # Lambda's asynchronous queue instead.
+            "ReservedConcurrentExecutions": {
+                "Fn::If": [
+                    "HasReservedConcurrency",
+                    {"Ref": "ReservedConcurrency"},
+                    {"Ref": "AWS::NoValue"},
+                ]
+            },
+            "Environment": {
+                "Variables": {
+                    "SMARTVAULT_AUDIT_TABLE": {"Ref": "AuditTableName"},
+                    "SMARTVAULT_REGIONS": {
+                        "Fn::If": ["HasRegions", {"Ref": "Regions"}, {"Ref": "AWS::Region"}]
+                    },
+                    "SMARTVAULT_LOG_LEVEL": {"Ref": "LogLevel"},
+                    "SMARTVAULT_DEADLINE_MARGIN": {"Ref": "DeadlineMarginSeconds"},
+                }
+            },
+            # Text: the handler already writes one JSON object per line, which Logs
+            # Insights parses as it is.
+            "LoggingConfig": {"LogFormat": "Text", "LogGroup": {"Ref": "LogGroup"}},
+            # No DeadLetterConfig: a failed run is audited and notified, and the next
+            # scheduled run re-plans from the account; Scheduler keeps its own DLQ for
+            # invocations it could not deliver.
+        },
+    }
+
+
+def _audit_table() -> Json:
+    # The audit log's fixed design: items by run and time under pk/sk, the
+    # by-policy index for `audit list --policy` without a scan, TTL for expired claims.
+    # Written once, in core/audit_table.py, which `audit init` creates the table from too.
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        "Condition": "ShouldCreateAuditTable",
+        # Never lose the audit log: deleting or replacing the stack leaves the table.
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "TableName": {"Ref": "AuditTableName"},
+            "BillingMode": audit_table.BILLING_MODE,
+            "AttributeDefinitions": audit_table.ATTRIBUTE_DEFINITIONS,
+            "KeySchema": audit_table.KEY_SCHEMA,
+            "GlobalSecondaryIndexes": audit_table.GLOBAL_SECONDARY_INDEXES,
+            "TimeToLiveSpecification": {
+                "AttributeName": audit_table.TTL_ATTRIBUTE,
+                "Enabled": True,
+            },
+            "PointInTimeRecoverySpecification": {
+                "PointInTimeRecoveryEnabled": audit_table.POINT_IN_TIME_RECOVERY
+            },
+            "SSESpecification": {"SSEEnabled": audit_table.SSE_ENABLED},
+            "DeletionProtectionEnabled": True,
+        },
+    }
+
+
+def _dead_letter_queue() -> Json:
+    # Where Scheduler puts invocations it could not deliver after its retries.
+    return {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {
+            "SqsManagedSseEnabled": True,
+            "MessageRetentionPeriod": 1209600,  # 14 days, the most SQS keeps
+        },
+    }
+
+
+def _schedule(policy: Policy) -> Json:
+    description = f"SmartVault policy {policy.name}"
+    if policy.description:
+        description += f": {policy.description}"
+    return {
+        "Type": "AWS::Scheduler::Schedule",
+        "Properties": {
+            "Description": description[:512],
+            "ScheduleExpression": policy.schedule.expression,
+            "ScheduleExpressionTimezone": policy.schedule.timezone,
+            # Exactly at the slot: the slot is what due-ness is measured against.
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "State": "ENABLED",
+            "Target": {
+                "Arn": {"Fn::GetAtt": ["Function", "Arn"]},
+                "RoleArn": {"Fn::GetAtt": ["SchedulerRole", "Arn"]},
+                "Input": json.dumps({"policies": [policy.name], "dry_run": False}),
+                # Retries only cover delivery (throttling, a function being updated); a
+                # late run is still useful, since it backs up the slot it finds.
+                "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
+                "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}},
+            },
+        },
+    }
+
+
+def _outputs() -> Json:
+    return {
+        "FunctionName": {
+            "Description": "Run it by hand with `aws lambda invoke --function-name ...`.",
+            "Value": {"Ref": "Function"},
+        },
+        "FunctionArn": {"Value": {"Fn::GetAtt": ["Function", "Arn"]}},
+        "AuditTableName": {
+            "Description": "Read it with `smartvault --audit-table ... audit list`.",
+            "Value": {"Ref": "AuditTableName"},
+        },
+        "DeadLetterQueueUrl": {
+            "Description": "Schedules that could not start the function land here.",
+            "Value": {"Ref": "DeadLetterQueue"},
+        },
+        "LogGroupName": {"Value": {"Ref": "LogGroup"}},
+    }

@@ -1,0 +1,1 @@
+"""Tests of the deployment: the template, its IAM roles and the Lambda package."""
