@@ -152,7 +152,8 @@ class AuditTable(_TableAccess):
             raise AuditError(
                 f"audit table {self.table_name} in {self.region} has no "
                 f"{schema.POLICY_INDEX!r} index: add it (HASH policy S, RANGE sk S, projection "
-                "ALL; see docs/audit-and-apply.md) or recreate the table with `smartvault audit init`"
+                "ALL; see docs/audit-and-apply.md) or recreate the table with "
+                "`smartvault audit init`"
             )
 
     def _ensure_ttl(self) -> None:
