@@ -30,14 +30,8 @@ from smartvault.core.model import Snapshot
 from smartvault.core.model import is_managed
 from smartvault.core.model import read_recovery_point
 from smartvault.core.report import ActionResult
-from smartvault.core.tags import CREATED_BY_VALUE
-from smartvault.core.tags import TAG_CREATED_BY
-from smartvault.core.tags import TAG_INSTANCE_ID
-from smartvault.core.tags import TAG_NAME
-from smartvault.core.tags import TAG_POLICY
-from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.core.tags import TAG_SOURCE
-from smartvault.core.tags import TAGS_PER_RESOURCE_MAX
+from smartvault.core.tags import copy_tags
 from smartvault.core.times import iso_utc
 from smartvault.errors import AuditError
 from smartvault.errors import Ec2CallFailed
@@ -263,7 +257,12 @@ class CopyStep:
                 action.region,
                 sid,
                 description=f"SmartVault copy of {action.region}/{sid} ({action.recovery_point})",
-                tags=copy_tags(action, source),
+                tags=copy_tags(
+                    source.tags,
+                    action.policy,
+                    action.recovery_point,
+                    f"{action.region}/{sid}",
+                ),
                 kms_key_id=action.kms_key_id,
             )
         except Ec2OutcomeUnknown as exc:
@@ -290,32 +289,6 @@ class CopyStep:
 def copy_claim_id(action: CopyAction) -> str:
     """The claim of one recovery point's copy to one region (creates claim the bare id)."""
     return f"{action.recovery_point}@{action.target_region}"
-
-
-def copy_tags(action: CopyAction, source: Snapshot) -> dict[str, str]:
-    """The source's tags (AWS reserves ``aws:*``), SmartVault's own forced, plus the source."""
-    source_tags = source.tags
-    own = {
-        TAG_CREATED_BY: CREATED_BY_VALUE,
-        TAG_POLICY: action.policy,
-        TAG_RECOVERY_POINT: action.recovery_point,
-        TAG_SOURCE: f"{action.region}/{source.snapshot_id}",
-    }
-    # SmartVault's keys and Name first; the others (copied user tags) in key order until
-    # EC2's 50-tag limit, which a source already at 50 would otherwise break on every run.
-    first = [
-        k for k in source_tags if k.startswith("smartvault:") or k in (TAG_INSTANCE_ID, TAG_NAME)
-    ]
-    rest = sorted(k for k in source_tags if k not in first)
-    tags: dict[str, str] = {}
-    for key in [*first, *rest]:
-        if key.lower().startswith("aws:") or key in own:
-            continue
-        if len(tags) + len(own) >= TAGS_PER_RESOURCE_MAX:
-            break
-        tags[key] = source_tags[key]
-    tags.update(own)
-    return tags
 
 
 def _settle_copied(

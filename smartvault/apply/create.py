@@ -25,11 +25,9 @@ from smartvault.core.model import Snapshot
 from smartvault.core.model import is_managed
 from smartvault.core.model import read_recovery_point
 from smartvault.core.report import ActionResult
-from smartvault.core.tags import CREATED_BY_VALUE
-from smartvault.core.tags import TAG_CREATED_BY
-from smartvault.core.tags import TAG_POLICY
 from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.core.tags import TAG_SOURCE
+from smartvault.core.tags import create_tags
 from smartvault.core.times import iso_utc
 from smartvault.errors import AuditError
 from smartvault.errors import Ec2CallFailed
@@ -215,7 +213,7 @@ class CreateStep:
         """One CreateSnapshots (CreateSnapshot for a volume); raises Ec2CallFailed with the
         action's message, Ec2OutcomeUnknown when EC2 may have made it unseen."""
         ec2 = self._ctx.ec2
-        tags = create_tags(action)
+        tags = create_tags(action.tags, action.policy, action.recovery_point)
         description = f"SmartVault {action.recovery_point} ({action.policy}, {action.resource_id})"
         try:
             if action.resource_type == "instance":
@@ -274,15 +272,6 @@ class CreateStep:
             if action is not None and _part_of(snapshot, action):
                 found.setdefault(action.recovery_point, []).append(snapshot)
         return found
-
-
-def create_tags(action: CreateAction) -> dict[str, str]:
-    """The planner's tags, with the three tags SmartVault's own safety rests on forced."""
-    tags = dict(action.tags)
-    tags[TAG_CREATED_BY] = CREATED_BY_VALUE
-    tags[TAG_POLICY] = action.policy
-    tags[TAG_RECOVERY_POINT] = action.recovery_point
-    return tags
 
 
 def _part_of(snapshot: Snapshot, action: CreateAction) -> bool:

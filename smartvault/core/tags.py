@@ -59,6 +59,50 @@ def smartvault_reserved(key: str) -> bool:
     return key in RESERVED_KEYS or key.startswith(RESERVED_PREFIX)
 
 
+# --- the tags SmartVault's safety rests on ----------------------------------------
+
+
+def owned_tags(policy: str, recovery_point: str) -> dict[str, str]:
+    """The three tags by which SmartVault knows a snapshot as its own and as part of a
+    recovery point: forced onto every snapshot it makes, whatever else was planned."""
+    return {
+        TAG_CREATED_BY: CREATED_BY_VALUE,
+        TAG_POLICY: policy,
+        TAG_RECOVERY_POINT: recovery_point,
+    }
+
+
+def create_tags(planned: Mapping[str, str], policy: str, recovery_point: str) -> dict[str, str]:
+    """The tags of a new snapshot: the planner's, with :func:`owned_tags` forced."""
+    return {**planned, **owned_tags(policy, recovery_point)}
+
+
+def copy_tags(
+    source_tags: Mapping[str, str], policy: str, recovery_point: str, source: str
+) -> dict[str, str]:
+    """The tags of a cross-region copy of the snapshot ``source`` (``<region>/<id>``).
+
+    The source's tags (never ``aws:*``, which AWS reserves), :func:`owned_tags` forced,
+    plus ``smartvault:source``. SmartVault's keys, ``InstanceId`` and ``Name`` come first;
+    the others (copied user tags) in key order until EC2's 50-tag limit, which a source
+    already at 50 would otherwise break on every run.
+    """
+    own = {**owned_tags(policy, recovery_point), TAG_SOURCE: source}
+    first = [
+        k for k in source_tags if k.startswith(RESERVED_PREFIX) or k in (TAG_INSTANCE_ID, TAG_NAME)
+    ]
+    rest = sorted(k for k in source_tags if k not in first)
+    tags: dict[str, str] = {}
+    for key in [*first, *rest]:
+        if aws_reserved(key) or key in own:
+            continue
+        if len(tags) + len(own) >= TAGS_PER_RESOURCE_MAX:
+            break
+        tags[key] = source_tags[key]
+    tags.update(own)
+    return tags
+
+
 # --- JSON values ----------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from smartvault.core import tags
 from smartvault.core.model import RecoveryPointId
 from smartvault.core.model import Retention
 from smartvault.core.model import RetentionRule
@@ -243,3 +244,37 @@ def test_smartvault_reserves_its_own_keys_exactly_as_written(key: str, reserved:
 )
 def test_aws_reserves_its_prefix_in_any_case(key: str, reserved: bool) -> None:
     assert aws_reserved(key) is reserved
+
+
+class TestTagsWritten:
+    """The tags SmartVault writes on the snapshots it makes and copies."""
+
+    def test_a_create_forces_the_three_tags_its_safety_rests_on(self) -> None:
+        planned = {"CreatedBy": "someone", "Team": "db", "smartvault:policy": "other"}
+        assert tags.create_tags(planned, "nightly", "nightly/i-1/20261128T0300Z") == {
+            "CreatedBy": "SmartVault",
+            "Team": "db",
+            "smartvault:policy": "nightly",
+            "smartvault:recovery-point": "nightly/i-1/20261128T0300Z",
+        }
+
+    def test_a_copy_drops_aws_keys_and_names_its_source(self) -> None:
+        source = {"aws:backup:source": "x", "AWS:Other": "y", "Name": "db-1", "Team": "db"}
+        copied = tags.copy_tags(source, "nightly", "nightly/i-1/20261128T0300Z", "us-east-1/snap-1")
+        assert copied == {
+            "Name": "db-1",
+            "Team": "db",
+            "CreatedBy": "SmartVault",
+            "smartvault:policy": "nightly",
+            "smartvault:recovery-point": "nightly/i-1/20261128T0300Z",
+            "smartvault:source": "us-east-1/snap-1",
+        }
+
+    def test_a_copy_of_a_source_at_the_limit_keeps_its_own_keys_within_it(self) -> None:
+        source = {f"user-{n:02d}": "v" for n in range(50)}
+        source["smartvault:slot"] = "2026-11-28T03:00:00Z"
+        copied = tags.copy_tags(source, "nightly", "nightly/i-1/20261128T0300Z", "us-east-1/s")
+        assert len(copied) == tags.TAGS_PER_RESOURCE_MAX
+        assert copied["smartvault:slot"] == "2026-11-28T03:00:00Z"
+        assert copied["smartvault:source"] == "us-east-1/s"
+        assert "user-49" not in copied  # user tags give way, in key order from the end

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartvault.core import schedules
+from smartvault.core.tags import aws_reserved
+from smartvault.core.tags import smartvault_reserved
 from smartvault.errors import Problem
 from smartvault.formats.policy.paths import JsonPath
 from smartvault.formats.policy.yaml12 import Document
@@ -100,9 +102,9 @@ def _check_policy(
 
 
 def _check_written_tag_key(key: str, doc: Document, path: JsonPath) -> None:
-    if key.lower().startswith("aws:"):
+    if aws_reserved(key):
         doc.add_at(path, f"tag `{key}`: keys starting with `aws:` are reserved by AWS", key=True)
-    elif key in ("CreatedBy", "InstanceId") or key.startswith("smartvault:"):
+    elif smartvault_reserved(key):
         doc.add_at(
             path,
             f"tag `{key}` is written by SmartVault itself to recognise its snapshots; "
