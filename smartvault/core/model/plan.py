@@ -1,0 +1,160 @@
+"""The plan: actions to take, with their reasons, and what was kept, skipped or orphaned."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from typing import ClassVar
+
+from smartvault.core.model.policy import ResourceType
+from smartvault.core.model.policy import Tags
+
+#: the plan's action types, in the one order every summary and rendering uses
+ACTION_TYPES = ("create", "delete", "archive", "copy")
+
+
+# --- the plan --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateAction:
+    """Take one recovery point: one ``CreateSnapshots`` (instance) or ``CreateSnapshot``."""
+
+    type: ClassVar[str] = "create"
+    region: str
+    policy: str
+    resource_id: str
+    resource_type: ResourceType
+    recovery_point: str
+    slot: datetime
+    volume_ids: tuple[str, ...]
+    reason: str
+    #: every tag to write at creation, computed by the planner
+    tags: Tags = field(default_factory=dict)
+    exclude_boot_volume: bool = False
+    #: key -> whole value of each tag in ``tags`` cut to 256 characters (for the audit record)
+    full_tag_values: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _RecoveryPointAction:
+    """An action on the snapshots of a recovery point that exists."""
+
+    region: str
+    policy: str
+    resource_id: str
+    recovery_point: str
+    snapshot_ids: tuple[str, ...]
+    created_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeleteAction(_RecoveryPointAction):
+    """Delete a recovery point's snapshots: retention keeps it no more, or it failed."""
+
+    type: ClassVar[str] = "delete"
+
+
+@dataclass(frozen=True)
+class ArchiveAction(_RecoveryPointAction):
+    """Move a retained recovery point's snapshots to the EBS archive tier."""
+
+    type: ClassVar[str] = "archive"
+
+
+@dataclass(frozen=True)
+class CopyAction:
+    type: ClassVar[str] = "copy"
+    region: str
+    policy: str
+    resource_id: str
+    recovery_point: str
+    snapshot_ids: tuple[str, ...]
+    created_at: datetime
+    target_region: str
+    reason: str
+    kms_key_id: str | None = None
+
+
+Action = CreateAction | DeleteAction | ArchiveAction | CopyAction
+
+
+@dataclass(frozen=True)
+class Kept:
+    region: str
+    policy: str
+    resource_id: str
+    recovery_point: str
+    snapshot_ids: tuple[str, ...]
+    created_at: datetime
+    #: the rules that keep it: keep_last, max_age, hourly, daily, weekly, monthly,
+    #: yearly, disabled (its policy is disabled), pending (not yet completed)
+    kept_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    region: str
+    policy: str
+    resource_id: str
+    recovery_point: str
+    snapshot_ids: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """Managed snapshots whose policy is in no loaded file: listed, never deleted."""
+
+    region: str
+    policy: str
+    recovery_point: str
+    snapshot_ids: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    message: str
+    policy: str | None = None
+    resource_id: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class PolicySlot:
+    name: str
+    file: str
+    #: None for a disabled policy
+    slot: datetime | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    at: datetime
+    generated_at: datetime
+    account_id: str
+    regions: tuple[str, ...]
+    policies: tuple[PolicySlot, ...] = ()
+    actions: tuple[Action, ...] = ()
+    kept: tuple[Kept, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    orphans: tuple[Orphan, ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()
+    format_version: int = 1
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(ACTION_TYPES, 0)
+        for action in self.actions:
+            counts[action.type] += 1
+        counts["kept"] = len(self.kept)
+        counts["skipped"] = len(self.skipped)
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
