@@ -18,6 +18,7 @@ standard library only; the builders are imported where they are used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import hashlib
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -257,6 +259,26 @@ def _export(rev: str, into: Path) -> Path:
     return into
 
 
+@contextlib.contextmanager
+def _records_by_package_name() -> Iterator[None]:
+    """Pickle the records by the names ``smartvault.core.model`` exports: the modules that
+    define them inside that package may differ between the two trees, the names do not."""
+    model = importlib.import_module("smartvault.core.model")
+    classes = [
+        value
+        for name in getattr(model, "__all__", dir(model))
+        if isinstance(value := getattr(model, name), type)
+    ]
+    saved = {cls: cls.__module__ for cls in classes}
+    for cls in classes:
+        cls.__module__ = model.__name__
+    try:
+        yield
+    finally:
+        for cls, module in saved.items():
+            cls.__module__ = module
+
+
 def _run(root: Path, pickled: Path, out: Path) -> bytes:
     command = [sys.executable, __file__, "--child", str(root), str(pickled), str(out)]
     subprocess.run(command, check=True)
@@ -280,7 +302,9 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         policies, inventory, at = build()
         pickled = work / "account.pickle"
-        pickled.write_bytes(pickle.dumps((policies, inventory, at), pickle.HIGHEST_PROTOCOL))
+        with _records_by_package_name():
+            data = pickle.dumps((policies, inventory, at), pickle.HIGHEST_PROTOCOL)
+        pickled.write_bytes(data)
         print(
             f"{len(inventory.snapshots):,} snapshots, {len(inventory.instances):,} instances, "
             f"{len(inventory.volumes):,} volumes, {len(policies.policies)} policies, at {at}"
