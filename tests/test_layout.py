@@ -84,6 +84,40 @@ def test_applying_a_plan_reaches_aws_only_through_its_protocols():
     assert {module: names for module, names in reaching.items() if names} == {}
 
 
+#: The README's architecture table, top to bottom: a unit imports only units above it.
+LAYERS = (
+    ("errors",),
+    ("core",),
+    ("settings",),
+    ("files",),
+    ("formats",),
+    ("deadline",),
+    ("aws",),
+    ("apply",),
+    ("deploy",),
+    ("engine",),
+    ("cli", "lambda_app", "logs", "__main__"),
+)
+
+
+def _unit(module: str) -> str:
+    """``smartvault.aws.audit.claims`` -> ``aws``; the package itself -> ``""``."""
+    return module.split(".")[1] if "." in module else ""
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    rank = {unit: n for n, layer in enumerate(LAYERS) for unit in layer}
+    assert {_unit(m) for m in MODULES} - {""} == set(rank)  # every unit has its row
+    upward = sorted(
+        f"{module} imports {target}"
+        for module, imported in MODULES.items()
+        if _unit(module)
+        for target in {_ours(name) for name in imported} - {None}
+        if _unit(target) and rank[_unit(target)] > rank[_unit(module)]
+    )
+    assert upward == []
+
+
 def test_no_module_imports_itself_through_others():
     graph = {
         module: sorted({_ours(name) for name in imported} - {None, module})
