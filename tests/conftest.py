@@ -11,6 +11,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 import pytest
 from click.testing import CliRunner
+from moto import mock_aws
 
 
 class TestReachedBeyondThisMachineError(RuntimeError):
@@ -40,6 +41,18 @@ def _fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     monkeypatch.setattr(socket.socket, "connect", _loopback_only_connect)
+
+
+@pytest.fixture
+def aws():
+    """A simulated AWS account (moto, in process) for the length of one test.
+
+    Clients made inside it, by the test or by SmartVault, talk to moto; nothing leaves the
+    process. Property tests that need a fresh account per example enter ``mock_aws()``
+    themselves: a fixture lasts for the whole test, not one example.
+    """
+    with mock_aws():
+        yield
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import hashlib
 import textwrap
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from smartvault.core.model import ArchiveAction
@@ -44,6 +45,20 @@ ACCOUNT = "123456789012"
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+class Clock:
+    """A clock a test sets and moves: ``clock()`` is now, ``clock.now = …`` or
+    ``clock.advance(hours=1)`` changes it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 def tag_filter(**tags: str | list[str]) -> TagFilter:

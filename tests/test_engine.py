@@ -75,9 +75,8 @@ def policies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def ec2():
-    with mock_aws():
-        yield boto3.client("ec2", region_name=REGION)
+def ec2(aws):
+    return boto3.client("ec2", region_name=REGION)
 
 
 def engine() -> Engine:

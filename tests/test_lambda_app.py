@@ -11,7 +11,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 import lambda_entry
 from smartvault.errors import ConfigError
@@ -63,19 +62,18 @@ class FakeContext:
 
 
 @pytest.fixture
-def account(tmp_path, monkeypatch):
+def account(tmp_path, monkeypatch, aws):
     """A simulated account with an audit table, and the handler's environment."""
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "policies.yaml").write_text(POLICY)
     monkeypatch.setenv("SMARTVAULT_POLICY_PATH", str(tmp_path / "policies"))
     monkeypatch.setenv("SMARTVAULT_REGIONS", "us-east-1")
     monkeypatch.setenv("SMARTVAULT_AUDIT_TABLE", "audit")
-    with mock_aws():
-        from smartvault.engine import Engine
-        from smartvault.settings import Settings
+    from smartvault.engine import Engine
+    from smartvault.settings import Settings
 
-        Engine(Settings(regions=("us-east-1",), audit_table="audit")).audit_log().ensure_table()
-        yield boto3.client("ec2", region_name="us-east-1")
+    Engine(Settings(regions=("us-east-1",), audit_table="audit")).audit_log().ensure_table()
+    return boto3.client("ec2", region_name="us-east-1")
 
 
 def audit_items() -> list[dict]:

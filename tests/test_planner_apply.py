@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from smartvault.aws.audit import AuditLog
 from smartvault.core.model import CreateAction
@@ -16,24 +15,23 @@ from smartvault.core.model import Retention
 from tests.apply.test_run import DAY1
 from tests.apply.test_run import REGION
 from tests.apply.test_run import TABLE
-from tests.apply.test_run import Clock
 from tests.apply.test_run import World
 from tests.apply.test_run import stamp_snapshots_with
+from tests.factories import Clock
 from tests.factories import make_policy
 from tests.moto_helpers import backdate
 from tests.moto_helpers import tags_of
 
 
 @pytest.fixture
-def world():
-    with mock_aws():
-        ec2 = boto3.client("ec2", region_name=REGION)
-        ddb = boto3.client("dynamodb", region_name=REGION)
-        clock = Clock(DAY1)
-        AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None).ensure_table()
-        stamp_snapshots_with(ec2, clock)
-        policies = PolicySet((make_policy("nightly", retention=Retention(keep_last=2)),))
-        yield World(ec2, ddb, clock, policies=policies)
+def world(aws):
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    clock = Clock(DAY1)
+    AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None).ensure_table()
+    stamp_snapshots_with(ec2, clock)
+    policies = PolicySet((make_policy("nightly", retention=Retention(keep_last=2)),))
+    return World(ec2, ddb, clock, policies=policies)
 
 
 def test_malformed_snapshots_are_warned_about_and_apply_refuses_nothing(world):

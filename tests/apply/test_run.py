@@ -41,22 +41,15 @@ from smartvault.core.model import PolicySet
 from smartvault.core.model import Retention
 from smartvault.core.report import RunResult
 from smartvault.core.tags import TAG_RECOVERY_POINT
+from tests.factories import ACCOUNT
+from tests.factories import REGION
+from tests.factories import Clock
 from tests.factories import make_policy
 from tests.moto_helpers import tags_of
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"  # moto's
 TABLE = "smartvault-audit"
 MUTATING = {"CreateSnapshots", "CreateSnapshot", "DeleteSnapshot"}
 AUDIT_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def client_error(code: str, status: int = 400, operation: str = "Injected") -> ClientError:
@@ -154,14 +147,13 @@ LATER = DAY1 + timedelta(days=30)
 
 
 @pytest.fixture
-def world():
-    with mock_aws():
-        ec2 = boto3.client("ec2", region_name=REGION)
-        ddb = boto3.client("dynamodb", region_name=REGION)
-        clock = Clock(DAY1)
-        AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None).ensure_table()
-        stamp_snapshots_with(ec2, clock)
-        yield World(ec2, ddb, clock)
+def world(aws):
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    clock = Clock(DAY1)
+    AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None).ensure_table()
+    stamp_snapshots_with(ec2, clock)
+    return World(ec2, ddb, clock)
 
 
 def stamp_snapshots_with(ec2, clock: Clock) -> None:

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from smartvault.apply.run import Executor
 from smartvault.aws.audit import AuditLog
@@ -30,6 +29,7 @@ from smartvault.errors import Ec2CallFailed
 from tests.apply.fakes import FakeEc2
 from tests.factories import ACCOUNT
 from tests.factories import REGION
+from tests.factories import Clock
 from tests.factories import utc
 
 NOW = utc(2026, 11, 28, 3, 5)
@@ -38,25 +38,16 @@ VOLUME = "vol-0123456789abcdef0"
 RP = recovery_point_id("nightly", VOLUME, SLOT)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
-def audit():
-    with mock_aws():
-        log = AuditLog(
-            boto3.client("dynamodb", region_name=REGION),
-            "smartvault-audit",
-            clock=Clock(),
-            sleep=lambda _s: None,
-        )
-        log.ensure_table()
-        yield log
+def audit(aws):
+    log = AuditLog(
+        boto3.client("dynamodb", region_name=REGION),
+        "smartvault-audit",
+        clock=Clock(NOW),
+        sleep=lambda _s: None,
+    )
+    log.ensure_table()
+    return log
 
 
 def create_action() -> CreateAction:
@@ -85,12 +76,12 @@ def managed(sid: str, rp: str = RP, **fields) -> Snapshot:
 
 
 def apply(ec2: FakeEc2, audit: AuditLog, *actions, run: str = "run-1"):
-    executor = Executor(ec2, audit, run_id=run, actor="tester", clock=Clock())
+    executor = Executor(ec2, audit, run_id=run, actor="tester", clock=Clock(NOW))
     return executor.apply(Plan(NOW, NOW, ACCOUNT, (REGION,), actions=tuple(actions)))
 
 
 def test_a_create_is_made_once_and_a_second_run_finds_it(audit):
-    ec2 = FakeEc2(now=Clock())
+    ec2 = FakeEc2(now=Clock(NOW))
     first = apply(ec2, audit, create_action())
     second = apply(ec2, audit, create_action(), run="run-2")
     assert [r.outcome for r in first.results] == ["succeeded"]
@@ -99,7 +90,7 @@ def test_a_create_is_made_once_and_a_second_run_finds_it(audit):
 
 
 def test_a_create_whose_answer_is_lost_keeps_its_claim_and_is_not_sent_again(audit):
-    ec2 = FakeEc2(now=Clock(), lose_answer={VOLUME})
+    ec2 = FakeEc2(now=Clock(NOW), lose_answer={VOLUME})
     first = apply(ec2, audit, create_action())
     again = apply(ec2, audit, create_action(), run="run-2")  # inside the lease
     assert first.results[0].outcome == "failed"
@@ -111,7 +102,7 @@ def test_a_create_whose_answer_is_lost_keeps_its_claim_and_is_not_sent_again(aud
 
 
 def test_a_delete_is_recorded_pending_before_its_call(audit):
-    ec2 = FakeEc2(now=Clock())
+    ec2 = FakeEc2(now=Clock(NOW))
     ec2.add(managed("snap-old", "nightly/vol-0123456789abcdef0/20261119T0300Z"))
     seen: list[list[str]] = []
 
@@ -136,7 +127,7 @@ def test_a_delete_is_recorded_pending_before_its_call(audit):
 
 
 def test_a_snapshot_an_ami_took_after_planning_is_kept_and_said_so(audit):
-    ec2 = FakeEc2(now=Clock())
+    ec2 = FakeEc2(now=Clock(NOW))
     rp = "nightly/vol-0123456789abcdef0/20261119T0300Z"
     ec2.add(managed("snap-ami", rp))
     ec2.fail["DeleteSnapshot", "snap-ami"] = Ec2CallFailed(
@@ -153,7 +144,7 @@ def test_a_snapshot_an_ami_took_after_planning_is_kept_and_said_so(audit):
 
 
 def test_a_snapshot_that_lost_its_tags_since_planning_is_never_touched(audit):
-    ec2 = FakeEc2(now=Clock())
+    ec2 = FakeEc2(now=Clock(NOW))
     rp = "nightly/vol-0123456789abcdef0/20260801T0300Z"
     ec2.add(managed("snap-theirs", "someone-else/vol-1/20260801T0300Z"))
     actions = (

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from smartvault.aws.audit import AuditLog
 from smartvault.aws.audit.table import TABLE_DEFINITION
@@ -23,21 +22,11 @@ from smartvault.core.audit_table import POLICY_INDEX
 from smartvault.core.model import AuditRecord
 from smartvault.core.times import format_timestamp
 from smartvault.errors import AuditError
+from tests.factories import Clock
 
 TABLE = "smartvault-audit"
 T0 = datetime(2026, 11, 28, 17, 0, 2, 123456, tzinfo=UTC)
 LEASE = timedelta(minutes=15)
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 def make_record(**overrides) -> AuditRecord:
@@ -72,14 +61,13 @@ def fail_with(code: str, status: int = 400):
 
 
 @pytest.fixture
-def ddb():
-    with mock_aws():
-        yield boto3.client("dynamodb", region_name="us-east-1")
+def ddb(aws):
+    return boto3.client("dynamodb", region_name="us-east-1")
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -13,7 +12,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from smartvault.aws.inventory import read_instances
 from smartvault.aws.inventory import read_inventory
@@ -27,11 +25,11 @@ from smartvault.core.model import CopyRule
 from smartvault.core.model import PolicySet
 from smartvault.core.model import Selector
 from smartvault.errors import AwsError
+from tests.factories import REGION
 from tests.factories import make_policy
 from tests.factories import tag_filter
 from tests.moto_helpers import count_calls
 
-REGION = "us-east-1"
 MANAGED_TAGS = {"CreatedBy": "SmartVault", "smartvault:policy": "nightly"}
 
 
@@ -39,12 +37,6 @@ def tag_spec(resource_type: str, tags: dict[str, str]) -> list[Any]:
     return [
         {"ResourceType": resource_type, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
     ]
-
-
-@pytest.fixture
-def aws() -> Iterator[None]:
-    with mock_aws():
-        yield
 
 
 def setup_client(region: str = REGION) -> Any:

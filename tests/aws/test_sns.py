@@ -6,7 +6,6 @@ import json
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from smartvault.aws.sns import publish
 from smartvault.core.report import compose
@@ -18,18 +17,17 @@ TOPIC_ACCOUNT = "123456789012"
 
 
 @pytest.fixture
-def sns_to_sqs():
+def sns_to_sqs(aws):
     """A topic with an SQS queue subscribed (raw delivery), to read what was published."""
-    with mock_aws():
-        sns = boto3.client("sns", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        topic_arn = sns.create_topic(Name="backup-alerts")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        yield sns, sqs, topic_arn, queue_url
+    sns = boto3.client("sns", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    topic_arn = sns.create_topic(Name="backup-alerts")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return sns, sqs, topic_arn, queue_url
 
 
 class TestPublish:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from tests.cli import POLICY
 
@@ -19,7 +18,5 @@ def policy_file(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def ec2():
-    with mock_aws():
-        client = boto3.client("ec2", region_name="us-east-1")
-        yield client
+def ec2(aws):
+    return boto3.client("ec2", region_name="us-east-1")
