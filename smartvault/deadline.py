@@ -57,9 +57,6 @@ class Deadline:
         """Seconds that must be left to send a request to ``service``."""
         return _REQUESTS_NEEDED.get(service, 1) * self.request_seconds
 
-    def allows(self, service: str) -> bool:
-        return self.time_left() >= self.needed(service)
-
     def stop_starting(self) -> bool:
         """True once no new action may start."""
         return self.time_left() < self.margin

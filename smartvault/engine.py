@@ -12,7 +12,6 @@ never at import time.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import os
 import secrets
@@ -203,8 +202,7 @@ class Engine:
         now = self._clock()
         inventory = read_inventory(self.session, policies, self.session.regions())
         with collector_paused():
-            result = planner.plan(policies, inventory, at or now)
-        return dataclasses.replace(result, generated_at=now)
+            return planner.plan(policies, inventory, at or now, generated_at=now)
 
     def check_saved_plan(
         self, saved: Plan, policies: PolicySet, max_age: timedelta = DEFAULT_MAX_PLAN_AGE

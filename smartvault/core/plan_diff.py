@@ -21,7 +21,6 @@ from smartvault.core.times import format_time
 
 _Identity = tuple[str, str, str, str, str, str | None]
 
-_VERBS = {"create": "create", "delete": "delete", "archive": "archive", "copy": "copy"}
 _PRESENT = {"create": "creates", "delete": "deletes", "archive": "archives", "copy": "copies"}
 #: fields that say which action it is, compared through the identity instead
 _IDENTITY_FIELDS = frozenset(
@@ -111,7 +110,7 @@ def compare_actions(saved: Plan, fresh: Plan) -> list[str]:
         )
     left = sorted(index for indices in unmatched.values() for index in indices)
     lines.extend(
-        f"+ would now also {_VERBS[fresh.actions[i].type]} {_what(fresh.actions[i])}: "
+        f"+ would now also {fresh.actions[i].type} {_what(fresh.actions[i])}: "
         f"{fresh.actions[i].reason}"
         for i in left
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import random
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -201,90 +200,6 @@ class TestRecords:
         assert "smartvault-audit (us-east-1)" in message
         assert "dynamodb:PutItem" in message
         assert info.value.__cause__ is not None
-
-    def test_record_many_writes_in_batches_of_25(self, log, ddb):
-        calls: list[int] = []
-        ddb.meta.events.register(
-            "before-parameter-build.dynamodb.BatchWriteItem",
-            lambda params, **_k: calls.append(len(params["RequestItems"][TABLE])),
-        )
-        records = [make_record(resource_id=f"i-{n:04d}") for n in range(60)]
-        refs = log.records.write_many(records)
-        assert calls == [25, 25, 10]
-        assert len(set(refs)) == 60
-        assert len(log.records.query(T0, T0)) == 60
-
-    def test_record_many_retries_unprocessed_items_with_backoff(self, ddb, clock):
-        sleeps: list[float] = []
-        audit = AuditLog(ddb, TABLE, clock=clock, sleep=sleeps.append)
-        audit.ensure_table()
-        attempts = {"n": 0}
-        sent: list = []
-
-        def bounce_some(parsed, **_kwargs):
-            attempts["n"] += 1
-            if attempts["n"] <= 2:  # written, but DynamoDB says "try these again"
-                parsed["UnprocessedItems"] = {TABLE: sent[-1][:3]}
-
-        ddb.meta.events.register(
-            "before-parameter-build.dynamodb.BatchWriteItem",
-            lambda params, **_k: sent.append(params["RequestItems"][TABLE]),
-        )
-        ddb.meta.events.register("after-call.dynamodb.BatchWriteItem", bounce_some)
-        audit.records.write_many([make_record(resource_id=f"i-{n}") for n in range(5)])
-        assert attempts["n"] == 3
-        assert len(sleeps) == 2
-        assert len(audit.records.query(T0, T0)) == 5
-
-    def test_the_backoff_between_batch_retries_draws_from_the_injected_rng(self, ddb, clock):
-        """Same seed, same waits: no global random state in the audit log."""
-        runs: list[int] = []
-
-        def waits(seed: int) -> list[float]:
-            sleeps: list[float] = []
-            audit = AuditLog(ddb, TABLE, clock=clock, sleep=sleeps.append, rng=random.Random(seed))
-            audit.ensure_table()
-            sent: list = []
-
-            def remember(params, **_kwargs):
-                sent.append(params["RequestItems"][TABLE])
-
-            def bounce_once(parsed, **_kwargs):
-                if len(sent) == 1:  # written, but DynamoDB says "try these again"
-                    parsed["UnprocessedItems"] = {TABLE: sent[-1]}
-
-            events = ddb.meta.events
-            events.register("before-parameter-build.dynamodb.BatchWriteItem", remember)
-            events.register("after-call.dynamodb.BatchWriteItem", bounce_once)
-            try:
-                audit.records.write_many([make_record(resource_id=f"i-rng-{seed}-{len(runs)}")])
-            finally:
-                events.unregister("before-parameter-build.dynamodb.BatchWriteItem", remember)
-                events.unregister("after-call.dynamodb.BatchWriteItem", bounce_once)
-            runs.append(seed)
-            return sleeps
-
-        first, again = waits(7), waits(7)
-        assert len(first) == 1
-        assert first == again
-        assert 0 <= first[0] <= 0.05
-
-    def test_record_many_gives_up_with_an_audit_error(self, ddb, clock):
-        audit = AuditLog(ddb, TABLE, clock=clock, sleep=lambda _s: None)
-        audit.ensure_table()
-
-        sent: list = []
-
-        def bounce_all(parsed, **_kwargs):
-            parsed["UnprocessedItems"] = {TABLE: sent[-1]}
-
-        ddb.meta.events.register(
-            "before-parameter-build.dynamodb.BatchWriteItem",
-            lambda params, **_k: sent.append(params["RequestItems"][TABLE]),
-        )
-        ddb.meta.events.register("after-call.dynamodb.BatchWriteItem", bounce_all)
-        with pytest.raises(AuditError, match="2 audit records could not be written"):
-            audit.records.write_many([make_record(), make_record()])
 
 
 class TestList:

@@ -15,7 +15,6 @@ table, the region and what to do; no botocore exception leaves this package.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -34,8 +33,7 @@ class AuditLog:
     """The SmartVault audit table: ``table`` (create, check), ``records`` and ``claims``.
 
     ``client`` is a DynamoDB client for the table's region; ``clock`` returns an aware
-    datetime; ``sleep`` waits for a new table and between batch retries, ``rng`` draws
-    their jitter. Safe to share between threads.
+    datetime; ``sleep`` waits for a new table to become active. Safe to share between threads.
     """
 
     def __init__(
@@ -46,12 +44,9 @@ class AuditLog:
         clock: Callable[[], datetime],
         ttl_days: int = DEFAULT_AUDIT_TTL_DAYS,
         sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
     ) -> None:
         self.table = AuditTable(client, table_name, clock=clock, sleep=sleep)
-        self.records = AuditRecords(
-            client, table_name, clock=clock, ttl_days=ttl_days, sleep=sleep, rng=rng
-        )
+        self.records = AuditRecords(client, table_name, clock=clock, ttl_days=ttl_days, sleep=sleep)
         self.claims = Claims(client, table_name, clock=clock, ttl_days=ttl_days)
         self.table_name = table_name
 

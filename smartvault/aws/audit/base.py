@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from botocore.exceptions import ClientError
 
 from smartvault.aws.errors import aws_message
 from smartvault.aws.errors import error_code
-from smartvault.aws.retry import Backoff
 from smartvault.core.audit_table import DEFAULT_AUDIT_TTL_DAYS
 from smartvault.errors import AuditError
 from smartvault.errors import AuditTableMissing
@@ -38,7 +36,7 @@ class _TableAccess:
     """One audit table in one region: the client, the clock, and errors in plain words.
 
     ``client`` is a DynamoDB client for the table's region; ``clock`` returns an aware
-    datetime; ``sleep`` is only used to wait for a new table and between batch retries.
+    datetime; ``sleep`` is only used to wait for a new table to become active.
     Safe to share between threads.
     """
 
@@ -50,7 +48,6 @@ class _TableAccess:
         clock: Callable[[], datetime],
         ttl_days: int = DEFAULT_AUDIT_TTL_DAYS,
         sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
     ) -> None:
         if ttl_days < 1:
             raise ValueError("ttl_days must be at least 1")
@@ -59,8 +56,6 @@ class _TableAccess:
         self._clock = clock
         self._ttl = timedelta(days=ttl_days)
         self._sleep = sleep
-        #: short waits: DynamoDB hands back unprocessed items for partitions that ease quickly
-        self._backoff = Backoff(0.05, 5.0, rng or random.Random())
         self._seq = itertools.count()
         self._seq_lock = threading.Lock()
 

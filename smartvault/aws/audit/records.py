@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import builtins
-import functools
 import logging
-from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -38,8 +36,6 @@ if TYPE_CHECKING:
 
 
 _LOG = logging.getLogger(__name__)
-_BATCH_SIZE = 25  # BatchWriteItem's limit
-_BATCH_ATTEMPTS = 8
 _MAX_SEQ = 1_000_000
 
 
@@ -123,25 +119,6 @@ class AuditRecords(_TableAccess):
                 ExpressionAttributeValues=values,
             ),
         )
-
-    def write_many(self, records: Iterable[AuditRecord]) -> builtins.list[AuditRecordRef]:
-        """Write many records with BatchWriteItem, 25 at a time.
-
-        Unprocessed items are retried with exponential backoff; an item that still cannot
-        be written raises AuditError (the items before it are written).
-        """
-        refs: builtins.list[AuditRecordRef] = []
-        batch: builtins.list[Item] = []
-        for record in records:
-            ref = self._new_ref(record)
-            refs.append(ref)
-            batch.append(record_item(ref, record, self._ttl))
-            if len(batch) == _BATCH_SIZE:
-                self._write_batch(batch)
-                batch = []
-        if batch:
-            self._write_batch(batch)
-        return refs
 
     def query(
         self,
@@ -250,27 +227,6 @@ class AuditRecords(_TableAccess):
             seq = next(self._seq) % _MAX_SEQ
         sk = f"{format_timestamp(record.timestamp)}#{record.run_id}#{seq:06d}"
         return AuditRecordRef(day_partition(record.timestamp), sk)
-
-    def _write_batch(self, items: builtins.list[Item]) -> None:
-        pending: builtins.list[Any] = [{"PutRequest": {"Item": item}} for item in items]
-        for attempt in range(_BATCH_ATTEMPTS):
-            requests = pending
-            response = self._call(
-                f"write {len(requests)} audit records",
-                functools.partial(
-                    self._client.batch_write_item, RequestItems={self.table_name: requests}
-                ),
-            )
-            pending = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
-            if not pending:
-                return
-            if attempt + 1 < _BATCH_ATTEMPTS:
-                self._sleep(self._backoff(attempt))
-        raise AuditError(
-            f"{len(pending)} audit records could not be written to table {self.table_name} in "
-            f"{self.region} after {_BATCH_ATTEMPTS} attempts (DynamoDB kept returning them as "
-            "unprocessed): check the table's throttling metrics, then run again"
-        )
 
     def _query(self, **kwargs: Any) -> Iterator[Item]:
         """Every item of one Query, newest first, page by page as they are read."""

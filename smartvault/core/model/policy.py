@@ -182,10 +182,3 @@ class PolicySet:
             if policy.name == name:
                 return policy
         return None
-
-    def only(self, names: tuple[str, ...] | list[str]) -> PolicySet:
-        """The subset named by ``names`` (in this set's order)."""
-        wanted = set(names)
-        return PolicySet(
-            policies=tuple(p for p in self.policies if p.name in wanted), files=self.files
-        )

@@ -56,8 +56,13 @@ from smartvault.core.planner.warnings import Warnings
 from smartvault.core.tags import TAG_RESOURCE_TAGS
 
 
-def plan(policies: PolicySet, inventory: Inventory, at: datetime) -> Plan:
-    """The plan for ``policies`` over ``inventory`` at ``at`` (aware); ``generated_at = at``.
+def plan(
+    policies: PolicySet, inventory: Inventory, at: datetime, generated_at: datetime | None = None
+) -> Plan:
+    """The plan for ``policies`` over ``inventory`` at ``at`` (aware).
+
+    ``generated_at`` is when the caller read the account (the core never reads the
+    clock); it defaults to ``at``.
 
     A large plan builds several objects per recovery point and frees almost none until
     it returns: callers that plan large inventories pause the cyclic garbage collector
@@ -153,7 +158,7 @@ def plan(policies: PolicySet, inventory: Inventory, at: datetime) -> Plan:
 
     return Plan(
         at=at,
-        generated_at=at,
+        generated_at=at if generated_at is None else generated_at,
         account_id=inventory.account_id,
         regions=inventory.regions,
         policies=tuple(PolicySlot(p.name, p.file, states[p.name].slot) for p in policies.policies),
