@@ -120,6 +120,11 @@ class RunRequest:
     #: the last call before the first change, with the run id; raise to change nothing
     before_apply: Callable[[Plan, str], None] = _ignore
     on_result: Callable[[ActionResult], None] | None = None
+    #: True (a person): an audit table that cannot be written refuses the run before
+    #: ``before_apply`` asks anything. False (a schedule): the run goes on and reports every
+    #: action failed with the reason, so the policies' failure notifications still go out.
+    #: Either way nothing is changed without its audit record.
+    refuse_without_audit_table: bool = True
 
 
 class Engine:
@@ -176,7 +181,8 @@ class Engine:
         if request.dry_run:
             return RunReport(plan=plan)
         audit = self.audit_log()
-        audit.check_writable()  # before asking: a missing table would fail every action
+        if request.refuse_without_audit_table:
+            audit.check_writable()  # before asking: a missing table would fail every action
         run_id = request.run_id or new_run_id(self._clock())
         request.before_apply(plan, run_id)
         result = self._apply(plan, audit, run_id, request)

@@ -144,6 +144,8 @@ def handle(
                 # From here on, every line carries the run id (as do its audit records).
                 before_apply=lambda _plan, run_id: log.context.update(run_id=run_id),
                 on_result=lambda result: _log_result(log, result),
+                # Unattended: a missing table is reported as every action failed, and notified.
+                refuse_without_audit_table=False,
             )
         )
     except SmartVaultError as exc:

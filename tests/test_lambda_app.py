@@ -302,6 +302,33 @@ def test_a_failed_publish_is_audited_and_never_fails_the_backups(account, tmp_pa
     assert [(r["outcome"], r["resource_id"]) for r in notify_records] == [("failed", missing)]
 
 
+def test_without_its_audit_table_a_run_changes_nothing_and_notifies_the_failure(
+    account, tmp_path, monkeypatch
+):
+    """Unattended, nobody reads an error line: the failure goes to the policy's topic."""
+    sns = boto3.client("sns", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    topic = sns.create_topic(Name="backup-alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    use_policy(tmp_path, monkeypatch, NOTIFYING_POLICY.replace("TOPIC", topic))
+    launch(account, 2)
+    boto3.client("dynamodb", region_name="us-east-1").delete_table(TableName="audit")
+
+    summary = lambda_entry.handler({}, FakeContext())
+
+    assert summary["ok"] is False
+    assert summary["outcomes"]["failed"] == 2
+    assert managed_snapshots(account) == []
+    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    body = json.loads(message["Body"])
+    assert "FAILED" in body["Subject"]
+    assert "audit table audit not found" in body["Message"]
+
+
 def test_an_unknown_policy_name_suggests_the_close_one(account, capsys):
     with pytest.raises(ConfigError, match=r"no policy named nighty \(did you mean nightly\?\)"):
         lambda_entry.handler({"policies": ["nighty"]}, FakeContext())
