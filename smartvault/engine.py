@@ -245,6 +245,7 @@ class Engine:
             clock=self._clock,
             should_stop=request.should_stop,
             on_result=request.on_result,
+            table_checked=request.refuse_without_audit_table,  # checked by run() just now
         )
         return executor.apply(plan)
 

@@ -107,17 +107,34 @@ def test_both_doors_refuse_a_missing_policy_path_in_the_same_words(ec2, policies
     assert managed_snapshots(ec2) == []
 
 
-def test_both_doors_refuse_to_apply_without_the_audit_table_in_the_same_words(ec2, policies):
+def test_without_the_audit_table_the_cli_refuses_and_the_lambda_reports_every_action_failed(
+    ec2, policies
+):
+    """Neither door changes anything; the unattended one says so as failed actions, which
+    is what its policies' failure notifications are sent for."""
     launch(ec2, 1)
 
     by_cli = through_the_cli(policies)
-    with pytest.raises(AuditError) as by_lambda:
-        lambda_entry.handler({}, Context())
+    summary = lambda_entry.handler({}, Context())
 
     assert by_cli.exit_code == 1
-    assert by_cli.stderr == f"Error: {by_lambda.value}\n"
-    assert "audit table audit not found in us-east-1" in str(by_lambda.value)
+    assert "audit table audit not found in us-east-1" in by_cli.stderr
+    assert summary["ok"] is False
+    assert summary["outcomes"]["failed"] == 1
     assert managed_snapshots(ec2) == []
+
+
+def test_the_audit_table_is_checked_once_per_run(ec2, policies):
+    launch(ec2, 1)
+    engine().audit_log().ensure_table()
+    eng = engine()
+    calls = count_calls(eng.session)
+
+    report = eng.run(RunRequest(paths=(policies,)))
+
+    assert report.result is not None
+    assert report.result.ok
+    assert calls["dynamodb:DescribeTable"] == 1
 
 
 def test_both_doors_apply_the_same_plan_to_the_same_account(policies):

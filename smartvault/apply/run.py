@@ -65,7 +65,8 @@ class Executor:
     ``ec2`` makes the snapshot calls (:class:`~smartvault.aws.ec2.Ec2Snapshots`), ``audit``
     holds the records and claims (:class:`~smartvault.aws.audit.AuditLog`); ``clock``
     returns an aware UTC datetime; ``should_stop`` is asked before each action is started;
-    ``on_result`` hears of each action as it finishes.
+    ``on_result`` hears of each action as it finishes; ``table_checked``: the caller has
+    just checked that the audit table can be written, so it is not asked again.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class Executor:
         on_result: Callable[[ActionResult], None] | None = None,
         max_workers: int = DEFAULT_MAX_WORKERS,
         claim_lease: timedelta = DEFAULT_CLAIM_LEASE,
+        table_checked: bool = False,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
@@ -92,6 +94,9 @@ class Executor:
         self._on_result = on_result
         self._max_workers = max_workers
         self._lease = claim_lease
+        #: the caller checked the audit table just before (a pending record that cannot be
+        #: written still stops the run before its change)
+        self._table_checked = table_checked
 
     def apply(self, plan: Plan) -> RunResult:
         """Carry out every action of ``plan``; never raises for a failed action."""
@@ -100,7 +105,8 @@ class Executor:
         if not actions:
             return RunResult(self.run_id, ())
         try:
-            self._audit.check_writable()
+            if not self._table_checked:
+                self._audit.check_writable()
         except AuditError as exc:
             for index, action in enumerate(actions):
                 ledger.finish(
