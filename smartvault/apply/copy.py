@@ -32,6 +32,7 @@ from smartvault.core.model import read_recovery_point
 from smartvault.core.report import ActionResult
 from smartvault.core.tags import TAG_SOURCE
 from smartvault.core.tags import copy_tags
+from smartvault.core.tags import device_of
 from smartvault.core.times import iso_utc
 from smartvault.errors import AuditError
 from smartvault.errors import Ec2CallFailed
@@ -262,6 +263,7 @@ class CopyStep:
                     action.policy,
                     action.recovery_point,
                     f"{action.region}/{sid}",
+                    device_of(source.tags, source.volume_id),
                 ),
                 kms_key_id=action.kms_key_id,
             )

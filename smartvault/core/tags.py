@@ -26,6 +26,9 @@ TAG_RECOVERY_POINT = "smartvault:recovery-point"
 TAG_SLOT = "smartvault:slot"
 TAG_RESOURCE_TAGS = "smartvault:resource-tags"
 TAG_DEVICES = "smartvault:devices"
+#: on a cross-region copy of an instance snapshot: its source volume's device name (a
+#: copy's VolumeId is arbitrary, so ``smartvault:devices`` cannot be looked up by it)
+TAG_DEVICE = "smartvault:device"
 TAG_SOURCE = "smartvault:source"
 TAG_RESTORED_FROM = "smartvault:restored-from"
 #: An entry in ``smartvault:resource-tags`` when the tags did not all fit in 256
@@ -78,29 +81,52 @@ def create_tags(planned: Mapping[str, str], policy: str, recovery_point: str) ->
 
 
 def copy_tags(
-    source_tags: Mapping[str, str], policy: str, recovery_point: str, source: str
+    source_tags: Mapping[str, str],
+    policy: str,
+    recovery_point: str,
+    source: str,
+    device: str | None = None,
 ) -> dict[str, str]:
     """The tags of a cross-region copy of the snapshot ``source`` (``<region>/<id>``).
 
     The source's tags (never ``aws:*``, which AWS reserves), :func:`owned_tags` forced,
-    plus ``smartvault:source``. SmartVault's keys, ``InstanceId`` and ``Name`` come first;
-    the others (copied user tags) in key order until EC2's 50-tag limit, which a source
+    plus ``smartvault:source`` and, for an instance's snapshot, ``smartvault:device`` (see
+    :func:`device_of`). SmartVault's keys, ``InstanceId`` and ``Name`` come first; the
+    others (copied user tags) in key order until EC2's 50-tag limit, which a source
     already at 50 would otherwise break on every run.
     """
     own = {**owned_tags(policy, recovery_point), TAG_SOURCE: source}
+    if device:
+        own[TAG_DEVICE] = device
     first = [
         k for k in source_tags if k.startswith(RESERVED_PREFIX) or k in (TAG_INSTANCE_ID, TAG_NAME)
     ]
     rest = sorted(k for k in source_tags if k not in first)
     tags: dict[str, str] = {}
     for key in [*first, *rest]:
-        if aws_reserved(key) or key in own:
+        # A device tag is only ever this copy's own: one on the source is nobody's word.
+        if aws_reserved(key) or key in own or key == TAG_DEVICE:
             continue
         if len(tags) + len(own) >= TAGS_PER_RESOURCE_MAX:
             break
         tags[key] = source_tags[key]
     tags.update(own)
     return tags
+
+
+def device_of(source_tags: Mapping[str, str], volume_id: str) -> str | None:
+    """The device name the source snapshot's volume had, from its ``smartvault:devices``;
+    None when the snapshot has no such tag, or it does not name the volume (it was cut to
+    256 characters, or written by hand)."""
+    text = source_tags.get(TAG_DEVICES)
+    if not text:
+        return None
+    try:
+        devices = json.loads(text)
+    except ValueError:
+        return None
+    device = devices.get(volume_id) if isinstance(devices, dict) else None
+    return device if isinstance(device, str) and device else None
 
 
 # --- JSON values ----------------------------------------------------------------

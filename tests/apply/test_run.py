@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import threading
 from dataclasses import dataclass
 from dataclasses import field
@@ -771,6 +772,7 @@ def test_copy_makes_tagged_copies_in_the_target_region_once(copy_world):
 
     assert [r.outcome for r in result.results] == ["succeeded"]
     sources = {s["SnapshotId"]: tags_of(s) for s in w.snapshots()}
+    source_volumes = {s["SnapshotId"]: s["VolumeId"] for s in w.snapshots()}
     copies = w.copies()
     assert len(copies) == 2
     for made in copies:
@@ -780,7 +782,12 @@ def test_copy_makes_tagged_copies_in_the_target_region_once(copy_world):
         assert tags["CreatedBy"] == "SmartVault"
         assert tags["smartvault:policy"] == "nightly"
         assert tags["smartvault:recovery-point"] == copy.recovery_point
-        assert {k: v for k, v in tags.items() if k != "smartvault:source"} == sources[source_id]
+        # the device of the source's volume, read where the source is (DESIGN §3)
+        devices = json.loads(sources[source_id]["smartvault:devices"])
+        assert tags["smartvault:device"] == devices[source_volumes[source_id]]
+        own = {"smartvault:source", "smartvault:device"}
+        assert {k: v for k, v in tags.items() if k not in own} == sources[source_id]
+    assert {tags_of(c)["smartvault:device"] for c in copies} == {"/dev/sdf", "/dev/sdg"}
     assert sorted(result.results[0].snapshot_ids) == sorted(c["SnapshotId"] for c in copies)
     [record] = w.records(action="copy")
     assert record.outcome == "succeeded"

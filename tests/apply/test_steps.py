@@ -6,6 +6,7 @@ planning) and sees every call, so each safety rule of a step is shown on its own
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import boto3
@@ -14,6 +15,7 @@ import pytest
 from smartvault.apply.run import Executor
 from smartvault.aws.audit import AuditLog
 from smartvault.core.model import ArchiveAction
+from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
 from smartvault.core.model import DeleteAction
 from smartvault.core.model import Plan
@@ -21,9 +23,13 @@ from smartvault.core.model import Snapshot
 from smartvault.core.model import recovery_point_id
 from smartvault.core.tags import CREATED_BY_VALUE
 from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_DEVICE
+from smartvault.core.tags import TAG_DEVICES
+from smartvault.core.tags import TAG_INSTANCE_ID
 from smartvault.core.tags import TAG_POLICY
 from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.core.tags import TAG_SLOT
+from smartvault.core.tags import TAG_SOURCE
 from smartvault.core.times import iso_utc
 from smartvault.errors import Ec2CallFailed
 from tests.apply.fakes import FakeEc2
@@ -155,3 +161,40 @@ def test_a_snapshot_that_lost_its_tags_since_planning_is_never_touched(audit):
     assert [r.outcome for r in results] == ["skipped", "skipped"]
     assert all("not SmartVault's to" in r.reason for r in results)
     assert ec2.changes() == []
+
+
+def test_a_copy_is_tagged_with_its_source_volumes_device_whatever_its_own_volume_id(audit):
+    """AWS gives a copy an arbitrary VolumeId (the fake does too; moto keeps the source's),
+    so the device is read from the source snapshot in its own region and written at copy."""
+    ec2 = FakeEc2(now=Clock(NOW))
+    rp = "nightly/i-0abc/20261128T0300Z"
+    source = managed("snap-src", rp)
+    source = ec2.add(
+        replace(
+            source,
+            volume_id="vol-data",
+            state="completed",
+            tags={
+                **source.tags,
+                TAG_INSTANCE_ID: "i-0abc",
+                TAG_SLOT: iso_utc(SLOT),
+                TAG_DEVICES: '{"vol-data":"/dev/sdf","vol-root":"/dev/xvda"}',
+            },
+        )
+    )
+    action = CopyAction(
+        region=REGION,
+        policy="nightly",
+        resource_id="i-0abc",
+        recovery_point=rp,
+        snapshot_ids=(source.snapshot_id,),
+        created_at=NOW,
+        target_region="us-west-2",
+        reason="copy rule us-west-2",
+    )
+    [result] = apply(ec2, audit, action).results
+    assert result.outcome == "succeeded"
+    [copy] = [s for (region, _), s in ec2.snapshots.items() if region == "us-west-2"]
+    assert copy.volume_id != source.volume_id
+    assert copy.tags[TAG_DEVICE] == "/dev/sdf"
+    assert copy.tags[TAG_SOURCE] == f"{REGION}/snap-src"

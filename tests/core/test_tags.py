@@ -278,3 +278,31 @@ class TestTagsWritten:
         assert copied["smartvault:slot"] == "2026-11-28T03:00:00Z"
         assert copied["smartvault:source"] == "us-east-1/s"
         assert "user-49" not in copied  # user tags give way, in key order from the end
+
+
+class TestDeviceOfACopy:
+    """A copy's VolumeId is arbitrary in AWS: its device comes from the source, at copy time."""
+
+    DEVICES = '{"vol-1":"/dev/sdf","vol-2":"/dev/sdg"}'
+
+    def test_the_device_of_the_source_volume_is_read_from_its_devices_tag(self) -> None:
+        assert tags.device_of({tags.TAG_DEVICES: self.DEVICES}, "vol-2") == "/dev/sdg"
+
+    @pytest.mark.parametrize(
+        "source_tags",
+        [
+            {},
+            {tags.TAG_DEVICES: DEVICES},
+            {tags.TAG_DEVICES: "{not json"},
+            {tags.TAG_DEVICES: "[]"},
+        ],
+        ids=["no devices tag", "volume not named (cut)", "not JSON", "not a map"],
+    )
+    def test_no_device_is_guessed(self, source_tags) -> None:
+        assert tags.device_of(source_tags, "vol-9") is None
+
+    def test_a_copy_carries_the_device_it_is_given_and_no_source_can_override_it(self) -> None:
+        source = {tags.TAG_DEVICE: "/dev/evil", "Name": "db-1"}
+        copied = tags.copy_tags(source, "nightly", "nightly/i-1/20261128T0300Z", "r/s", "/dev/sdf")
+        assert copied[tags.TAG_DEVICE] == "/dev/sdf"
+        assert tags.TAG_DEVICE not in tags.copy_tags(source, "p", "p/v/20261128T0300Z", "r/s")
