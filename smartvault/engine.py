@@ -3,7 +3,9 @@
 A run loads the policies, checks the names it was asked for, plans (or checks a saved
 plan against a fresh one), shows the plan, and unless it is a dry run checks the audit
 table, confirms, applies, audits and notifies. Every check is made here, once and in
-that order, whichever door the run came through: the CLI and the Lambda differ only in
+that order, whichever door the run came through (without its audit table a person's run
+stops before the confirmation, a scheduled one reports every action failed, so that it
+is notified; neither changes anything). The CLI and the Lambda differ only in
 how they build a :class:`RunRequest` (flags, or an event and the environment) and how
 they show what happens (a terminal, or JSON log lines). Clients are created lazily,
 never at import time.
