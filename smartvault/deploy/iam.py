@@ -140,13 +140,12 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
             _SNAPSHOT_ARN,
             _MANAGED_SNAPSHOT,
         ),
-        # The audit log and the recovery-point claims: written with conditional PutItem and
-        # BatchWriteItem, read by time range and by policy (the by-policy index). This table
-        # and its indexes only; no Scan, no table management.
+        # The audit log and the recovery-point claims: written with conditional PutItem, read
+        # by time range and by policy (the by-policy index). This table and its indexes only;
+        # no Scan, no table management.
         _statement(
             "AuditTableReadWrite",
             [
-                "dynamodb:BatchWriteItem",
                 "dynamodb:DescribeTable",
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",

@@ -119,6 +119,7 @@ class TestFunctionRole:
             assert "dynamodb:Scan" not in statement["Action"]
         actions = {a for s in dynamo for a in s["Action"]}
         assert {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"} <= actions
+        assert "dynamodb:BatchWriteItem" not in actions  # SmartVault writes one item a call
 
     def test_only_claims_can_be_deleted_from_the_audit_table(self):
         (statement,) = with_action(template_of(example_policies()), "dynamodb:DeleteItem")

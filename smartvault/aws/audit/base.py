@@ -76,7 +76,7 @@ class _TableAccess:
         elif code in ("AccessDeniedException", "UnrecognizedClientException"):
             advice = (
                 "allow dynamodb:DescribeTable, dynamodb:PutItem, dynamodb:UpdateItem, "
-                "dynamodb:GetItem, dynamodb:DeleteItem, dynamodb:BatchWriteItem and "
+                "dynamodb:GetItem, dynamodb:DeleteItem and "
                 "dynamodb:Query on the table and its indexes, then run again"
             )
         elif "Throttl" in code or code == "ProvisionedThroughputExceededException":
