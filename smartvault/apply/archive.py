@@ -8,15 +8,11 @@ once. A snapshot a person temporarily restored from the archive is left as it is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from collections.abc import Mapping
-from collections.abc import Sequence
 from typing import Final
 
 from smartvault.apply.step import Looked
-from smartvault.apply.step import RunContext
-from smartvault.apply.step import look_by_region
-from smartvault.apply.step import one_batch
+from smartvault.apply.step import LookFirstStep
 from smartvault.apply.step import ours_or_refusal
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import AuditRecordRef
@@ -28,21 +24,8 @@ from smartvault.errors import Ec2CallFailed
 _TIER_STATE_CODES: Final = frozenset({"IncorrectState"})
 
 
-class ArchiveStep:
+class ArchiveStep(LookFirstStep[ArchiveAction]):
     """Moves retained recovery points past ``archive.after`` to the archive tier."""
-
-    workers = 1
-
-    def __init__(self, ctx: RunContext) -> None:
-        self._ctx = ctx
-
-    def batches(
-        self, items: Sequence[tuple[int, ArchiveAction]]
-    ) -> Iterator[Sequence[tuple[int, ArchiveAction]]]:
-        return one_batch(items)
-
-    def prepare(self, batch: Sequence[tuple[int, ArchiveAction]]) -> Mapping[str, Looked]:
-        return look_by_region(self._ctx.ec2, ((a.region, a.snapshot_ids) for _, a in batch))
 
     def run(
         self, index: int, action: ArchiveAction, prepared: Mapping[str, Looked]

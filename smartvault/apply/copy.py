@@ -10,7 +10,6 @@ missing. An unknown outcome keeps the claim for its lease. When EC2 refuses a co
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,9 +18,8 @@ from typing import Final
 from smartvault.apply.claims import Verdict
 from smartvault.apply.ports import Ec2
 from smartvault.apply.step import Looked
+from smartvault.apply.step import LookFirstStep
 from smartvault.apply.step import RunContext
-from smartvault.apply.step import look_by_region
-from smartvault.apply.step import one_batch
 from smartvault.apply.step import ours_or_refusal
 from smartvault.core.model import ClaimResult
 from smartvault.core.model import CopyAction
@@ -42,23 +40,13 @@ from smartvault.errors import Ec2OutcomeUnknown
 _COPY_LIMIT_CODES: Final = frozenset({"ResourceLimitExceeded"})
 
 
-class CopyStep:
+class CopyStep(LookFirstStep[CopyAction]):
     """Copies new recovery points to the regions their policy's ``copies`` name."""
 
-    workers = 1
-
     def __init__(self, ctx: RunContext) -> None:
-        self._ctx = ctx
+        super().__init__(ctx)
         #: target regions where EC2 refused a copy for too many copies in flight (20)
         self._full: set[str] = set()
-
-    def batches(
-        self, items: Sequence[tuple[int, CopyAction]]
-    ) -> Iterator[Sequence[tuple[int, CopyAction]]]:
-        return one_batch(items)
-
-    def prepare(self, batch: Sequence[tuple[int, CopyAction]]) -> Mapping[str, Looked]:
-        return look_by_region(self._ctx.ec2, ((a.region, a.snapshot_ids) for _, a in batch))
 
     def run(self, index: int, action: CopyAction, prepared: Mapping[str, Looked]) -> ActionResult:
         if action.target_region in self._full:

@@ -8,16 +8,13 @@ slows the clients further when EC2 answers RequestLimitExceeded).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from collections.abc import Mapping
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Final
 
 from smartvault.apply.step import Looked
+from smartvault.apply.step import LookFirstStep
 from smartvault.apply.step import RunContext
-from smartvault.apply.step import look_by_region
-from smartvault.apply.step import one_batch
 from smartvault.apply.step import ours_or_refusal
 from smartvault.core.model import DeleteAction
 from smartvault.core.report import ActionResult
@@ -27,20 +24,12 @@ from smartvault.errors import Ec2CallFailed
 DEFAULT_MAX_WORKERS: Final = 4
 
 
-class DeleteStep:
+class DeleteStep(LookFirstStep[DeleteAction]):
     """Deletes the snapshots of recovery points retention no longer keeps."""
 
     def __init__(self, ctx: RunContext, workers: int = DEFAULT_MAX_WORKERS) -> None:
-        self._ctx = ctx
+        super().__init__(ctx)
         self.workers = workers
-
-    def batches(
-        self, items: Sequence[tuple[int, DeleteAction]]
-    ) -> Iterator[Sequence[tuple[int, DeleteAction]]]:
-        return one_batch(items)
-
-    def prepare(self, batch: Sequence[tuple[int, DeleteAction]]) -> Mapping[str, Looked]:
-        return look_by_region(self._ctx.ec2, ((a.region, a.snapshot_ids) for _, a in batch))
 
     def run(
         self, index: int, action: DeleteAction, prepared: Mapping[str, Looked]

@@ -129,9 +129,7 @@ class Executor:
         claims = ClaimGuard(
             self._audit.claims, trail, run_id=self.run_id, lease=self._lease, clock=self._clock
         )
-        ctx = RunContext(
-            ec2=self._ec2, trail=trail, claims=claims, ledger=ledger, clock=self._clock
-        )
+        ctx = RunContext(ec2=self._ec2, trail=trail, claims=claims, ledger=ledger)
         steps: tuple[tuple[type[Action], Step[Any, Any]], ...] = (
             (CreateAction, CreateStep(ctx)),
             (DeleteAction, DeleteStep(ctx, self._max_workers)),

@@ -7,13 +7,12 @@ ordering, pools, deadlines and stopping. Adding an action type means adding a st
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Generic
 from typing import Protocol
 from typing import TypeVar
 
@@ -49,7 +48,6 @@ class RunContext:
     trail: AuditTrail
     claims: ClaimGuard
     ledger: RunLedger
-    clock: Callable[[], datetime]
 
 
 class Step(Protocol[A, P]):
@@ -67,10 +65,25 @@ class Step(Protocol[A, P]):
     def run(self, index: int, action: A, prepared: P) -> ActionResult | None: ...
 
 
-def one_batch(items: Sequence[tuple[int, A]]) -> Iterator[Sequence[tuple[int, A]]]:
-    """Every action in one batch: one look for all of them."""
-    if items:
-        yield items
+Touching = DeleteAction | ArchiveAction | CopyAction
+T = TypeVar("T", DeleteAction, ArchiveAction, CopyAction)
+
+
+class LookFirstStep(Generic[T]):
+    """A step on recovery points that exist: every action of the type in one batch, and
+    one look in EC2 per region (by snapshot id) before any of them starts."""
+
+    workers = 1
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+
+    def batches(self, items: Sequence[tuple[int, T]]) -> Iterator[Sequence[tuple[int, T]]]:
+        if items:
+            yield items
+
+    def prepare(self, batch: Sequence[tuple[int, T]]) -> Mapping[str, Looked]:
+        return look_by_region(self._ctx.ec2, ((a.region, a.snapshot_ids) for _, a in batch))
 
 
 def look_by_region(ec2: Ec2, wanted: Iterable[tuple[str, Sequence[str]]]) -> dict[str, Looked]:
@@ -85,9 +98,6 @@ def look_by_region(ec2: Ec2, wanted: Iterable[tuple[str, Sequence[str]]]) -> dic
         except Ec2CallFailed as exc:
             looked[region] = str(exc)
     return looked
-
-
-Touching = DeleteAction | ArchiveAction | CopyAction
 
 
 def ours_or_refusal(

@@ -18,7 +18,6 @@ botocore's own retries would resend a create whose answer was lost.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -59,7 +58,8 @@ DESCRIPTION_MAX: Final = 255
 
 
 class Ec2Snapshots:
-    """Snapshot calls in any region, through ``clients(region)`` (cached, thread-safe).
+    """Snapshot calls in any region, through ``clients(region)``, which returns that
+    region's client (:meth:`AwsSession.ec2_for_changes` makes each once, thread-safely).
 
     ``sleep`` waits between attempts, ``rng`` draws the jitter: both injected so that tests
     never wait and a deadline can cut a wait short.
@@ -72,9 +72,7 @@ class Ec2Snapshots:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self._factory = clients
-        self._clients: dict[str, EC2Client] = {}
-        self._lock = threading.Lock()
+        self._client = clients
         self._sleep = sleep
         #: full jitter up to 20 s: EC2's token buckets refill within seconds
         self._backoff = Backoff(1.0, 20.0, rng or random.Random())
@@ -242,13 +240,6 @@ class Ec2Snapshots:
         raise Ec2Throttled(
             f"EC2 kept throttling {what} after {MAX_ATTEMPTS} attempts ({throttled})"
         )
-
-    def _client(self, region: str) -> EC2Client:
-        with self._lock:
-            client = self._clients.get(region)
-            if client is None:
-                client = self._clients[region] = self._factory(region)
-            return client
 
 
 def _tag_specification(tags: Mapping[str, str]) -> list[Any]:

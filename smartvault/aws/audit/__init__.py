@@ -46,7 +46,7 @@ class AuditLog:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.table = AuditTable(client, table_name, clock=clock, sleep=sleep)
-        self.records = AuditRecords(client, table_name, clock=clock, ttl_days=ttl_days, sleep=sleep)
+        self.records = AuditRecords(client, table_name, clock=clock, ttl_days=ttl_days)
         self.claims = Claims(client, table_name, clock=clock, ttl_days=ttl_days)
         self.table_name = table_name
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -56,8 +54,6 @@ class _TableAccess:
         self._clock = clock
         self._ttl = timedelta(days=ttl_days)
         self._sleep = sleep
-        self._seq = itertools.count()
-        self._seq_lock = threading.Lock()
 
     @property
     def region(self) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 import logging
+import threading
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -22,6 +25,7 @@ from smartvault.aws.audit.items import record_from_item
 from smartvault.aws.audit.items import record_item
 from smartvault.aws.errors import error_code
 from smartvault.core import audit_table as schema
+from smartvault.core.audit_table import DEFAULT_AUDIT_TTL_DAYS
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import AuditRecordRef
 from smartvault.core.model import Outcome
@@ -30,6 +34,7 @@ from smartvault.core.times import format_timestamp
 from smartvault.errors import AuditError
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
     Item = dict[str, AttributeValueTypeDef]
@@ -41,6 +46,19 @@ _MAX_SEQ = 1_000_000
 
 class AuditRecords(_TableAccess):
     """One item per attempted action: written first, updated once, queried by day or policy."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        clock: Callable[[], datetime],
+        ttl_days: int = DEFAULT_AUDIT_TTL_DAYS,
+    ) -> None:
+        super().__init__(client, table_name, clock=clock, ttl_days=ttl_days)
+        #: numbers this process's records, so two written in one microsecond keep apart
+        self._seq = itertools.count()
+        self._seq_lock = threading.Lock()
 
     def write(self, record: AuditRecord) -> AuditRecordRef:
         """Write one audit record (never overwriting another) and return its key."""
