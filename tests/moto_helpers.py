@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from typing import Any
 
+import boto3
+
 if TYPE_CHECKING:
     from smartvault.aws.session import AwsSession
 
@@ -121,3 +123,15 @@ def count_calls(session: AwsSession) -> Counter[str]:
 
     session.boto_session.events.register("before-parameter-build", on_call)
     return calls
+
+
+def sns_inbox(region: str = "us-east-1") -> tuple[Any, Any, str, str]:
+    """A topic with an SQS queue subscribed to it, to read what was published:
+    ``(sns, sqs, topic_arn, queue_url)``."""
+    sns = boto3.client("sns", region_name=region)
+    sqs = boto3.client("sqs", region_name=region)
+    topic_arn = sns.create_topic(Name="backup-alerts")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=attributes["Attributes"]["QueueArn"])
+    return sns, sqs, topic_arn, queue_url

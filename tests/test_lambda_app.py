@@ -17,6 +17,7 @@ from smartvault.errors import ConfigError
 from smartvault.errors import PolicyError
 from tests.moto_helpers import launch
 from tests.moto_helpers import managed_snapshots
+from tests.moto_helpers import sns_inbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -261,14 +262,7 @@ def use_policy(tmp_path, monkeypatch, text: str) -> None:
 
 
 def test_a_run_publishes_one_message_per_policy_with_its_run_id(account, tmp_path, monkeypatch):
-    sns = boto3.client("sns", region_name="us-east-1")
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    topic = sns.create_topic(Name="backup-alerts")["TopicArn"]
-    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    _sns, sqs, topic, queue = sns_inbox()
     use_policy(tmp_path, monkeypatch, NOTIFYING_POLICY.replace("TOPIC", topic))
     launch(account, 2)
 
@@ -306,14 +300,7 @@ def test_without_its_audit_table_a_run_changes_nothing_and_notifies_the_failure(
     account, tmp_path, monkeypatch
 ):
     """Unattended, nobody reads an error line: the failure goes to the policy's topic."""
-    sns = boto3.client("sns", region_name="us-east-1")
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    topic = sns.create_topic(Name="backup-alerts")["TopicArn"]
-    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    _sns, sqs, topic, queue = sns_inbox()
     use_policy(tmp_path, monkeypatch, NOTIFYING_POLICY.replace("TOPIC", topic))
     launch(account, 2)
     boto3.client("dynamodb", region_name="us-east-1").delete_table(TableName="audit")

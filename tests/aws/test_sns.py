@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from smartvault.aws.sns import publish
@@ -12,6 +11,7 @@ from smartvault.core.report import compose
 from smartvault.errors import AwsError
 from tests.core.test_report import FAILED
 from tests.core.test_report import make_summary
+from tests.moto_helpers import sns_inbox
 
 TOPIC_ACCOUNT = "123456789012"
 
@@ -19,15 +19,7 @@ TOPIC_ACCOUNT = "123456789012"
 @pytest.fixture
 def sns_to_sqs(aws):
     """A topic with an SQS queue subscribed (raw delivery), to read what was published."""
-    sns = boto3.client("sns", region_name="us-east-1")
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    topic_arn = sns.create_topic(Name="backup-alerts")["TopicArn"]
-    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    return sns, sqs, topic_arn, queue_url
+    return sns_inbox()
 
 
 class TestPublish:
