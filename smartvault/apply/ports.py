@@ -1,6 +1,7 @@
 """What applying a plan needs from AWS, as Protocols.
 
-``smartvault.aws`` implements them against boto3 (:class:`~smartvault.aws.ec2.Ec2Snapshots`
+``smartvault.aws`` implements them against boto3
+(:class:`~smartvault.aws.ec2.Ec2Snapshots`, :class:`~smartvault.aws.volumes.Ec2Volumes`
 and :class:`~smartvault.aws.audit.AuditLog`); tests may implement them in memory. Failures
 arrive as SmartVault's own errors: :class:`~smartvault.errors.Ec2CallFailed` (and
 :class:`~smartvault.errors.Ec2OutcomeUnknown`) from EC2, :class:`~smartvault.errors.AuditError`
@@ -18,8 +19,10 @@ from typing import Protocol
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import AuditRecordRef
 from smartvault.core.model import ClaimResult
+from smartvault.core.model import Instance
 from smartvault.core.model import Outcome
 from smartvault.core.model import Snapshot
+from smartvault.core.model import Volume
 
 
 class Ec2(Protocol):
@@ -57,6 +60,38 @@ class Ec2(Protocol):
         tags: Mapping[str, str],
         kms_key_id: str | None = None,
     ) -> str: ...
+
+
+class Volumes(Protocol):
+    """The volume calls of :mod:`smartvault.aws.volumes`."""
+
+    def volumes(self, region: str, filter_name: str, values: Sequence[str]) -> list[Volume]: ...
+
+    def instance(self, region: str, instance_id: str) -> Instance | None: ...
+
+    def zones(self, region: str) -> tuple[str, ...]: ...
+
+    def create_volume(
+        self,
+        region: str,
+        snapshot_id: str,
+        *,
+        zone: str,
+        volume_type: str,
+        tags: Mapping[str, str],
+        client_token: str,
+        iops: int | None = None,
+        throughput: int | None = None,
+        kms_key_id: str | None = None,
+    ) -> Volume: ...
+
+    def attach(self, region: str, volume_id: str, instance_id: str, device: str) -> None: ...
+
+    def delete_volume(self, region: str, volume_id: str) -> None: ...
+
+    def restore_from_archive(self, region: str, snapshot_id: str, days: int) -> int | None: ...
+
+    def mark_verified(self, region: str, snapshot_ids: Sequence[str], value: str) -> None: ...
 
 
 class Records(Protocol):

@@ -2,54 +2,23 @@
 
 Every method takes the region it works in and returns model records or ids; every
 failure is an :class:`~smartvault.errors.Ec2CallFailed`, so ``smartvault.apply`` never
-sees botocore. Two retry rules, one backoff (:class:`~smartvault.aws.retry.Backoff`):
-
-- Calls that are safe to repeat (reads, ``DeleteSnapshot``, ``ModifySnapshotTier`` to an
-  absolute tier) are retried on throttling, server errors and lost connections.
-- ``CreateSnapshots``, ``CreateSnapshot`` and ``CopySnapshot`` have no idempotency token:
-  they are sent again only after a throttling answer, which means nothing was done. A
-  server error or a lost answer raises :class:`~smartvault.errors.Ec2OutcomeUnknown`
-  instead: EC2 may have made the snapshot, and only a look by its tags can tell.
-
-The clients given are expected to send each request once (``AwsSession.ec2_for_changes``):
-botocore's own retries would resend a create whose answer was lost.
+sees botocore. Deletes and tier changes are repeatable; ``CreateSnapshots``,
+``CreateSnapshot`` and ``CopySnapshot`` have no idempotency token and are sent at most
+once (:mod:`smartvault.aws.calls` has both rules).
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import Final
-from typing import TypeVar
 
-from botocore.exceptions import BotoCoreError
-from botocore.exceptions import ClientError
-
-from smartvault.aws.errors import DeadlineReached
-from smartvault.aws.errors import aws_message
-from smartvault.aws.errors import describe
-from smartvault.aws.errors import error_code
-from smartvault.aws.errors import is_server_error
-from smartvault.aws.errors import is_throttling
+from smartvault.aws.calls import Ec2Calls
+from smartvault.aws.calls import tag_specification
 from smartvault.aws.inventory import snapshot_from_api
-from smartvault.aws.retry import Backoff
 from smartvault.core.model import Snapshot
-from smartvault.errors import Ec2CallFailed
-from smartvault.errors import Ec2OutcomeUnknown
-from smartvault.errors import Ec2Throttled
 
-if TYPE_CHECKING:
-    from mypy_boto3_ec2 import EC2Client
-
-T = TypeVar("T")
-
-#: Our own bound on attempts of one call, on top of botocore's adaptive retry mode.
-MAX_ATTEMPTS: Final = 5
 #: How many values one DescribeSnapshots filter takes (FilterLimitExceeded beyond).
 FILTER_VALUES_MAX: Final = 200
 PAGE_SIZE: Final = 1000
@@ -57,25 +26,8 @@ PAGE_SIZE: Final = 1000
 DESCRIPTION_MAX: Final = 255
 
 
-class Ec2Snapshots:
-    """Snapshot calls in any region, through ``clients(region)``, which returns that
-    region's client (:meth:`AwsSession.ec2_for_changes` makes each once, thread-safely).
-
-    ``sleep`` waits between attempts, ``rng`` draws the jitter: both injected so that tests
-    never wait and a deadline can cut a wait short.
-    """
-
-    def __init__(
-        self,
-        clients: Callable[[str], EC2Client],
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._client = clients
-        self._sleep = sleep
-        #: full jitter up to 20 s: EC2's token buckets refill within seconds
-        self._backoff = Backoff(1.0, 20.0, rng or random.Random())
+class Ec2Snapshots(Ec2Calls):
+    """Snapshot calls in any region (see :class:`~smartvault.aws.calls.Ec2Calls`)."""
 
     # --- reads --------------------------------------------------------------------------
 
@@ -145,7 +97,7 @@ class Ec2Snapshots:
                     "ExcludeBootVolume": exclude_boot_volume,
                 },
                 Description=description[:DESCRIPTION_MAX],
-                TagSpecifications=_tag_specification(tags),
+                TagSpecifications=tag_specification("snapshot", tags),
             )
             return tuple(s["SnapshotId"] for s in response.get("Snapshots", []))
 
@@ -161,7 +113,7 @@ class Ec2Snapshots:
             single = ec2.create_snapshot(
                 VolumeId=volume_id,
                 Description=description[:DESCRIPTION_MAX],
-                TagSpecifications=_tag_specification(tags),
+                TagSpecifications=tag_specification("snapshot", tags),
             )
             return (single["SnapshotId"],)
 
@@ -184,7 +136,7 @@ class Ec2Snapshots:
             "SourceRegion": source_region,
             "SourceSnapshotId": source_id,
             "Description": description[:DESCRIPTION_MAX],
-            "TagSpecifications": _tag_specification(tags),
+            "TagSpecifications": tag_specification("snapshot", tags),
         }
         if kms_key_id:
             kwargs["Encrypted"] = True
@@ -192,55 +144,3 @@ class Ec2Snapshots:
         return self._once(
             f"CopySnapshot in {region}", lambda: ec2.copy_snapshot(**kwargs)["SnapshotId"]
         )
-
-    # --- the two retry rules ------------------------------------------------------------
-
-    def _repeatable(self, what: str, call: Callable[[], T]) -> T:
-        """Call, retrying throttling, server errors and lost connections."""
-        for attempt in range(MAX_ATTEMPTS):
-            last = attempt + 1 == MAX_ATTEMPTS
-            try:
-                return call()
-            except ClientError as exc:
-                if last or not (is_throttling(exc) or is_server_error(exc)):
-                    code = error_code(exc)
-                    raise Ec2CallFailed(
-                        f"could not {what}: {describe(exc)}",
-                        code,
-                        str(exc.response.get("Error", {}).get("Message") or code),
-                    ) from exc
-            except DeadlineReached as exc:  # trying again could only run past the deadline
-                raise Ec2CallFailed(f"could not {what}: {exc}", "DeadlineReached") from exc
-            except BotoCoreError as exc:
-                if last:
-                    name = type(exc).__name__
-                    raise Ec2CallFailed(f"could not {what}: {name}: {exc}", name) from exc
-            self._sleep(self._backoff(attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _once(self, what: str, call: Callable[[], T]) -> T:
-        """Call; send again only after throttling (refused before anything was made)."""
-        throttled = ""
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                return call()
-            except ClientError as exc:
-                if is_throttling(exc):
-                    throttled = describe(exc)
-                elif is_server_error(exc):
-                    raise Ec2OutcomeUnknown(describe(exc), error_code(exc)) from exc
-                else:
-                    raise Ec2CallFailed(describe(exc), error_code(exc), aws_message(exc)) from exc
-            except DeadlineReached as exc:  # never sent: known not to exist
-                raise Ec2CallFailed(str(exc), "DeadlineReached") from exc
-            except BotoCoreError as exc:
-                raise Ec2OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc
-            if attempt + 1 < MAX_ATTEMPTS:
-                self._sleep(self._backoff(attempt))
-        raise Ec2Throttled(
-            f"EC2 kept throttling {what} after {MAX_ATTEMPTS} attempts ({throttled})"
-        )
-
-
-def _tag_specification(tags: Mapping[str, str]) -> list[Any]:
-    return [{"ResourceType": "snapshot", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]

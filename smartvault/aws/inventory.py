@@ -74,7 +74,8 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _instance(raw: InstanceTypeDef, region: str) -> Instance:
+def instance_from_api(raw: InstanceTypeDef, region: str) -> Instance:
+    """An instance as DescribeInstances gives it, as a model record."""
     return Instance(
         instance_id=raw["InstanceId"],
         region=region,
@@ -124,7 +125,7 @@ def _describe_instances(
             ):
                 for reservation in page.get("Reservations", []):
                     for raw in reservation.get("Instances", []):
-                        yield _instance(raw, region)
+                        yield instance_from_api(raw, region)
 
 
 def _describe_volumes(
@@ -138,7 +139,7 @@ def _describe_volumes(
                 Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}
             ):
                 for raw in page.get("Volumes", []):
-                    yield _volume(raw, region)
+                    yield volume_from_api(raw, region)
 
 
 def _id_filters(name: str, ids: Sequence[str]) -> Iterator[list[FilterTypeDef]]:
@@ -168,7 +169,8 @@ def _lineage_resources(
     return found
 
 
-def _volume(raw: VolumeTypeDef, region: str) -> Volume:
+def volume_from_api(raw: VolumeTypeDef, region: str) -> Volume:
+    """A volume as DescribeVolumes gives it, as a model record."""
     return Volume(
         volume_id=raw["VolumeId"],
         region=region,
@@ -182,6 +184,11 @@ def _volume(raw: VolumeTypeDef, region: str) -> Volume:
             for a in raw.get("Attachments", [])
             if "InstanceId" in a
         ),
+        iops=raw.get("Iops"),
+        throughput=raw.get("Throughput"),
+        encrypted=raw.get("Encrypted", False),
+        kms_key_id=raw.get("KmsKeyId", ""),
+        snapshot_id=raw.get("SnapshotId", ""),
     )
 
 
@@ -209,6 +216,8 @@ def snapshot_from_api(raw: SnapshotTypeDef, region: str) -> Snapshot:
         storage_tier=raw.get("StorageTier", "standard"),
         description=raw.get("Description", ""),
         restore_expiry=_utc(raw["RestoreExpiryTime"]) if "RestoreExpiryTime" in raw else None,
+        encrypted=raw.get("Encrypted", False),
+        kms_key_id=raw.get("KmsKeyId", ""),
     )
 
 

@@ -30,7 +30,21 @@ TAG_DEVICES = "smartvault:devices"
 #: copy's VolumeId is arbitrary, so ``smartvault:devices`` cannot be looked up by it)
 TAG_DEVICE = "smartvault:device"
 TAG_SOURCE = "smartvault:source"
+#: each volume's type, IOPS, throughput and tags at creation, as compact JSON keyed by
+#: device name (instances) or volume id (volumes): what a restore rebuilds once the
+#: volumes are gone (:mod:`smartvault.core.model.volumes`)
+TAG_VOLUMES = "smartvault:volumes"
+#: on a volume SmartVault restored: the recovery point it came from
 TAG_RESTORED_FROM = "smartvault:restored-from"
+#: on a restore test's volume: the recovery point under test (the only volumes the
+#: deployment role may delete)
+TAG_VERIFY = "smartvault:verify"
+#: set on a managed snapshot after a restore test turned it into an available volume:
+#: the ISO time of that test (the only tag ever added to an existing snapshot)
+TAG_VERIFIED = "smartvault:verified"
+#: a person's hold on a recovery point (the reason), and who set it
+TAG_HOLD = "smartvault:hold"
+TAG_HOLD_BY = "smartvault:hold-by"
 #: An entry in ``smartvault:resource-tags`` when the tags did not all fit in 256
 #: characters: the recorded tags are incomplete and cannot choose a retention.
 RESOURCE_TAGS_CUT = "smartvault:cut"
@@ -132,13 +146,13 @@ def device_of(source_tags: Mapping[str, str], volume_id: str) -> str | None:
 # --- JSON values ----------------------------------------------------------------
 
 
-def compact_json(value: Mapping[str, str]) -> str:
+def compact_json(value: Mapping[str, object]) -> str:
     """Compact JSON with sorted keys: the same mapping always gives the same text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def fit_json(
-    value: Mapping[str, str], cut_marker: Mapping[str, str] | None = None
+    value: Mapping[str, object], cut_marker: Mapping[str, object] | None = None
 ) -> tuple[str, str | None]:
     """The JSON text of ``value`` and, when it had to be cut, its whole text.
 
@@ -148,7 +162,7 @@ def fit_json(
     if len(full) <= TAG_VALUE_MAX:
         return full, None
     # Drop whole entries, never cut inside one: a reader can still parse what is left.
-    fitted: dict[str, str] = dict(cut_marker or {})
+    fitted: dict[str, object] = dict(cut_marker or {})
     for entry_key in sorted(value):
         candidate = {**fitted, entry_key: value[entry_key]}
         if len(compact_json(candidate)) <= TAG_VALUE_MAX:

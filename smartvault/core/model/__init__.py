@@ -53,6 +53,9 @@ from smartvault.core.model.recovery_points import RecoveryPointId
 from smartvault.core.model.recovery_points import is_managed
 from smartvault.core.model.recovery_points import read_recovery_point
 from smartvault.core.model.recovery_points import recovery_point_id
+from smartvault.core.model.volumes import VolumeSpec
+from smartvault.core.model.volumes import decode_volume_specs
+from smartvault.core.model.volumes import encode_volume_specs
 
 __all__ = [
     "ACTION_TYPES",
@@ -97,6 +100,9 @@ __all__ = [
     "Tags",
     "Volume",
     "VolumeAttachment",
+    "VolumeSpec",
+    "decode_volume_specs",
+    "encode_volume_specs",
     "is_managed",
     "read_recovery_point",
     "recovery_point_id",

@@ -51,6 +51,13 @@ class Volume:
     state: str = "in-use"
     tags: Tags = field(default_factory=dict)
     attachments: tuple[VolumeAttachment, ...] = ()
+    #: provisioned IOPS and throughput (MiB/s), where the type has them
+    iops: int | None = None
+    throughput: int | None = None
+    encrypted: bool = False
+    kms_key_id: str = ""
+    #: the snapshot it was created from, if any
+    snapshot_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class Snapshot:
     description: str = ""
     #: set while an archived snapshot is temporarily restored: when EC2 re-archives it
     restore_expiry: datetime | None = None
+    encrypted: bool = False
+    kms_key_id: str = ""
 
     @property
     def managed(self) -> bool:
