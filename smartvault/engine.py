@@ -33,6 +33,7 @@ from smartvault.aws.ec2 import Ec2Snapshots
 from smartvault.aws.inventory import read_inventory
 from smartvault.aws.session import AwsSession
 from smartvault.aws.sns import publish
+from smartvault.aws.volumes import Ec2Volumes
 from smartvault.core import planner
 from smartvault.core import preflight
 from smartvault.core.model import Plan
@@ -242,9 +243,11 @@ class Engine:
         executor = Executor(
             Ec2Snapshots(self.session.ec2_for_changes, sleep=self._sleep),
             audit,
+            volumes=Ec2Volumes(self.session.ec2_for_changes, sleep=self._sleep),
             run_id=run_id,
             actor=request.actor,
             clock=self._clock,
+            sleep=self._sleep,
             should_stop=request.should_stop,
             on_result=request.on_result,
             table_checked=request.refuse_without_audit_table,  # checked by run() just now

@@ -20,6 +20,7 @@ pool; then copies and archives, one after another in plan order.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -41,6 +42,7 @@ from smartvault.apply.ledger import RunLedger
 from smartvault.apply.pending import close_abandoned_deletes
 from smartvault.apply.ports import Audit
 from smartvault.apply.ports import Ec2
+from smartvault.apply.ports import Volumes
 from smartvault.apply.step import RunContext
 from smartvault.apply.step import Step
 from smartvault.apply.trail import AuditTrail
@@ -62,11 +64,13 @@ DEFAULT_CLAIM_LEASE: Final = timedelta(minutes=15)
 class Executor:
     """Applies plans. One instance per run id; ``apply`` may be called once per plan.
 
-    ``ec2`` makes the snapshot calls (:class:`~smartvault.aws.ec2.Ec2Snapshots`), ``audit``
+    ``ec2`` makes the snapshot calls (:class:`~smartvault.aws.ec2.Ec2Snapshots`),
+    ``volumes`` the volume calls (:class:`~smartvault.aws.volumes.Ec2Volumes`), ``audit``
     holds the records and claims (:class:`~smartvault.aws.audit.AuditLog`); ``clock``
-    returns an aware UTC datetime; ``should_stop`` is asked before each action is started;
-    ``on_result`` hears of each action as it finishes; ``table_checked``: the caller has
-    just checked that the audit table can be written, so it is not asked again.
+    returns an aware UTC datetime; ``sleep`` waits while a step waits on EC2;
+    ``should_stop`` is asked before each action is started; ``on_result`` hears of each
+    action as it finishes; ``table_checked``: the caller has just checked that the audit
+    table can be written, so it is not asked again.
     """
 
     def __init__(
@@ -74,9 +78,11 @@ class Executor:
         ec2: Ec2,
         audit: Audit,
         *,
+        volumes: Volumes,
         run_id: str,
         actor: str,
         clock: Callable[[], datetime],
+        sleep: Callable[[float], None] = time.sleep,
         should_stop: Callable[[], bool] = lambda: False,
         on_result: Callable[[ActionResult], None] | None = None,
         max_workers: int = DEFAULT_MAX_WORKERS,
@@ -86,7 +92,9 @@ class Executor:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self._ec2 = ec2
+        self._volumes = volumes
         self._audit = audit
+        self._sleep = sleep
         self.run_id = run_id
         self._actor = actor
         self._clock = clock
@@ -129,7 +137,15 @@ class Executor:
         claims = ClaimGuard(
             self._audit.claims, trail, run_id=self.run_id, lease=self._lease, clock=self._clock
         )
-        ctx = RunContext(ec2=self._ec2, trail=trail, claims=claims, ledger=ledger)
+        ctx = RunContext(
+            ec2=self._ec2,
+            volumes=self._volumes,
+            trail=trail,
+            claims=claims,
+            ledger=ledger,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
         steps: tuple[tuple[type[Action], Step[Any, Any]], ...] = (
             (CreateAction, CreateStep(ctx)),
             (DeleteAction, DeleteStep(ctx, self._max_workers)),

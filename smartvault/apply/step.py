@@ -7,11 +7,13 @@ ordering, pools, deadlines and stopping. Adding an action type means adding a st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic
 from typing import Protocol
 from typing import TypeVar
@@ -19,6 +21,7 @@ from typing import TypeVar
 from smartvault.apply.claims import ClaimGuard
 from smartvault.apply.ledger import RunLedger
 from smartvault.apply.ports import Ec2
+from smartvault.apply.ports import Volumes
 from smartvault.apply.trail import AuditTrail
 from smartvault.core.model import Action
 from smartvault.core.model import ArchiveAction
@@ -42,12 +45,16 @@ Looked = dict[str, Snapshot] | str
 
 @dataclass(frozen=True)
 class RunContext:
-    """The services one run's steps share."""
+    """The services one run's steps share. ``clock`` and ``sleep`` are for the steps that
+    wait on EC2 (restores and restore tests), never past the run's stop."""
 
     ec2: Ec2
+    volumes: Volumes
     trail: AuditTrail
     claims: ClaimGuard
     ledger: RunLedger
+    clock: Callable[[], datetime]
+    sleep: Callable[[float], None]
 
 
 class Step(Protocol[A, P]):

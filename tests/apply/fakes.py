@@ -1,4 +1,4 @@
-"""A small in-memory EC2 that speaks the ``apply.ports.Ec2`` Protocol.
+"""A small in-memory EC2 that speaks the ``apply.ports.Ec2`` and ``Volumes`` Protocols.
 
 It lets step tests say exactly what EC2 answers (a lost answer, an AMI that took a
 snapshot, a throttled call) without botocore, and see every call the step made.
@@ -15,7 +15,10 @@ from dataclasses import field
 from dataclasses import replace
 from datetime import datetime
 
+from smartvault.core.model import Instance
 from smartvault.core.model import Snapshot
+from smartvault.core.model import Volume
+from smartvault.core.model import VolumeAttachment
 from smartvault.errors import Ec2CallFailed
 from smartvault.errors import Ec2OutcomeUnknown
 
@@ -34,6 +37,17 @@ class FakeEc2:
     lose_answer: set[str] = field(default_factory=set)
     before_change: Callable[[str, str], None] = lambda _call, _id: None
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    # --- volumes, instances, zones ---
+    volumes_by_id: dict[tuple[str, str], Volume] = field(default_factory=dict)
+    instances: dict[tuple[str, str], Instance] = field(default_factory=dict)
+    #: how many reads a new volume stays ``creating`` (AWS: seconds to minutes; moto: 0)
+    creating_for: int = 0
+    #: snapshots whose volumes never leave ``creating``
+    never_available: set[str] = field(default_factory=set)
+    #: volume id -> reads left in ``creating``
+    _creating: dict[str, int] = field(default_factory=dict)
+    #: client token -> volume id, as EC2 keeps them
+    _tokens: dict[str, str] = field(default_factory=dict)
 
     def add(self, snapshot: Snapshot) -> Snapshot:
         self.snapshots[snapshot.region, snapshot.snapshot_id] = snapshot
@@ -123,3 +137,112 @@ class FakeEc2:
             tags=dict(tags),
         )
         return self.add(snap)
+
+    # --- the Volumes Protocol -----------------------------------------------------------
+
+    def add_volume(self, volume: Volume) -> Volume:
+        self.volumes_by_id[volume.region, volume.volume_id] = volume
+        return volume
+
+    def volumes(self, region: str, filter_name: str, values: Sequence[str]) -> list[Volume]:
+        self.calls.append(("DescribeVolumes", region))
+        wanted = set(values)
+        found = []
+        for (where, vid), volume in sorted(self.volumes_by_id.items()):
+            if where != region:
+                continue
+            volume = self._age(volume)
+            if filter_name == "volume-id":
+                hit = vid in wanted
+            elif filter_name == "attachment.instance-id":
+                hit = any(a.instance_id in wanted for a in volume.attachments)
+            elif filter_name == "tag-key":
+                hit = any(k in wanted for k in volume.tags)
+            else:
+                hit = volume.tags.get(filter_name.removeprefix("tag:"), None) in wanted
+            if hit:
+                found.append(volume)
+        return found
+
+    def instance(self, region: str, instance_id: str) -> Instance | None:
+        self.calls.append(("DescribeInstances", region))
+        return self.instances.get((region, instance_id))
+
+    def zones(self, region: str) -> tuple[str, ...]:
+        return (f"{region}a", f"{region}b", f"{region}c")
+
+    def create_volume(
+        self,
+        region: str,
+        snapshot_id: str,
+        *,
+        zone: str,
+        volume_type: str,
+        tags: Mapping[str, str],
+        client_token: str,
+        iops: int | None = None,
+        throughput: int | None = None,
+        kms_key_id: str | None = None,
+    ) -> Volume:
+        self._change("CreateVolume", snapshot_id)
+        if client_token in self._tokens:
+            return self.volumes_by_id[region, self._tokens[client_token]]
+        source = self.snapshots[region, snapshot_id]
+        volume = Volume(
+            volume_id=f"vol-{next(self._ids):017x}",
+            region=region,
+            availability_zone=zone,
+            size_gib=source.volume_size_gib,
+            volume_type=volume_type,
+            state="creating",
+            tags=dict(tags),
+            iops=iops,
+            throughput=throughput,
+            encrypted=source.encrypted or bool(kms_key_id),
+            kms_key_id=kms_key_id or source.kms_key_id,
+            snapshot_id=snapshot_id,
+        )
+        self._tokens[client_token] = volume.volume_id
+        self._creating[volume.volume_id] = (
+            -1 if snapshot_id in self.never_available else self.creating_for
+        )
+        self.add_volume(volume)
+        return volume
+
+    def attach(self, region: str, volume_id: str, instance_id: str, device: str) -> None:
+        self._change("AttachVolume", volume_id)
+        volume = self.volumes_by_id[region, volume_id]
+        self.volumes_by_id[region, volume_id] = replace(
+            volume, state="in-use", attachments=(VolumeAttachment(instance_id, device),)
+        )
+
+    def delete_volume(self, region: str, volume_id: str) -> None:
+        self._change("DeleteVolume", volume_id)
+        if (region, volume_id) not in self.volumes_by_id:
+            raise Ec2CallFailed(f"could not delete volume {volume_id}", "InvalidVolume.NotFound")
+        del self.volumes_by_id[region, volume_id]
+
+    def restore_from_archive(self, region: str, snapshot_id: str, days: int) -> int | None:
+        self._change("RestoreSnapshotTier", snapshot_id)
+        return 72
+
+    def mark_verified(self, region: str, snapshot_ids: Sequence[str], value: str) -> None:
+        for sid in snapshot_ids:
+            self._change("CreateTags", sid)
+            snap = self.snapshots[region, sid]
+            self.snapshots[region, sid] = replace(
+                snap, tags={**snap.tags, "smartvault:verified": value}
+            )
+
+    def _age(self, volume: Volume) -> Volume:
+        """One read later: a ``creating`` volume may have become ``available``."""
+        left = self._creating.get(volume.volume_id)
+        if left is None or volume.state != "creating":
+            return volume
+        if left == 0:
+            del self._creating[volume.volume_id]
+            volume = replace(volume, state="available")
+            self.volumes_by_id[volume.region, volume.volume_id] = volume
+        elif left > 0:
+            self._creating[volume.volume_id] = left - 1
+        return volume

@@ -29,6 +29,7 @@ from smartvault.aws.ec2 import Ec2Snapshots
 from smartvault.aws.inventory import read_images
 from smartvault.aws.inventory import read_instances
 from smartvault.aws.inventory import read_snapshots
+from smartvault.aws.volumes import Ec2Volumes
 from smartvault.core import planner
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
@@ -116,7 +117,12 @@ class World:
         }
         sleep = overrides.pop("sleep", lambda _s: None)
         kwargs.update(overrides)
-        return Executor(Ec2Snapshots(self.client_for, sleep=sleep), self.audit, **kwargs)
+        return Executor(
+            Ec2Snapshots(self.client_for, sleep=sleep),
+            self.audit,
+            volumes=Ec2Volumes(self.client_for, sleep=sleep),
+            **kwargs,
+        )
 
     def client_for(self, region: str):
         return self.ec2
@@ -979,6 +985,7 @@ def killed_run(world, run_id: str, dies_after: str, **regions) -> Executor:
     return Executor(
         Ec2Snapshots(lambda region: ec2[region], sleep=lambda _s: None),
         AuditLog(ddb, TABLE, clock=world.clock, sleep=lambda _s: None),
+        volumes=Ec2Volumes(lambda region: ec2[region], sleep=lambda _s: None),
         run_id=run_id,
         actor="tester",
         clock=world.clock,
@@ -1330,6 +1337,7 @@ def test_every_delete_that_reaches_ec2_has_its_audit_record_written_first(sizes,
         executor = Executor(
             Ec2Snapshots(lambda _r: ec2, sleep=lambda _s: None),
             audit,
+            volumes=Ec2Volumes(lambda _r: ec2, sleep=lambda _s: None),
             run_id="run-p",
             actor="t",
             clock=clock,
@@ -1401,6 +1409,7 @@ def _overlapping_run(w: CopyWorld, run_id: str, dies_after: int | None) -> Execu
     return Executor(
         Ec2Snapshots(lambda region: ec2[region], sleep=lambda _s: None),
         AuditLog(ddb, TABLE, clock=w.clock, sleep=lambda _s: None),
+        volumes=Ec2Volumes(lambda region: ec2[region], sleep=lambda _s: None),
         run_id=run_id,
         actor="tester",
         clock=w.clock,

@@ -82,7 +82,9 @@ def managed(sid: str, rp: str = RP, **fields) -> Snapshot:
 
 
 def apply(ec2: FakeEc2, audit: AuditLog, *actions, run: str = "run-1"):
-    executor = Executor(ec2, audit, run_id=run, actor="tester", clock=Clock(NOW))
+    executor = Executor(
+        ec2, audit, volumes=ec2, run_id=run, actor="tester", clock=Clock(NOW), sleep=lambda _s: None
+    )
     return executor.apply(Plan(NOW, NOW, ACCOUNT, (REGION,), actions=tuple(actions)))
 
 
