@@ -33,6 +33,7 @@ from smartvault.core.model.plan import Plan
 from smartvault.core.model.plan import PlanWarning
 from smartvault.core.model.plan import PolicySlot
 from smartvault.core.model.plan import Skipped
+from smartvault.core.model.plan import VerifyAction
 from smartvault.core.model.policy import DEFAULT_RETENTION
 from smartvault.core.model.policy import CopyRule
 from smartvault.core.model.policy import Duration
@@ -48,6 +49,7 @@ from smartvault.core.model.policy import SnapshotSettings
 from smartvault.core.model.policy import TagCondition
 from smartvault.core.model.policy import TagFilter
 from smartvault.core.model.policy import Tags
+from smartvault.core.model.policy import Verify
 from smartvault.core.model.recovery_points import RECOVERY_POINT_SLOT_FORMAT
 from smartvault.core.model.recovery_points import RecoveryPointId
 from smartvault.core.model.recovery_points import is_managed
@@ -98,6 +100,8 @@ __all__ = [
     "TagCondition",
     "TagFilter",
     "Tags",
+    "Verify",
+    "VerifyAction",
     "Volume",
     "VolumeAttachment",
     "VolumeSpec",

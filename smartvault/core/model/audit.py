@@ -10,7 +10,7 @@ from typing import Literal
 
 # --- audit -----------------------------------------------------
 
-AuditAction = Literal["create", "delete", "archive", "copy", "restore", "notify"]
+AuditAction = Literal["create", "delete", "archive", "copy", "verify", "restore", "notify"]
 Outcome = Literal["pending", "succeeded", "failed", "skipped"]
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from datetime import timedelta
 from typing import ClassVar
 
 from smartvault.core.model.policy import ResourceType
@@ -66,6 +67,17 @@ class ArchiveAction(_RecoveryPointAction):
 
 
 @dataclass(frozen=True)
+class VerifyAction(_RecoveryPointAction):
+    """A restore test: volumes from a recovery point's snapshots, timed until every one
+    is ``available``; then the snapshots are tagged ``smartvault:verified`` and the test
+    volumes deleted."""
+
+    type: ClassVar[str] = "verify"
+    #: a test volume not ``available`` by then is a failed verification
+    timeout: timedelta = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
 class CopyAction:
     type: ClassVar[str] = "copy"
     region: str
@@ -79,7 +91,7 @@ class CopyAction:
     kms_key_id: str | None = None
 
 
-Action = CreateAction | DeleteAction | ArchiveAction | CopyAction
+Action = CreateAction | DeleteAction | ArchiveAction | CopyAction | VerifyAction
 
 
 @dataclass(frozen=True)

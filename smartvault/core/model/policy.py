@@ -146,6 +146,15 @@ class Notify:
 
 
 @dataclass(frozen=True)
+class Verify:
+    """Restore testing: how often each lineage's newest recovery point is restored, and
+    how long its test volumes may take to become ``available``."""
+
+    every: Duration
+    timeout: timedelta = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str
     schedule: Schedule
@@ -165,6 +174,7 @@ class Policy:
     archive_after: Duration | None = None
     copies: tuple[CopyRule, ...] = ()
     notify: Notify | None = None
+    verify: Verify | None = None
 
     def applies_to_region(self, region: str) -> bool:
         return not self.regions or region in self.regions
