@@ -28,6 +28,7 @@ from datetime import timedelta
 
 from smartvault import files
 from smartvault.apply.run import Executor
+from smartvault.apply.step import RunContext
 from smartvault.aws.audit import AuditLog
 from smartvault.aws.ec2 import Ec2Snapshots
 from smartvault.aws.inventory import read_inventory
@@ -237,6 +238,20 @@ class Engine:
             ttl_days=self.settings.audit_ttl_days,
             sleep=self._sleep,
         )
+
+    def restore_context(self, actor: str) -> RunContext:
+        """The services a restore runs with (a new run id; records by ``actor``). Making it
+        asks nothing of AWS: a dry run needs no audit table."""
+        executor = Executor(
+            Ec2Snapshots(self.session.ec2_for_changes, sleep=self._sleep),
+            self.audit_log(),
+            volumes=Ec2Volumes(self.session.ec2_for_changes, sleep=self._sleep),
+            run_id=new_run_id(self._clock()),
+            actor=actor,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
+        return executor.context()
 
     def _apply(self, plan: Plan, audit: AuditLog, run_id: str, request: RunRequest) -> RunResult:
         """Carry out every action of ``plan``, auditing each (the executor never raises)."""

@@ -161,6 +161,25 @@ class Executor:
             claims.release_held()
         return ledger.result(notes)
 
+    def context(self) -> RunContext:
+        """The services of a run that is no plan (a restore): its records carry this
+        executor's run id and actor. Nothing is checked or read here; the caller checks
+        the audit table before the first change."""
+        ledger = RunLedger(self.run_id, self._should_stop, self._on_result)
+        trail = AuditTrail(self._audit.records, ledger, actor=self._actor, clock=self._clock)
+        claims = ClaimGuard(
+            self._audit.claims, trail, run_id=self.run_id, lease=self._lease, clock=self._clock
+        )
+        return RunContext(
+            ec2=self._ec2,
+            volumes=self._volumes,
+            trail=trail,
+            claims=claims,
+            ledger=ledger,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
+
 
 def _run_step(step: Step[Any, Any], items: Sequence[tuple[int, Action]], ledger: RunLedger) -> None:
     for batch in step.batches(items):

@@ -104,6 +104,32 @@ class AuditTrail:
             )
         return result
 
+    @property
+    def actor(self) -> str:
+        """Who this run acts for, as every record names them."""
+        return self._actor
+
+    def settle(
+        self,
+        ref: AuditRecordRef,
+        outcome: Outcome,
+        *,
+        error: str = "",
+        snapshot_ids: tuple[str, ...] = (),
+        reason: str | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> str:
+        """Turn the pending record of work that is no plan action (a restore) into its
+        final one; what is missing from the log when it cannot ("" when written)."""
+        try:
+            self._records.update_outcome(
+                ref, outcome, error=error, snapshot_ids=snapshot_ids, reason=reason, details=details
+            )
+        except AuditError as exc:
+            self._ledger.halt(str(exc))
+            return f"its audit record was left 'pending' ({ref.pk} {ref.sk}): {exc}"
+        return ""
+
     def halt(self, exc: AuditError) -> None:
         """The audit table failed outside a record (a claim): start nothing more."""
         self._ledger.halt(str(exc))

@@ -18,6 +18,7 @@ from smartvault.cli.params import check_endpoint_url
 from smartvault.cli.params import check_table_name
 from smartvault.cli.params import split_regions
 from smartvault.cli.plan import plan_command
+from smartvault.cli.restore import restore_command
 from smartvault.cli.schema import schema_command
 from smartvault.cli.validate import validate_command
 from smartvault.settings import DEFAULT_AUDIT_TABLE
@@ -86,6 +87,7 @@ for _command in (
     schema_command,
     plan_command,
     apply_command,
+    restore_command,
     audit_group,
     deploy_group,
 ):

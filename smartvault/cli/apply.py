@@ -7,14 +7,13 @@ a progress line, ``--max-duration`` and the closing account.
 
 from __future__ import annotations
 
-import getpass
-import socket
 import sys
 import time
 from datetime import timedelta
 
 import click
 
+from smartvault.cli.context import cli_actor
 from smartvault.cli.context import make_engine
 from smartvault.cli.errors import Failed
 from smartvault.cli.output import Progress
@@ -77,7 +76,7 @@ def apply_command(
             paths=paths,
             saved_plan=plan_file,
             max_plan_age=max_plan_age,
-            actor=f"cli:{getpass.getuser()}@{socket.gethostname()}",
+            actor=cli_actor(),
             should_stop=terminal.timer.expired,
             on_plan=terminal.show_plan,
             before_apply=terminal.confirm,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
+
 import click
 
 from smartvault.engine import Engine
@@ -15,3 +18,8 @@ def current_settings() -> Settings:
 
 def make_engine() -> Engine:
     return Engine(current_settings())
+
+
+def cli_actor() -> str:
+    """Who acts, in every audit record a person's command writes: ``cli:user@host``."""
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
