@@ -139,6 +139,8 @@ def restore_command(
         resource_id=None if recovery_point else resource_id,
         recovery_point=recovery_point,
     )
+    if found.unreadable and len(found.unreadable) == len(found.regions):
+        raise Failed(f"Error: no region could be searched: {found.unreadable[0][1]}")
     for where, why in found.unreadable:
         echo(f"warning: {where} could not be searched: {why}", err=True)
     now = engine.now()
@@ -170,10 +172,10 @@ def restore_command(
         )
     )
     again = _again(plan, zone, attach_to, force)
+    _show_plan(plan)
     if plan.archived:
         _archived(engine, RestoreStep(ctx, on_progress=_progress), plan, yes, restore_days, again)
         return
-    _show_plan(plan)
     if not yes:
         echo(f"Nothing was done: run again with --yes to restore:\n  {again}")
         return

@@ -48,6 +48,10 @@ class FakeEc2:
     _creating: dict[str, int] = field(default_factory=dict)
     #: client token -> volume id, as EC2 keeps them
     _tokens: dict[str, str] = field(default_factory=dict)
+    #: every RestoreSnapshotTier asked for: (snapshot id, days)
+    restored_for: list[tuple[str, int]] = field(default_factory=list)
+    #: every CreateVolume's client token, in order
+    tokens_sent: list[str] = field(default_factory=list)
 
     def add(self, snapshot: Snapshot) -> Snapshot:
         self.snapshots[snapshot.region, snapshot.snapshot_id] = snapshot
@@ -185,6 +189,7 @@ class FakeEc2:
         kms_key_id: str | None = None,
     ) -> Volume:
         self._change("CreateVolume", snapshot_id)
+        self.tokens_sent.append(client_token)
         if client_token in self._tokens:
             return self.volumes_by_id[region, self._tokens[client_token]]
         source = self.snapshots[region, snapshot_id]
@@ -224,6 +229,7 @@ class FakeEc2:
 
     def restore_from_archive(self, region: str, snapshot_id: str, days: int) -> int | None:
         self._change("RestoreSnapshotTier", snapshot_id)
+        self.restored_for.append((snapshot_id, days))
         return 72
 
     def mark_verified(self, region: str, snapshot_ids: Sequence[str], value: str) -> None:

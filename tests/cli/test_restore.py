@@ -48,8 +48,9 @@ DATA = {
 @pytest.fixture
 def fleet(aws, tmp_path, monkeypatch) -> dict[str, Any]:
     """An instance with a root volume and two data volumes of other sizes and types,
-    backed up by `smartvault apply --yes` (and copied to us-west-2), then its data
-    volumes deleted; a stopped instance to restore onto. ./policies is the policy file."""
+    backed up by `smartvault apply --yes` (its policy copies to us-west-2 on the next
+    apply), then its data volumes deleted; a stopped instance to restore onto. The
+    policy is ./policies, as restore reads it for the copy regions."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "nightly.yaml").write_text(POLICY_WITH_COPY)
@@ -79,7 +80,6 @@ def fleet(aws, tmp_path, monkeypatch) -> dict[str, Any]:
     run(runner, "audit", "init")
     assert run(runner, "apply", "--yes").exit_code == 0
     _record_volume_specs(ec2, ec2.describe_volumes()["Volumes"], source)
-    assert run(runner, "apply", "--yes").exit_code == 0  # the copies
     for volume_id in data.values():
         ec2.detach_volume(VolumeId=volume_id, InstanceId=source)
         ec2.delete_volume(VolumeId=volume_id)
@@ -191,6 +191,7 @@ def test_restore_from_a_copy_takes_the_devices_from_the_copies_own_tags(runner, 
     ``smartvault:device`` can say where its volume goes."""
     from moto.ec2.models import ec2_backends
 
+    assert run(runner, "apply", "--yes").exit_code == 0  # the copies
     west = boto3.client("ec2", region_name="us-west-2")
     copies = managed_snapshots(west)
     assert len(copies) == 3
@@ -270,3 +271,29 @@ def test_wrong_usage_exits_2_before_any_aws_call(runner, args):
     result = runner.invoke(cli, ["restore", *args])
 
     assert result.exit_code == 2, result.output
+
+
+def test_an_archived_point_is_brought_back_first_and_nothing_is_created(runner, fleet):
+    """moto finishes a tier restore at once, so this says only what the command does with
+    what AWS answers (the days and the one call per snapshot: tests/apply/test_restore.py)."""
+    ec2 = fleet["ec2"]
+    archived = sorted(s["SnapshotId"] for s in managed_snapshots(ec2))[:2]
+    for snapshot_id in archived:
+        ec2.modify_snapshot_tier(SnapshotId=snapshot_id, StorageTier="archive")
+    before = len(ec2.describe_volumes()["Volumes"])
+    args = ["restore", "--recovery-point", fleet["rp"], "--attach-to", fleet["target"]]
+
+    dry = run(runner, *args)
+    result = run(runner, *args, "--restore-days", "5", "--yes")
+
+    assert dry.exit_code == 0, dry.output
+    assert "2 snapshot(s)" in dry.output
+    assert "Nothing was done" in dry.output
+    assert result.exit_code == 0, result.output
+    for snapshot_id in archived:
+        assert (
+            f"{snapshot_id}: restoring from the archive tier for 5 days; AWS says" in result.output
+        )
+    assert "No volume was made yet" in result.output
+    assert f"smartvault restore --recovery-point {fleet['rp']} --region us-east-1" in result.output
+    assert len(ec2.describe_volumes()["Volumes"]) == before
