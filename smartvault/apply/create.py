@@ -22,11 +22,15 @@ from smartvault.core.model import ClaimResult
 from smartvault.core.model import CreateAction
 from smartvault.core.model import RecoveryPointId
 from smartvault.core.model import Snapshot
+from smartvault.core.model import Volume
+from smartvault.core.model import VolumeSpec
+from smartvault.core.model import encode_volume_specs
 from smartvault.core.model import is_managed
 from smartvault.core.model import read_recovery_point
 from smartvault.core.report import ActionResult
 from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.core.tags import TAG_SOURCE
+from smartvault.core.tags import TAG_VOLUMES
 from smartvault.core.tags import create_tags
 from smartvault.core.times import iso_utc
 from smartvault.errors import AuditError
@@ -40,11 +44,25 @@ CHUNK: Final = 200
 
 @dataclass
 class Claimed:
-    """A chunk after its claims and its one look in EC2."""
+    """A chunk after its claims, its one look in EC2, and the read of its volumes."""
 
     claims: dict[int, ClaimResult] = field(default_factory=dict)
     found: dict[str, list[Snapshot]] = field(default_factory=dict)
     look_error: str = ""
+    #: resource id -> its volumes' ``smartvault:volumes`` value, and the whole value if cut
+    volume_specs: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    def volumes_tag(self, resource_id: str) -> tuple[str, dict[str, str]]:
+        """The ``smartvault:volumes`` value of a create (empty when there is none), and what
+        its audit record says of it: the whole value when it was cut, or why it is missing."""
+        if resource_id not in self.volume_specs:
+            why = self.volumes_error or "none of its volumes was listed"
+            return "", {"volumes_not_recorded": why}
+        text, full = self.volume_specs[resource_id]
+        return text, ({TAG_VOLUMES: full} if full is not None else {})
+
+    #: why the volumes could not be read (the recovery points are made all the same)
+    volumes_error: str = ""
 
 
 class CreateStep:
@@ -78,10 +96,18 @@ class CreateStep:
                     index, ActionResult(action, "failed", error=f"not created: {exc}")
                 )
                 break
+        creates = [a for i, a in batch if i in claimed.claims]
         try:
-            claimed.found = self._find([a for i, a in batch if i in claimed.claims])
+            claimed.found = self._find(creates)
         except Ec2CallFailed as exc:
             claimed.look_error = str(exc)
+            return claimed
+        try:
+            claimed.volume_specs = self._volume_specs(creates)
+        except Ec2CallFailed as exc:
+            # A backup without the record is better than no backup: a restore then takes
+            # the volumes' settings from the volumes, while they exist.
+            claimed.volumes_error = str(exc)
         return claimed
 
     def run(self, index: int, action: CreateAction, prepared: Claimed) -> ActionResult | None:
@@ -94,10 +120,15 @@ class CreateStep:
                 action,
                 ActionResult(action, "failed", error=f"not created: {prepared.look_error}"),
             )
-        return self._create_one(action, claim, prepared.found.get(action.recovery_point, []))
+        specs = prepared.volumes_tag(action.resource_id)
+        return self._create_one(action, claim, prepared.found.get(action.recovery_point, []), specs)
 
     def _create_one(
-        self, action: CreateAction, claim: ClaimResult, found: list[Snapshot]
+        self,
+        action: CreateAction,
+        claim: ClaimResult,
+        found: list[Snapshot],
+        specs: tuple[str, dict[str, str]],
     ) -> ActionResult:
         ctx = self._ctx
         if ctx.claims.verdict(claim) is Verdict.HELD:
@@ -129,8 +160,8 @@ class CreateStep:
             taken = ctx.claims.take_over(action, claim, "not created")
             if isinstance(taken, ActionResult):
                 return taken
-            return self._create(action, taken, look_again=True)
-        return self._create(action, claim)
+            return self._create(action, taken, specs, look_again=True)
+        return self._create(action, claim, specs)
 
     def _settle_existing(
         self, action: CreateAction, claim: ClaimResult, snapshots: Sequence[Snapshot]
@@ -167,13 +198,22 @@ class CreateStep:
         return ActionResult(action, "skipped", live, reason=reason)
 
     def _create(
-        self, action: CreateAction, claim: ClaimResult, *, look_again: bool = False
+        self,
+        action: CreateAction,
+        claim: ClaimResult,
+        specs: tuple[str, dict[str, str]],
+        *,
+        look_again: bool = False,
     ) -> ActionResult:
-        """Create the claimed recovery point. ``look_again``: the claim was taken over after
-        the chunk's look-up, so that look-up may miss what another run made."""
+        """Create the claimed recovery point. ``specs``: its ``smartvault:volumes`` value
+        (empty when there is none) and what its audit record says of it (see
+        :meth:`Claimed.volumes_tag`). ``look_again``: the claim was taken over after the chunk's
+        look-up, so that look-up may miss what another run made."""
         ctx = self._ctx
         rp = action.recovery_point
-        pending = ctx.trail.record_of(action, "pending", details=dict(action.full_tag_values))
+        volumes_text, volumes_details = specs
+        details = {**action.full_tag_values, **volumes_details}
+        pending = ctx.trail.record_of(action, "pending", details=details)
         started = ctx.claims.start(action, claim, pending, "not created")
         if isinstance(started, ActionResult):
             return started
@@ -190,7 +230,7 @@ class CreateStep:
             if existing is not None:
                 return ctx.trail.update(ref, existing)
         try:
-            snapshot_ids = self._call_create(action)
+            snapshot_ids = self._call_create(action, volumes_text)
         except Ec2OutcomeUnknown as exc:
             # EC2 may have made it without listing it yet: keep the claim for its lease
             # (never hand it back at the end of the run either), so no run creates it
@@ -209,11 +249,12 @@ class CreateStep:
             return replace(result, audit_error=result.audit_error or str(exc))
         return result
 
-    def _call_create(self, action: CreateAction) -> tuple[str, ...]:
+    def _call_create(self, action: CreateAction, volumes_text: str) -> tuple[str, ...]:
         """One CreateSnapshots (CreateSnapshot for a volume); raises Ec2CallFailed with the
         action's message, Ec2OutcomeUnknown when EC2 may have made it unseen."""
         ec2 = self._ctx.ec2
-        tags = create_tags(action.tags, action.policy, action.recovery_point)
+        planned = {**action.tags, TAG_VOLUMES: volumes_text} if volumes_text else action.tags
+        tags = create_tags(planned, action.policy, action.recovery_point)
         description = f"SmartVault {action.recovery_point} ({action.policy}, {action.resource_id})"
         try:
             if action.resource_type == "instance":
@@ -254,6 +295,28 @@ class CreateStep:
             "a run after that finds it by its recovery point tag, or creates it"
         )
 
+    def _volume_specs(self, creates: Sequence[CreateAction]) -> dict[str, tuple[str, str | None]]:
+        """Each create's ``smartvault:volumes`` value, from one read of the volumes of the
+        chunk (per resource type): what a restore needs once the volumes are gone."""
+        if not creates:
+            return {}
+        region = creates[0].region
+        volumes = self._ctx.volumes
+        instance_ids = sorted({a.resource_id for a in creates if a.resource_type == "instance"})
+        volume_ids = sorted({a.resource_id for a in creates if a.resource_type == "volume"})
+        read: list[Volume] = []
+        if instance_ids:
+            read += volumes.volumes(region, "attachment.instance-id", instance_ids)
+        if volume_ids:
+            read += volumes.volumes(region, "volume-id", volume_ids)
+        by_id = {v.volume_id: v for v in read}
+        values: dict[str, tuple[str, str | None]] = {}
+        for action in creates:
+            specs = _specs_of(action, by_id)
+            if specs:
+                values[action.resource_id] = encode_volume_specs(specs)
+        return values
+
     def _find(self, creates: Sequence[CreateAction]) -> dict[str, list[Snapshot]]:
         """The snapshots that are part of these creates' recovery points, by recovery point.
 
@@ -280,3 +343,28 @@ def _part_of(snapshot: Snapshot, action: CreateAction) -> bool:
         return False
     found = read_recovery_point(snapshot, action.resource_type)
     return isinstance(found, RecoveryPointId) and str(found) == action.recovery_point
+
+
+def _specs_of(action: CreateAction, volumes: dict[str, Volume]) -> dict[str, VolumeSpec]:
+    """The specs of the volumes a create snapshots: by device name for an instance (the
+    key a copy finds through its ``smartvault:device``), by volume id for a volume."""
+    if action.resource_type == "volume":
+        volume = volumes.get(action.resource_id)
+        return {action.resource_id: _spec(volume)} if volume is not None else {}
+    specs: dict[str, VolumeSpec] = {}
+    # The volumes the planner saw (all attached ones when it named none).
+    wanted = set(action.volume_ids)
+    for volume in volumes.values():
+        if wanted and volume.volume_id not in wanted:
+            continue
+        for attachment in volume.attachments:
+            if attachment.instance_id == action.resource_id and attachment.device:
+                specs[attachment.device] = _spec(volume)
+    return specs
+
+
+def _spec(volume: Volume) -> VolumeSpec:
+    # gp2, st1, sc1 and standard take no IOPS or throughput at creation: record none.
+    iops = volume.iops if volume.volume_type in ("gp3", "io1", "io2") else None
+    throughput = volume.throughput if volume.volume_type == "gp3" else None
+    return VolumeSpec(volume.volume_type, iops, throughput, dict(volume.tags))

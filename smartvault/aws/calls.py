@@ -17,7 +17,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Final
@@ -32,6 +34,7 @@ from smartvault.aws.errors import describe
 from smartvault.aws.errors import error_code
 from smartvault.aws.errors import is_server_error
 from smartvault.aws.errors import is_throttling
+from smartvault.aws.queries import FILTER_VALUES_MAX
 from smartvault.aws.retry import Backoff
 from smartvault.errors import Ec2CallFailed
 from smartvault.errors import Ec2OutcomeUnknown
@@ -65,6 +68,25 @@ class Ec2Calls:
         self._sleep = sleep
         #: full jitter up to 20 s: EC2's token buckets refill within seconds
         self._backoff = Backoff(1.0, 20.0, rng or random.Random())
+
+    def _filtered(
+        self,
+        what: str,
+        pages: Callable[[list[str]], Iterable[T]],
+        values: Sequence[str],
+    ) -> list[T]:
+        """Everything ``pages(chunk)`` lists for each chunk of 200 filter ``values`` (EC2's
+        filter limit); a chunk is read again whole if a page fails (reading is safe to
+        repeat)."""
+        found: list[T] = []
+        for start in range(0, len(values), FILTER_VALUES_MAX):
+            chunk = list(values[start : start + FILTER_VALUES_MAX])
+
+            def read(chunk: list[str] = chunk) -> list[T]:
+                return list(pages(chunk))
+
+            found.extend(self._repeatable(what, read))
+        return found
 
     def _repeatable(self, what: str, call: Callable[[], T]) -> T:
         """Call, retrying throttling, server errors and lost connections."""

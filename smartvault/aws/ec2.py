@@ -9,6 +9,7 @@ once (:mod:`smartvault.aws.calls` has both rules).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -19,8 +20,6 @@ from smartvault.aws.calls import tag_specification
 from smartvault.aws.inventory import snapshot_from_api
 from smartvault.core.model import Snapshot
 
-#: How many values one DescribeSnapshots filter takes (FilterLimitExceeded beyond).
-FILTER_VALUES_MAX: Final = 200
 PAGE_SIZE: Final = 1000
 #: EC2's limit on a snapshot description.
 DESCRIPTION_MAX: Final = 255
@@ -35,25 +34,18 @@ class Ec2Snapshots(Ec2Calls):
         """This account's snapshots in ``region`` whose ``filter_name`` is any of ``values``
         (a ``tag:…`` or ``snapshot-id`` filter: an id that does not exist is no error)."""
         ec2 = self._client(region)
-        found: list[Snapshot] = []
-        for start in range(0, len(values), FILTER_VALUES_MAX):
-            chunk = list(values[start : start + FILTER_VALUES_MAX])
 
-            def listing(chunk: list[str] = chunk) -> list[Snapshot]:
-                pages = ec2.get_paginator("describe_snapshots").paginate(
-                    OwnerIds=["self"],
-                    Filters=[{"Name": filter_name, "Values": chunk}],
-                    PaginationConfig={"PageSize": PAGE_SIZE},
-                )
-                return [
-                    snapshot_from_api(raw, region)
-                    for page in pages
-                    for raw in page.get("Snapshots", [])
-                ]
+        def listing(chunk: list[str]) -> Iterator[Snapshot]:
+            pages = ec2.get_paginator("describe_snapshots").paginate(
+                OwnerIds=["self"],
+                Filters=[{"Name": filter_name, "Values": chunk}],
+                PaginationConfig={"PageSize": PAGE_SIZE},
+            )
+            for page in pages:
+                for raw in page.get("Snapshots", []):
+                    yield snapshot_from_api(raw, region)
 
-            # A listing is read again whole if a page fails: reading is safe to repeat.
-            found.extend(self._repeatable("read snapshots (DescribeSnapshots)", listing))
-        return found
+        return self._filtered("read snapshots (DescribeSnapshots)", listing, values)
 
     def by_id(self, region: str, ids: Sequence[str]) -> dict[str, Snapshot]:
         """The snapshots of ``ids`` that exist in ``region``, by id."""

@@ -10,6 +10,7 @@ whose first answer was lost returns that same volume instead of a second one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -23,8 +24,6 @@ from smartvault.core.model import Instance
 from smartvault.core.model import Volume
 from smartvault.core.tags import TAG_VERIFIED
 
-#: How many values one Describe* filter takes (FilterLimitExceeded beyond).
-FILTER_VALUES_MAX: Final = 200
 PAGE_SIZE: Final = 500
 #: EC2 keeps a ClientToken to 64 ASCII characters.
 CLIENT_TOKEN_MAX: Final = 64
@@ -40,23 +39,17 @@ class Ec2Volumes(Ec2Calls):
         ``attachment.instance-id``) is any of ``values``; an id that does not exist is no
         error."""
         ec2 = self._client(region)
-        found: list[Volume] = []
-        for start in range(0, len(values), FILTER_VALUES_MAX):
-            chunk = list(values[start : start + FILTER_VALUES_MAX])
 
-            def listing(chunk: list[str] = chunk) -> list[Volume]:
-                pages = ec2.get_paginator("describe_volumes").paginate(
-                    Filters=[{"Name": filter_name, "Values": chunk}],
-                    PaginationConfig={"PageSize": PAGE_SIZE},
-                )
-                return [
-                    volume_from_api(raw, region)
-                    for page in pages
-                    for raw in page.get("Volumes", [])
-                ]
+        def listing(chunk: list[str]) -> Iterator[Volume]:
+            pages = ec2.get_paginator("describe_volumes").paginate(
+                Filters=[{"Name": filter_name, "Values": chunk}],
+                PaginationConfig={"PageSize": PAGE_SIZE},
+            )
+            for page in pages:
+                for raw in page.get("Volumes", []):
+                    yield volume_from_api(raw, region)
 
-            found.extend(self._repeatable("read volumes (DescribeVolumes)", listing))
-        return found
+        return self._filtered("read volumes (DescribeVolumes)", listing, values)
 
     def instance(self, region: str, instance_id: str) -> Instance | None:
         """The instance, or None when ``region`` has no such instance (or it is gone)."""

@@ -122,7 +122,7 @@ class FakeEc2:
         return self._make(region, "vol-ffffffff", tags).snapshot_id
 
     def changes(self) -> list[tuple[str, str]]:
-        return [c for c in self.calls if c[0] != "DescribeSnapshots"]
+        return [c for c in self.calls if not c[0].startswith("Describe")]
 
     def _change(self, call: str, target: str) -> None:
         self.calls.append((call, target))
@@ -150,6 +150,9 @@ class FakeEc2:
 
     def volumes(self, region: str, filter_name: str, values: Sequence[str]) -> list[Volume]:
         self.calls.append(("DescribeVolumes", region))
+        failure = self.fail.pop(("DescribeVolumes", region), None)
+        if failure is not None:
+            raise failure
         wanted = set(values)
         found = []
         for (where, vid), volume in sorted(self.volumes_by_id.items()):

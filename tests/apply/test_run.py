@@ -41,8 +41,11 @@ from smartvault.core.model import Inventory
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
 from smartvault.core.model import Retention
+from smartvault.core.model import VolumeSpec
+from smartvault.core.model import decode_volume_specs
 from smartvault.core.report import RunResult
 from smartvault.core.tags import TAG_RECOVERY_POINT
+from smartvault.core.tags import TAG_VOLUMES
 from tests.factories import ACCOUNT
 from tests.factories import REGION
 from tests.factories import Clock
@@ -212,8 +215,17 @@ def test_first_apply_creates_one_recovery_point_per_instance_with_every_tag(worl
         made = next(r for r in result.results if r.action == action).snapshot_ids
         assert sorted(points[action.recovery_point]) == sorted(made)
         assert len(made) == len(action.volume_ids)
+        attached = world.ec2.describe_volumes(
+            Filters=[{"Name": "attachment.instance-id", "Values": [action.resource_id]}]
+        )["Volumes"]
+        expected = {
+            v["Attachments"][0]["Device"]: VolumeSpec(v["VolumeType"], tags=tags_of(v))
+            for v in attached
+        }
         for snap in world.ec2.describe_snapshots(SnapshotIds=list(made))["Snapshots"]:
             tags = {t["Key"]: t["Value"] for t in snap["Tags"]}
+            # the planned tags, and the volumes as they were just before the create
+            assert decode_volume_specs(tags.pop(TAG_VOLUMES)) == expected
             assert tags == dict(action.tags)
         (record,) = world.records(recovery_point=action.recovery_point)
         assert (record.action, record.outcome) == ("create", "succeeded")

@@ -20,6 +20,9 @@ from smartvault.core.model import CreateAction
 from smartvault.core.model import DeleteAction
 from smartvault.core.model import Plan
 from smartvault.core.model import Snapshot
+from smartvault.core.model import Volume
+from smartvault.core.model import VolumeSpec
+from smartvault.core.model import decode_volume_specs
 from smartvault.core.model import recovery_point_id
 from smartvault.core.tags import CREATED_BY_VALUE
 from smartvault.core.tags import TAG_CREATED_BY
@@ -30,6 +33,7 @@ from smartvault.core.tags import TAG_POLICY
 from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.core.tags import TAG_SLOT
 from smartvault.core.tags import TAG_SOURCE
+from smartvault.core.tags import TAG_VOLUMES
 from smartvault.core.times import iso_utc
 from smartvault.errors import Ec2CallFailed
 from tests.apply.fakes import FakeEc2
@@ -95,6 +99,55 @@ def test_a_create_is_made_once_and_a_second_run_finds_it(audit):
     assert [r.outcome for r in first.results] == ["succeeded"]
     assert [r.outcome for r in second.results] == ["skipped"]
     assert [c for c in ec2.changes() if c[0] == "CreateSnapshot"] == [("CreateSnapshot", VOLUME)]
+
+
+def test_a_create_records_its_volumes_type_performance_and_tags(audit):
+    ec2 = FakeEc2(now=Clock(NOW))
+    ec2.add_volume(
+        Volume(
+            VOLUME,
+            REGION,
+            f"{REGION}a",
+            100,
+            "gp3",
+            tags={"Name": "db", "aws:x": "y"},
+            iops=6000,
+            throughput=250,
+        )
+    )
+    result = apply(ec2, audit, create_action())
+    (made,) = result.results[0].snapshot_ids
+    tags = ec2.snapshots[REGION, made].tags
+    assert decode_volume_specs(tags[TAG_VOLUMES]) == {
+        VOLUME: VolumeSpec("gp3", 6000, 250, {"Name": "db"})
+    }
+    (record,) = audit.records.query(NOW - timedelta(days=1), NOW + timedelta(days=1))
+    assert record.details == {}
+
+
+def test_a_create_goes_ahead_when_its_volumes_cannot_be_read_and_says_so(audit):
+    ec2 = FakeEc2(now=Clock(NOW))
+    ec2.fail["DescribeVolumes", REGION] = Ec2CallFailed(
+        "could not read volumes (DescribeVolumes): UnauthorizedOperation", "UnauthorizedOperation"
+    )
+    result = apply(ec2, audit, create_action())
+    assert result.results[0].outcome == "succeeded"
+    (made,) = result.results[0].snapshot_ids
+    assert TAG_VOLUMES not in ec2.snapshots[REGION, made].tags
+    (record,) = audit.records.query(NOW - timedelta(days=1), NOW + timedelta(days=1))
+    assert "UnauthorizedOperation" in record.details["volumes_not_recorded"]
+
+
+def test_a_volumes_record_too_long_for_a_tag_is_whole_in_the_audit_record(audit):
+    ec2 = FakeEc2(now=Clock(NOW))
+    ec2.add_volume(Volume(VOLUME, REGION, tags={f"k{i}": "v" * 40 for i in range(8)}))
+    result = apply(ec2, audit, create_action())
+    (made,) = result.results[0].snapshot_ids
+    text = ec2.snapshots[REGION, made].tags[TAG_VOLUMES]
+    assert len(text) <= 256
+    assert decode_volume_specs(text) == {}  # the one entry did not fit: none is guessed
+    (record,) = audit.records.query(NOW - timedelta(days=1), NOW + timedelta(days=1))
+    assert decode_volume_specs(record.details[TAG_VOLUMES])[VOLUME].tags["k7"] == "v" * 40
 
 
 def test_a_create_whose_answer_is_lost_keeps_its_claim_and_is_not_sent_again(audit):

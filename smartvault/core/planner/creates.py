@@ -232,7 +232,9 @@ def snapshot_tags(policy: Policy, resource: Instance | Volume, slot: datetime) -
             :TAG_VALUE_MAX
         ]
 
-    room = TAGS_PER_RESOURCE_MAX - len(own)
+    # One more is the create step's: smartvault:volumes, read from the volumes just
+    # before the recovery point is made (the planner never reads volume settings).
+    room = TAGS_PER_RESOURCE_MAX - len(own) - 1
     if len(user) > room:
         # Keep Name and the highest-priority tags; candidates is already in priority order.
         keep = [TAG_NAME, *(k for k, _, _ in candidates if k in user and k != TAG_NAME)][:room]
