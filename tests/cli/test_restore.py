@@ -18,8 +18,6 @@ import pytest
 from click.testing import CliRunner
 
 from smartvault.cli import cli
-from smartvault.core.model import VolumeSpec
-from smartvault.core.model import encode_volume_specs
 from tests.cli import one_error_line
 from tests.cli import run
 from tests.moto_helpers import ACCOUNT
@@ -78,8 +76,7 @@ def fleet(aws, tmp_path, monkeypatch) -> dict[str, Any]:
         data[device] = volume["VolumeId"]
     runner = CliRunner()
     run(runner, "audit", "init")
-    assert run(runner, "apply", "--yes").exit_code == 0
-    _record_volume_specs(ec2, ec2.describe_volumes()["Volumes"], source)
+    assert run(runner, "apply", "--yes").exit_code == 0  # writes smartvault:volumes
     for volume_id in data.values():
         ec2.detach_volume(VolumeId=volume_id, InstanceId=source)
         ec2.delete_volume(VolumeId=volume_id)
@@ -102,25 +99,6 @@ def _instance(ec2: Any, tags: dict[str, str], zone: str | None = None) -> str:
         **placement,
     )
     return str(response["Instances"][0]["InstanceId"])
-
-
-def _record_volume_specs(ec2: Any, volumes: list[dict[str, Any]], instance: str) -> None:
-    """Write ``smartvault:volumes`` on the recovery point's snapshots as the create step
-    will (keyed by device name). Until main's create step records it, the test writes it
-    with the real encoder; then this helper goes and the test reads the real tag."""
-    specs: dict[str, VolumeSpec] = {}
-    for volume in volumes:
-        for attachment in volume.get("Attachments", []):
-            if attachment["InstanceId"] == instance:
-                specs[attachment["Device"]] = VolumeSpec(
-                    volume["VolumeType"],
-                    volume.get("Iops") if volume["VolumeType"] in ("gp3", "io1", "io2") else None,
-                    volume.get("Throughput") if volume["VolumeType"] == "gp3" else None,
-                    tags_of(volume),
-                )
-    value, _ = encode_volume_specs(specs)
-    ids = [s["SnapshotId"] for s in managed_snapshots(ec2)]
-    ec2.create_tags(Resources=ids, Tags=[{"Key": "smartvault:volumes", "Value": value}])
 
 
 def _new_volumes(ec2: Any, rp: str) -> list[dict[str, Any]]:
