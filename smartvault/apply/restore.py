@@ -148,7 +148,9 @@ class Restored:
 class RestoreStep:
     """Carries out one :class:`RestorePlan`, audited, in the context of one run."""
 
-    def __init__(self, ctx: RunContext, *, on_progress: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, ctx: RunContext, *, on_progress: Callable[[str], None] = lambda _line: None
+    ) -> None:
         self._ctx = ctx
         self._progress = on_progress
 
@@ -164,12 +166,7 @@ class RestoreStep:
         already: list[str] = []
         for snapshot_id in plan.archived:
             try:
-                hours.append(
-                    (
-                        snapshot_id,
-                        self._ctx.volumes.restore_from_archive(plan.region, snapshot_id, days),
-                    )
-                )
+                took = self._ctx.volumes.restore_from_archive(plan.region, snapshot_id, days)
             except Ec2CallFailed as exc:
                 if exc.code == "IncorrectState":  # a restore already under way
                     already.append(snapshot_id)
@@ -179,6 +176,7 @@ class RestoreStep:
                 )
                 audit_error = self._ctx.trail.settle(ref, "failed", error=error)
                 return Thawed(tuple(hours), tuple(already), error, audit_error)
+            hours.append((snapshot_id, took))
         audit_error = self._ctx.trail.settle(
             ref,
             "succeeded",
