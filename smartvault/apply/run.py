@@ -133,19 +133,8 @@ class Executor:
             # Not an action of this plan, so not in the results: the log says it too.
             _LOG.log(logging.INFO if "closed:" in note else logging.WARNING, "%s", note)
 
-        trail = AuditTrail(self._audit.records, ledger, actor=self._actor, clock=self._clock)
-        claims = ClaimGuard(
-            self._audit.claims, trail, run_id=self.run_id, lease=self._lease, clock=self._clock
-        )
-        ctx = RunContext(
-            ec2=self._ec2,
-            volumes=self._volumes,
-            trail=trail,
-            claims=claims,
-            ledger=ledger,
-            clock=self._clock,
-            sleep=self._sleep,
-        )
+        ctx = self._context(ledger)
+        claims = ctx.claims
         steps: tuple[tuple[type[Action], Step[Any, Any]], ...] = (
             (CreateAction, CreateStep(ctx)),
             (DeleteAction, DeleteStep(ctx, self._max_workers)),
@@ -165,7 +154,9 @@ class Executor:
         """The services of a run that is no plan (a restore): its records carry this
         executor's run id and actor. Nothing is checked or read here; the caller checks
         the audit table before the first change."""
-        ledger = RunLedger(self.run_id, self._should_stop, self._on_result)
+        return self._context(RunLedger(self.run_id, self._should_stop, self._on_result))
+
+    def _context(self, ledger: RunLedger) -> RunContext:
         trail = AuditTrail(self._audit.records, ledger, actor=self._actor, clock=self._clock)
         claims = ClaimGuard(
             self._audit.claims, trail, run_id=self.run_id, lease=self._lease, clock=self._clock
