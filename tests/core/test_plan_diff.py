@@ -17,8 +17,10 @@ from tests.factories import utc
 
 class TestCompareActions:
     def test_identical_actions_compare_equal(self) -> None:
-        saved = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY))
-        fresh = make_plan(actions=(COPY, ARCHIVE, DELETE, CREATE), generated_at=utc(2027, 1, 1))
+        saved = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY, VERIFY))
+        fresh = make_plan(
+            actions=(VERIFY, COPY, ARCHIVE, DELETE, CREATE), generated_at=utc(2027, 1, 1)
+        )
 
         assert compare_actions(saved, fresh) == []
 

@@ -237,7 +237,7 @@ class TestRenderText:
         assert "(2026-11-27T02:00:04Z) → us-west-2 — copy rule us-west-2\n" in text
 
     def test_without_colour_there_are_no_escape_codes(self) -> None:
-        plan = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY), orphans=(ORPHAN,))
+        plan = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY, VERIFY), orphans=(ORPHAN,))
 
         assert "\x1b" not in render.render_text(plan, verbose=True)
 
