@@ -29,6 +29,7 @@ from smartvault.core.model import Skipped
 from smartvault.core.model import Snapshot
 from smartvault.core.model import TagCondition
 from smartvault.core.model import TagFilter
+from smartvault.core.model import VerifyAction
 from smartvault.core.model import Volume
 from smartvault.core.model import recovery_point_id
 from smartvault.core.tags import CREATED_BY_VALUE
@@ -223,6 +224,16 @@ COPY = CopyAction(
     target_region="us-west-2",
     reason="copy rule us-west-2",
     kms_key_id="alias/backup",
+)
+VERIFY = VerifyAction(
+    region="us-west-2",
+    policy="prod-nightly",
+    resource_id="i-0abc",
+    recovery_point="prod-nightly/i-0abc/20261127T0200Z",
+    snapshot_ids=("snap-13", "snap-14"),
+    created_at=utc(2026, 11, 27, 2, 10, 4),
+    reason="no verified recovery point yet",
+    timeout=timedelta(minutes=45),
 )
 
 

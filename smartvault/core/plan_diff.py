@@ -12,16 +12,24 @@ import json
 from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
+from datetime import timedelta
 
 from smartvault.core.model import Action
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
 from smartvault.core.model import Plan
+from smartvault.core.model import format_timeout
 from smartvault.core.times import format_time
 
 _Identity = tuple[str, str, str, str, str, str | None]
 
-_PRESENT = {"create": "creates", "delete": "deletes", "archive": "archives", "copy": "copies"}
+_PRESENT = {
+    "create": "creates",
+    "delete": "deletes",
+    "archive": "archives",
+    "copy": "copies",
+    "verify": "verifies",
+}
 #: fields that say which action it is, compared through the identity instead
 _IDENTITY_FIELDS = frozenset(
     {"type", "region", "policy", "resource_id", "recovery_point", "target_region"}
@@ -57,6 +65,8 @@ def _what(action: Action) -> str:
 def _show(value: object) -> str:
     if isinstance(value, datetime):
         return format_time(value)
+    if isinstance(value, timedelta):
+        return format_timeout(value)
     if isinstance(value, tuple):
         return ", ".join(str(v) for v in value) or "nothing"
     if isinstance(value, Mapping):

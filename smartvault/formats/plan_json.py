@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
+from datetime import timedelta
 from importlib import resources
 from typing import TYPE_CHECKING
 from typing import Any
@@ -32,6 +33,7 @@ from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
 from smartvault.core.model import PolicySlot
 from smartvault.core.model import Skipped
+from smartvault.core.model import VerifyAction
 from smartvault.core.times import format_time
 from smartvault.core.times import parse_time
 from smartvault.errors import PlanFileError
@@ -85,8 +87,17 @@ def action_to_dict(action: Action) -> dict[str, Any]:
     if isinstance(action, CopyAction):
         data["target_region"] = action.target_region
         data["kms_key_id"] = action.kms_key_id
+    elif isinstance(action, VerifyAction):
+        data["timeout_seconds"] = _whole_seconds(action.timeout)
     data["reason"] = action.reason
     return data
+
+
+def _whole_seconds(limit: timedelta) -> int:
+    seconds, rest = divmod(limit, timedelta(seconds=1))
+    if rest:  # policies give whole minutes: a fraction is a bug, never rounded away
+        raise ValueError(f"restore-test timeout {limit!r} is not a whole number of seconds")
+    return int(seconds)
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -110,6 +121,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "snapshot_ids": list(k.snapshot_ids),
                 "created_at": format_time(k.created_at),
                 "kept_by": list(k.kept_by),
+                "verified": _optional_time(k.verified),
             }
             for k in plan.kept
         ],
@@ -249,6 +261,8 @@ def _action_from_dict(data: Mapping[str, Any]) -> Action:
         )
     if kind == "archive":
         return ArchiveAction(**common)
+    if kind == "verify":
+        return VerifyAction(**common, timeout=timedelta(seconds=data["timeout_seconds"]))
     return DeleteAction(**common)
 
 
@@ -277,6 +291,7 @@ def _build(data: Mapping[str, Any]) -> Plan:
                 snapshot_ids=tuple(k["snapshot_ids"]),
                 created_at=parse_time(k["created_at"]),
                 kept_by=tuple(k["kept_by"]),
+                verified=None if k["verified"] is None else parse_time(k["verified"]),
             )
             for k in data["kept"]
         ),
@@ -318,7 +333,7 @@ def plan_from_dict(data: object, *, source: str = "plan.json") -> Plan:
 
     Raises :class:`PlanFileError` naming ``source`` and the first problems found: a
     newer ``format_version``, schema violations (``actions[3].type: 'remove' is not
-    one of create, delete, archive, copy``), impossible times, or a ``summary`` that
+    one of create, delete, archive, copy, verify``), impossible times, or a ``summary`` that
     does not match the plan's contents.
     """
     _check_version(data, source)

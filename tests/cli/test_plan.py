@@ -51,6 +51,35 @@ def test_detailed_exitcode_is_2_with_changes_and_0_once_applied(runner, ec2, pol
     assert run(runner, "plan", "--detailed-exitcode", policy_file).exit_code == 0
 
 
+def test_a_due_restore_test_is_a_change_until_the_snapshots_are_verified(
+    runner, ec2, policy_file, tmp_path
+):
+    """Made with a policy without ``verify``, so the apply does no restore test itself."""
+    launch(ec2, 1)
+    assert run(runner, "audit", "init").exit_code == 0
+    assert run(runner, "apply", "--yes", policy_file).exit_code == 0
+    testing = tmp_path / "testing.yaml"
+    testing.write_text(POLICY + "    verify: {every: 7d}\n")
+
+    due = run(runner, "plan", "--detailed-exitcode", "--format", "json", str(testing))
+
+    assert due.exit_code == 2, due.output
+    plan = json.loads(due.stdout)
+    assert [a["type"] for a in plan["actions"]] == ["verify"]
+    assert plan["actions"][0]["reason"] == "no verified recovery point yet"
+    assert [k["verified"] for k in plan["kept"]] == [None]
+
+    ids = [s["SnapshotId"] for s in managed_snapshots(ec2)]
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ec2.create_tags(Resources=ids, Tags=[{"Key": "smartvault:verified", "Value": stamp}])
+
+    done = run(runner, "plan", "--detailed-exitcode", "--format", "json", str(testing))
+
+    assert done.exit_code == 0, done.output
+    assert [k["verified"] for k in json.loads(done.stdout)["kept"]] == [stamp]
+
+
 def test_plan_without_a_region_says_how_to_set_one(runner, policy_file, monkeypatch):
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     monkeypatch.delenv("AWS_REGION", raising=False)

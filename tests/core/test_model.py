@@ -1,11 +1,15 @@
-"""The shared vocabulary: recovery-point ids and UTC times."""
+"""The shared vocabulary: recovery-point ids, UTC times and restore-test time limits."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 
 from smartvault.core.model import RecoveryPointId
+from smartvault.core.model import format_timeout
 from smartvault.core.model import is_managed
+from smartvault.core.model import parse_timeout
 from smartvault.core.times import parse_iso_utc
 from tests.factories import utc
 
@@ -71,3 +75,30 @@ def test_iso_times_parse_to_utc_only_with_a_zone(text: str, expected) -> None:
 )
 def test_a_snapshot_is_managed_only_with_both_of_smartvaults_tags(tags, managed):
     assert is_managed(tags) is managed
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes", "shown"),
+    [
+        ("1m", 1, "1m"),
+        ("30m", 30, "30m"),
+        ("60m", 60, "1h"),
+        ("90m", 90, "90m"),
+        ("12h", 720, "12h"),
+    ],
+)
+def test_a_restore_test_time_limit_is_minutes_or_hours(text: str, minutes: int, shown: str) -> None:
+    limit = parse_timeout(text)
+    assert limit == timedelta(minutes=minutes)
+    assert format_timeout(limit) == shown
+    assert parse_timeout(format_timeout(limit)) == limit
+
+
+@pytest.mark.parametrize("text", ["0m", "30", "30s", "1d", "721m", "13h", "-5m", "1.5h", ""])
+def test_a_time_limit_outside_1m_to_12h_or_in_other_units_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"is not a time limit|is outside 1m to 12h"):
+        parse_timeout(text)
+
+
+def test_a_time_limit_with_seconds_is_shown_in_seconds() -> None:
+    assert format_timeout(timedelta(seconds=90)) == "90s"

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 from smartvault.core.plan_diff import compare_actions
 from tests.factories import ARCHIVE
 from tests.factories import COPY
 from tests.factories import CREATE
 from tests.factories import DELETE
+from tests.factories import VERIFY
 from tests.factories import make_plan
 from tests.factories import utc
 
 
 class TestCompareActions:
     def test_identical_actions_compare_equal(self) -> None:
-        saved = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY))
-        fresh = make_plan(actions=(COPY, ARCHIVE, DELETE, CREATE), generated_at=utc(2027, 1, 1))
+        saved = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY, VERIFY))
+        fresh = make_plan(
+            actions=(VERIFY, COPY, ARCHIVE, DELETE, CREATE), generated_at=utc(2027, 1, 1)
+        )
 
         assert compare_actions(saved, fresh) == []
 
@@ -105,6 +109,43 @@ class TestCompareActions:
 
         assert len(lines) == 1
         assert lines[0].startswith("+ would now also delete")
+
+    def test_a_restore_test_that_appeared_or_went_is_reported_like_any_action(self) -> None:
+        added = compare_actions(make_plan(), make_plan(actions=(CREATE, VERIFY, DELETE)))
+        gone = compare_actions(make_plan(actions=(CREATE, VERIFY, DELETE)), make_plan())
+
+        assert added == [
+            "+ would now also verify prod-nightly/i-0abc/20261127T0200Z (snap-13, snap-14) "
+            "of i-0abc in us-west-2: no verified recovery point yet"
+        ]
+        assert gone == [
+            "- no longer verifies prod-nightly/i-0abc/20261127T0200Z (snap-13, snap-14) "
+            "of i-0abc in us-west-2 (gone or changed)"
+        ]
+
+    def test_a_restore_test_of_another_region_or_point_is_another_action(self) -> None:
+        east = dataclasses.replace(VERIFY, region="us-east-1")
+        older = dataclasses.replace(VERIFY, recovery_point="prod-nightly/i-0abc/20261126T0200Z")
+
+        for other in (east, older):
+            lines = compare_actions(make_plan(actions=(VERIFY,)), make_plan(actions=(other,)))
+            assert [line[0] for line in lines] == ["-", "+"]
+
+    def test_a_changed_time_limit_or_reason_of_a_restore_test_is_reported(self) -> None:
+        changed = dataclasses.replace(
+            VERIFY,
+            timeout=timedelta(hours=2),
+            reason="newest verified recovery point x was verified y, more than every 7d ago",
+        )
+
+        lines = compare_actions(make_plan(actions=(VERIFY,)), make_plan(actions=(changed,)))
+
+        assert lines == [
+            "~ verify prod-nightly/i-0abc/20261127T0200Z for i-0abc reason now "
+            "'newest verified recovery point x was verified y, more than every 7d ago' "
+            "(was 'no verified recovery point yet')",
+            "~ verify prod-nightly/i-0abc/20261127T0200Z for i-0abc timeout now 2h (was 45m)",
+        ]
 
     def test_kept_and_warnings_do_not_count_as_differences(self) -> None:
         fresh = make_plan(kept=(), warnings=(), skipped=(), orphans=())

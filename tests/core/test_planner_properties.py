@@ -2,7 +2,9 @@
 
 These are the promises people's backups rest on: SmartVault touches only its own
 snapshots, never deletes what a rule keeps, what an AMI uses, what is pending, or
-what belongs to a disabled or unknown policy; and the same account gives the same plan.
+what belongs to a disabled or unknown policy; restore-tests each lineage's newest
+completed point only when its last verification is older than ``verify.every``; and
+the same account gives the same plan.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from hypothesis import assume
+from hypothesis import event
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -36,6 +39,8 @@ from smartvault.core.model import Retention
 from smartvault.core.model import RetentionRule
 from smartvault.core.model import Schedule
 from smartvault.core.model import Snapshot
+from smartvault.core.model import Verify
+from smartvault.core.model import VerifyAction
 from smartvault.core.model import recovery_point_id
 from smartvault.core.planner import plan
 from smartvault.core.tags import CREATED_BY_VALUE
@@ -46,7 +51,9 @@ from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.core.tags import TAG_RESOURCE_TAGS
 from smartvault.core.tags import TAG_SLOT
 from smartvault.core.tags import TAG_SOURCE
+from smartvault.core.tags import TAG_VERIFIED
 from smartvault.core.times import iso_utc
+from smartvault.core.times import parse_iso_utc
 from tests.factories import make_instance
 from tests.factories import make_policy
 from tests.factories import tag_filter
@@ -62,6 +69,7 @@ SCHEDULES = (
     Schedule("cron(30 1 ? * 2 *)", "America/New_York"),
 )
 AGES = (None, Duration.parse("36h"), Duration.parse("7d"), Duration.parse("30d"))
+VERIFIES = (None, None, Verify(Duration.parse("1d")), Verify(Duration.parse("7d")))
 
 retentions = st.builds(
     Retention,
@@ -98,6 +106,7 @@ def policies(draw: st.DrawFn, name: str) -> Policy:
         retention_tag=draw(st.sampled_from([None, "keep"])),
         archive_after=draw(st.sampled_from([None, Duration.parse("10d")])),
         copies=copies,
+        verify=draw(st.sampled_from(VERIFIES)),
     )
 
 
@@ -113,8 +122,10 @@ resource_tags = st.fixed_dictionaries(
 
 snapshot_states = st.sampled_from(["completed"] * 6 + ["pending", "error", "recoverable"])
 tiers = st.sampled_from(["standard", "standard", "archive"])
+# smartvault:verified on a snapshot: none, minutes before AT (negative: after it), or unreadable
+verified_tags = st.sampled_from([None, None, None, 60, 2 * 1440, 10 * 1440, -60, "yes"])
 point_volumes = st.lists(
-    st.tuples(snapshot_states, tiers, st.integers(0, 2)), min_size=1, max_size=2
+    st.tuples(snapshot_states, tiers, st.integers(0, 2), verified_tags), min_size=1, max_size=2
 )
 # A series of recovery points of one resource, drawn as plain values (a composite per
 # point is ten times slower): long lineages, so the calendar rules have work to do.
@@ -160,12 +171,19 @@ def snapshots_of(number: int, spec: tuple) -> list[Snapshot]:  # type: ignore[ty
                 volume_id=f"vol-{resource}-{i}",
                 state=state,
                 start_time=created + timedelta(seconds=jitter),
-                tags=tags,
+                tags=_with_verified(tags, verified),
                 storage_tier=tier,
             )
-            for i, (state, tier, jitter) in enumerate(volumes)
+            for i, (state, tier, jitter, verified) in enumerate(volumes)
         )
     return snapshots
+
+
+def _with_verified(tags: dict[str, str], verified: int | str | None) -> dict[str, str]:
+    if verified is None:
+        return tags
+    value = verified if isinstance(verified, str) else iso_utc(AT - timedelta(minutes=verified))
+    return {**tags, TAG_VERIFIED: value}
 
 
 @dataclass(frozen=True)
@@ -225,7 +243,7 @@ def touched_snapshots(p: Plan) -> set[str]:
     return {
         s
         for a in p.actions
-        if a.type in ("delete", "archive", "copy")
+        if a.type in ("delete", "archive", "copy", "verify")
         for s in a.snapshot_ids  # type: ignore[union-attr]
     }
 
@@ -339,6 +357,77 @@ def test_a_deleted_point_is_failed_or_kept_by_no_rule(case: Case) -> None:
             # the keep_last newest completed points are never deleted, nor any point a rule keeps
             assert entry.recovery_point not in newest_ids
             assert verdicts[entry.recovery_point] == ()
+
+
+def _verified(snapshots: list[Snapshot]) -> datetime | None:
+    """When a point was verified, written out again: every snapshot readable, the oldest."""
+    times = [parse_iso_utc(s.tags.get(TAG_VERIFIED, "")) for s in snapshots]
+    return None if None in times else min(t for t in times if t is not None)
+
+
+@PROPERTY
+@given(case=cases())
+def test_a_lineage_is_restore_tested_exactly_when_its_last_verification_is_too_old(
+    case: Case,
+) -> None:
+    """At most one test per lineage, of its newest completed point, never of a point the
+    plan deletes, of an archived one, or of an unmanaged or malformed snapshot."""
+    p = plan(case.policies, case.inventory, AT)
+    snapshots = {s.snapshot_id: s for s in case.inventory.snapshots}
+    tests = [a for a in p.actions if isinstance(a, VerifyAction)]
+    removed = {s for a in deleted(p) for s in a.snapshot_ids}
+    by_lineage: dict[tuple, list[VerifyAction]] = defaultdict(list)  # type: ignore[type-arg]
+    for test in tests:
+        first = snapshots[test.snapshot_ids[0]]
+        by_lineage[(test.region, test.policy, test.resource_id, TAG_SOURCE in first.tags)].append(
+            test
+        )
+        assert not set(test.snapshot_ids) & removed
+        assert all(snapshots[s].managed for s in test.snapshot_ids)
+
+    expected_lineages = set()
+    for key, entries in _lineages(p, case.inventory).items():
+        region, name, _, is_copy = key
+        policy = case.policies.get(name)
+        if policy is None or not policy.enabled or policy.verify is None:
+            continue
+        if is_copy and not any(r.region == region for r in policy.copies):
+            continue
+        members = {id(e): [snapshots[s] for s in e.snapshot_ids] for e in entries}
+        completed = [e for e in entries if all(m.state == "completed" for m in members[id(e)])]
+        if not completed:
+            continue
+        completed.sort(
+            key=lambda e: retention.order_key(
+                retention.Point(
+                    e.recovery_point,
+                    min(m.start_time for m in members[id(e)]),
+                    min(e.snapshot_ids),
+                )
+            )
+        )
+        newest = completed[0]
+        last = next(
+            (v for e in completed if (v := _verified(members[id(e)])) is not None and v <= AT),
+            None,
+        )
+        if last is not None and last >= AT - policy.verify.every.delta:
+            event("verified recently enough")
+            continue
+        if any(m.storage_tier != "standard" for m in members[id(newest)]):
+            assert any(newest.recovery_point in w.message for w in p.warnings)
+            event("archived newest point warned about")
+            continue
+        expected_lineages.add(key)
+        [test] = by_lineage[key]
+        event("restore test planned")
+        assert (test.recovery_point, test.snapshot_ids) == (
+            newest.recovery_point,
+            newest.snapshot_ids,
+        )
+        assert test.timeout == policy.verify.timeout
+    assert set(by_lineage) == expected_lineages
+    assert all(len(found) == 1 for found in by_lineage.values())
 
 
 @PROPERTY

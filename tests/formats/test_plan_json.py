@@ -29,6 +29,7 @@ from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
 from smartvault.core.model import PolicySlot
 from smartvault.core.model import Skipped
+from smartvault.core.model import VerifyAction
 from smartvault.core.plan_diff import compare_actions
 from smartvault.core.times import format_time
 from smartvault.core.times import parse_time
@@ -38,6 +39,7 @@ from tests.factories import ARCHIVE
 from tests.factories import COPY
 from tests.factories import CREATE
 from tests.factories import DELETE
+from tests.factories import VERIFY
 from tests.factories import make_plan
 from tests.factories import utc
 
@@ -105,6 +107,18 @@ def _existing(cls: type[DeleteAction] | type[ArchiveAction]) -> st.SearchStrateg
     )
 
 
+_verifies = st.builds(
+    VerifyAction,
+    region=_names,
+    policy=_names,
+    resource_id=_names,
+    recovery_point=_names,
+    snapshot_ids=_ids,
+    created_at=_times,
+    reason=st.text(max_size=40),
+    timeout=st.integers(1, 12 * 60).map(lambda minutes: timedelta(minutes=minutes)),
+)
+
 _copies = st.builds(
     CopyAction,
     region=_names,
@@ -128,7 +142,7 @@ plans = st.builds(
         st.builds(PolicySlot, name=_names, file=_names, slot=st.none() | _times), max_size=3
     ).map(tuple),
     actions=st.lists(
-        st.one_of(_creates, _existing(DeleteAction), _existing(ArchiveAction), _copies),
+        st.one_of(_creates, _existing(DeleteAction), _existing(ArchiveAction), _copies, _verifies),
         max_size=5,
     ).map(tuple),
     kept=st.lists(
@@ -141,6 +155,7 @@ plans = st.builds(
             snapshot_ids=_ids,
             created_at=_times,
             kept_by=st.lists(st.sampled_from(KEPT_BY), max_size=3).map(tuple),
+            verified=st.none() | _times,
         ),
         max_size=3,
     ).map(tuple),
@@ -266,9 +281,39 @@ class TestPlanToDict:
             "delete": 1,
             "archive": 0,
             "copy": 1,
+            "verify": 0,
             "kept": 1,
             "skipped": 1,
         }
+
+    def test_a_verify_action_names_its_snapshots_and_its_time_limit_in_seconds(self) -> None:
+        assert plan_json.action_to_dict(VERIFY) == {
+            "type": "verify",
+            "region": "us-west-2",
+            "policy": "prod-nightly",
+            "resource_id": "i-0abc",
+            "recovery_point": "prod-nightly/i-0abc/20261127T0200Z",
+            "snapshot_ids": ["snap-13", "snap-14"],
+            "created_at": "2026-11-27T02:10:04Z",
+            "timeout_seconds": 2700,
+            "reason": "no verified recovery point yet",
+        }
+        assert plan_json.plan_to_dict(make_plan(actions=(VERIFY,)))["summary"]["verify"] == 1
+
+    def test_a_timeout_with_a_fraction_of_a_second_is_refused_as_a_bug(self) -> None:
+        odd = dataclasses.replace(VERIFY, timeout=timedelta(seconds=1.5))
+
+        with pytest.raises(ValueError, match="not a whole number of seconds"):
+            plan_json.action_to_dict(odd)
+
+    def test_each_kept_entry_says_when_it_was_verified_or_null(self) -> None:
+        base = make_plan().kept[0]
+        verified = dataclasses.replace(base, verified=utc(2026, 11, 28, 3, 12, 9))
+
+        data = plan_json.plan_to_dict(make_plan(kept=(base, verified)))
+
+        assert [k["verified"] for k in data["kept"]] == [None, "2026-11-28T03:12:09Z"]
+        assert list(data["kept"][0])[-2:] == ["kept_by", "verified"]
 
     def test_full_tag_values_are_written_only_when_a_tag_was_cut(self) -> None:
         cut = dataclasses.replace(CREATE, full_tag_values={"smartvault:devices": "x" * 300})
@@ -349,7 +394,8 @@ class TestSchema:
         assert plan_json.plan_schema() == json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
     def test_the_sample_plan_validates_against_the_schema(self) -> None:
-        plan = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY))
+        verified = dataclasses.replace(make_plan().kept[0], verified=utc(2026, 11, 28, 3))
+        plan = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY, VERIFY), kept=(verified,))
 
         errors = list(schema_validator().iter_errors(plan_json.plan_to_dict(plan)))
 
@@ -415,6 +461,18 @@ class TestRoundTrip:
 
         assert "Größe ✓" in plan_json.dumps(plan)
 
+    def test_verify_actions_and_verified_kept_entries_survive_the_round_trip(self) -> None:
+        verified = dataclasses.replace(make_plan().kept[0], verified=utc(2026, 11, 28, 3, 0, 1))
+        plan = make_plan(actions=(CREATE, VERIFY, DELETE), kept=(verified,))
+
+        text = plan_json.dumps(plan)
+        again = plan_json.loads(text)
+
+        assert again == plan
+        assert again.actions[1] == VERIFY
+        assert again.kept[0].verified == utc(2026, 11, 28, 3, 0, 1)
+        assert plan_json.dumps(again) == text
+
     def test_millisecond_snapshot_times_survive_the_round_trip(self) -> None:
         kept = Kept(
             "us-east-1",
@@ -448,7 +506,7 @@ class TestLoadsErrors:
 
         assert str(info.value) == (
             "plan.json is not a SmartVault plan: actions[3].type: "
-            "'remove' is not one of create, delete, archive, copy"
+            "'remove' is not one of create, delete, archive, copy, verify"
         )
 
     def test_the_message_names_the_source_it_was_given(self) -> None:
@@ -473,6 +531,23 @@ class TestLoadsErrors:
         with pytest.raises(
             PlanFileError, match=r"kept\[0\]\.kept_by\[0\]: 'forever' is not one of keep_last"
         ):
+            plan_json.loads(text)
+
+    def test_a_verify_action_without_a_positive_time_limit_is_refused(self) -> None:
+        for change, problem in (
+            (lambda a: a.pop("timeout_seconds"), r"'timeout_seconds' is a required property"),
+            (lambda a: a.update(timeout_seconds=0), r"timeout_seconds: 0 is less than"),
+        ):
+            data = plan_json.plan_to_dict(make_plan(actions=(VERIFY,)))
+            change(data["actions"][0])
+
+            with pytest.raises(PlanFileError, match=problem):
+                plan_json.loads(json.dumps(data))
+
+    def test_a_kept_entry_must_say_whether_it_is_verified(self) -> None:
+        text = self._broken(lambda d: d["kept"][0].pop("verified"))
+
+        with pytest.raises(PlanFileError, match=r"kept\[0\]: 'verified' is a required property"):
             plan_json.loads(text)
 
     def test_a_time_in_another_format_is_rejected_readably(self) -> None:

@@ -25,6 +25,7 @@ from tests.factories import ARCHIVE
 from tests.factories import COPY
 from tests.factories import CREATE
 from tests.factories import DELETE
+from tests.factories import VERIFY
 from tests.factories import utc
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -102,7 +103,7 @@ point 2026-11-27T02:00:04Z is before slot 2026-11-28T02:00:00Z
   = 1 recovery point kept
   · skip    i-0abc  prod-nightly/i-0abc/20261101T0200Z  snap-5 — in use by AMI ami-0123
 
-Plan: 1 to create, 1 to delete, 0 to archive, 0 to copy; 1 kept, 1 skipped.
+Plan: 1 to create, 1 to delete, 0 to archive, 0 to copy, 0 to verify; 1 kept, 1 skipped.
 """
 
 EXPECTED_MARKDOWN = """\
@@ -111,11 +112,11 @@ EXPECTED_MARKDOWN = """\
 Account 123456789012, evaluated at 2026-11-28T17:00:00Z in us-east-1 \
 (generated 2026-11-28T17:00:02Z).
 
-| Create | Delete | Archive | Copy | Kept | Skipped |
-|---:|---:|---:|---:|---:|---:|
-| 1 | 1 | 0 | 0 | 1 | 1 |
+| Create | Delete | Archive | Copy | Verify | Kept | Skipped |
+|---:|---:|---:|---:|---:|---:|---:|
+| 1 | 1 | 0 | 0 | 0 | 1 | 1 |
 
-**Plan: 1 to create, 1 to delete, 0 to archive, 0 to copy; 1 kept, 1 skipped.**
+**Plan: 1 to create, 1 to delete, 0 to archive, 0 to copy, 0 to verify; 1 kept, 1 skipped.**
 
 **⚠️ Warnings (1)**
 
@@ -147,10 +148,10 @@ older than max_age 7d; not kept by keep_last 3 |
 
 <details><summary>Kept (1)</summary>
 
-| Resource | Recovery point | Snapshots | Created | Kept by |
-|---|---|---|---|---|
+| Resource | Recovery point | Snapshots | Created | Kept by | Verified |
+|---|---|---|---|---|---|
 | i-0abc | prod-nightly/i-0abc/20261127T0200Z | snap-3, snap-4 | 2026-11-27T02:00:04Z | \
-keep_last, daily |
+keep_last, daily |  |
 
 </details>
 """
@@ -184,7 +185,48 @@ class TestRenderText:
             "(2026-11-27T02:00:04Z) → us-west-2 (KMS alias/backup) — copy rule us-west-2\n"
         ) in text
         assert text.endswith(
-            "Plan: 0 to create, 0 to delete, 1 to archive, 1 to copy; 1 kept, 1 skipped.\n"
+            "Plan: 0 to create, 0 to delete, 1 to archive, 1 to copy, 0 to verify; "
+            "1 kept, 1 skipped.\n"
+        )
+
+    def test_a_restore_test_is_marked_with_a_question_mark_its_time_limit_and_reason(
+        self,
+    ) -> None:
+        plan = make_plan(actions=(VERIFY,), regions=("us-west-2",), kept=(), skipped=())
+
+        text = render.render_text(plan)
+
+        assert (
+            "  ? verify  i-0abc  prod-nightly/i-0abc/20261127T0200Z  snap-13, snap-14 "
+            "(2026-11-27T02:10:04Z), timeout 45m — no verified recovery point yet\n"
+        ) in text
+        assert text.endswith(
+            "Plan: 0 to create, 0 to delete, 0 to archive, 0 to copy, 1 to verify; "
+            "0 kept, 0 skipped.\n"
+        )
+
+    def test_a_restore_test_is_cyan_in_colour(self) -> None:
+        text = render.render_text(make_plan(actions=(VERIFY,)), color=True)
+
+        assert "\x1b[36m  ? verify" in text
+
+    def test_kept_recovery_points_say_which_are_verified_and_when(self) -> None:
+        verified = dataclasses.replace(
+            KEPT, recovery_point="rp-verified", verified=utc(2026, 11, 28, 3, 12, 9)
+        )
+        plan = make_plan(kept=(KEPT, verified))
+
+        short = render.render_text(plan)
+        long = render.render_text(plan, verbose=True)
+
+        assert "  = 2 recovery points kept, 1 verified\n" in short
+        assert (
+            "rp-verified  snap-3, snap-4 (2026-11-27T02:00:04Z) — kept by keep_last, daily; "
+            "verified 2026-11-28\n" in long
+        )
+        assert (
+            "20261127T0200Z  snap-3, snap-4 (2026-11-27T02:00:04Z) — kept by keep_last, "
+            "daily\n" in long
         )
 
     def test_a_copy_with_the_default_key_names_no_key(self) -> None:
@@ -195,7 +237,7 @@ class TestRenderText:
         assert "(2026-11-27T02:00:04Z) → us-west-2 — copy rule us-west-2\n" in text
 
     def test_without_colour_there_are_no_escape_codes(self) -> None:
-        plan = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY), orphans=(ORPHAN,))
+        plan = make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY, VERIFY), orphans=(ORPHAN,))
 
         assert "\x1b" not in render.render_text(plan, verbose=True)
 
@@ -276,11 +318,31 @@ class TestRenderMarkdown:
     def test_the_summary_table_comes_before_the_sections(self) -> None:
         text = render.render_markdown(make_plan(actions=(CREATE, DELETE, ARCHIVE, COPY)))
 
-        assert text.index("| Create | Delete | Archive | Copy | Kept | Skipped |") < text.index(
-            "### Policy"
-        )
-        assert "| 1 | 1 | 1 | 1 | 1 | 1 |" in text
+        assert text.index(
+            "| Create | Delete | Archive | Copy | Verify | Kept | Skipped |"
+        ) < text.index("### Policy")
+        assert "| 1 | 1 | 1 | 1 | 0 | 1 | 1 |" in text
         assert "| us-west-2 (KMS alias/backup) | copy rule us-west-2 |" in text
+
+    def test_a_restore_test_has_its_own_table_with_time_limit_and_reason(self) -> None:
+        text = render.render_markdown(make_plan(actions=(CREATE, VERIFY)))
+
+        assert "| 1 | 0 | 0 | 0 | 1 | 1 | 1 |" in text
+        assert (
+            "**Verify (1)**\n\n"
+            "| Region | Resource | Recovery point | Snapshots | Created | Timeout | Reason |\n"
+            "|---|---|---|---|---|---|---|\n"
+            "| us-west-2 | i-0abc | prod-nightly/i-0abc/20261127T0200Z | snap-13, snap-14 | "
+            "2026-11-27T02:10:04Z | 45m | no verified recovery point yet |\n"
+        ) in text
+        assert text.index("**Create (1)**") < text.index("**Verify (1)**")
+
+    def test_a_verified_kept_recovery_point_shows_the_day_it_was_verified(self) -> None:
+        verified = dataclasses.replace(KEPT, verified=utc(2026, 11, 28, 3, 12, 9))
+
+        text = render.render_markdown(make_plan(kept=(verified,)))
+
+        assert "| 2026-11-27T02:00:04Z | keep_last, daily | verified 2026-11-28 |\n" in text
 
     def test_an_empty_plan_says_no_changes(self) -> None:
         plan = make_plan(policies=(), actions=(), kept=(), skipped=(), warnings=())
@@ -288,7 +350,7 @@ class TestRenderMarkdown:
         text = render.render_markdown(plan)
 
         assert "**No changes. 0 recovery points kept.**" in text
-        assert "| 0 | 0 | 0 | 0 | 0 | 0 |" in text
+        assert "| 0 | 0 | 0 | 0 | 0 | 0 | 0 |" in text
         assert "<details>" not in text
 
     def test_user_text_is_escaped_so_tables_hold_and_no_html_gets_through(self) -> None:
@@ -349,7 +411,7 @@ class TestRenderMarkdown:
         text = render.render_markdown(plan)
 
         assert len(text) <= 65_536
-        assert "| 0 | 50,000 | 0 | 0 | 1 | 1 |" in text
+        assert "| 0 | 50,000 | 0 | 0 | 0 | 1 | 1 |" in text
         assert "<details><summary>Delete (50,000)</summary>" in text
         shown = sum(1 for row in table_rows(text) if row.startswith("| i-00"))
         assert shown > 100
@@ -386,7 +448,7 @@ class TestRenderMarkdown:
         text = render.render_markdown(plan, limit=2_000)
 
         assert len(text) <= 2_000
-        assert "| 0 | 400 | 0 | 0 | 1 | 1 |" in text
+        assert "| 0 | 400 | 0 | 0 | 0 | 1 | 1 |" in text
         assert "The plan is too large to show here" in text
 
     @settings(max_examples=100, deadline=None)

@@ -35,6 +35,9 @@ from smartvault.core.model.plan import PolicySlot
 from smartvault.core.model.plan import Skipped
 from smartvault.core.model.plan import VerifyAction
 from smartvault.core.model.policy import DEFAULT_RETENTION
+from smartvault.core.model.policy import DEFAULT_TIMEOUT
+from smartvault.core.model.policy import TIMEOUT_MAX
+from smartvault.core.model.policy import TIMEOUT_MIN
 from smartvault.core.model.policy import CopyRule
 from smartvault.core.model.policy import Duration
 from smartvault.core.model.policy import Notify
@@ -50,6 +53,8 @@ from smartvault.core.model.policy import TagCondition
 from smartvault.core.model.policy import TagFilter
 from smartvault.core.model.policy import Tags
 from smartvault.core.model.policy import Verify
+from smartvault.core.model.policy import format_timeout
+from smartvault.core.model.policy import parse_timeout
 from smartvault.core.model.recovery_points import RECOVERY_POINT_SLOT_FORMAT
 from smartvault.core.model.recovery_points import RecoveryPointId
 from smartvault.core.model.recovery_points import is_managed
@@ -62,7 +67,10 @@ from smartvault.core.model.volumes import encode_volume_specs
 __all__ = [
     "ACTION_TYPES",
     "DEFAULT_RETENTION",
+    "DEFAULT_TIMEOUT",
     "RECOVERY_POINT_SLOT_FORMAT",
+    "TIMEOUT_MAX",
+    "TIMEOUT_MIN",
     "Action",
     "ArchiveAction",
     "AuditAction",
@@ -107,7 +115,9 @@ __all__ = [
     "VolumeSpec",
     "decode_volume_specs",
     "encode_volume_specs",
+    "format_timeout",
     "is_managed",
+    "parse_timeout",
     "read_recovery_point",
     "recovery_point_id",
 ]

@@ -13,7 +13,7 @@ from smartvault.core.model.policy import ResourceType
 from smartvault.core.model.policy import Tags
 
 #: the plan's action types, in the one order every summary and rendering uses
-ACTION_TYPES = ("create", "delete", "archive", "copy")
+ACTION_TYPES = ("create", "delete", "archive", "copy", "verify")
 
 
 # --- the plan --------------------------------------------------
@@ -105,6 +105,9 @@ class Kept:
     #: the rules that keep it: keep_last, max_age, hourly, daily, weekly, monthly,
     #: yearly, disabled (its policy is disabled), pending (not yet completed)
     kept_by: tuple[str, ...]
+    #: when a restore test last proved it restorable: the oldest ``smartvault:verified``
+    #: time of its snapshots when every one carries a readable one, else None
+    verified: datetime | None = None
 
 
 @dataclass(frozen=True)

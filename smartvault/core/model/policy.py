@@ -145,13 +145,53 @@ class Notify:
     on: tuple[Literal["failure", "success", "always"], ...] = ("failure",)
 
 
+# --- restore-test time limits ----------------------------------------------------
+
+_TIMEOUT_RE = re.compile(r"^([1-9][0-9]{0,3})([mh])$")
+#: the bounds of ``verify.timeout``: new volumes take seconds to minutes to become
+#: ``available``, so less than a minute fails healthy restores; a test still waiting
+#: after 12 hours has found a problem, and its volumes are billed while it waits
+TIMEOUT_MIN = timedelta(minutes=1)
+TIMEOUT_MAX = timedelta(hours=12)
+DEFAULT_TIMEOUT = timedelta(minutes=30)
+
+
+def parse_timeout(text: str) -> timedelta:
+    """``30m`` or ``2h`` as a time limit; raise ``ValueError`` with a readable reason.
+
+    Only minutes and hours: a restore test's limit is never days, and durations
+    elsewhere (``Nh``, ``Nd``, ``Nw``) have no minutes.
+    """
+    match = _TIMEOUT_RE.match(text.strip())
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a time limit; write a positive whole number followed by "
+            "m (minutes) or h (hours), for example 30m"
+        )
+    count, unit = match.groups()
+    limit = timedelta(minutes=int(count)) if unit == "m" else timedelta(hours=int(count))
+    if not TIMEOUT_MIN <= limit <= TIMEOUT_MAX:
+        low, high = format_timeout(TIMEOUT_MIN), format_timeout(TIMEOUT_MAX)
+        raise ValueError(f"{text!r} is outside {low} to {high}")
+    return limit
+
+
+def format_timeout(limit: timedelta) -> str:
+    """``30m``, ``2h``, ``90m``: a whole number of hours when it is one, else minutes."""
+    minutes = int(limit.total_seconds() // 60)
+    seconds = int(limit.total_seconds()) % 60
+    if seconds:
+        return f"{int(limit.total_seconds())}s"
+    return f"{minutes // 60}h" if minutes and minutes % 60 == 0 else f"{minutes}m"
+
+
 @dataclass(frozen=True)
 class Verify:
     """Restore testing: how often each lineage's newest recovery point is restored, and
     how long its test volumes may take to become ``available``."""
 
     every: Duration
-    timeout: timedelta = timedelta(minutes=30)
+    timeout: timedelta = DEFAULT_TIMEOUT
 
 
 @dataclass(frozen=True)

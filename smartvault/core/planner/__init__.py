@@ -17,7 +17,8 @@ How it works, in one pass over the snapshots (O(n log n)):
    (:mod:`.creates`).
 3. Each lineage is given its retention; completed points no rule keeps are
    deleted, failed ones too, unless an AMI uses them (:mod:`.decisions`). Archives and
-   copies (:mod:`.copies`) follow.
+   copies (:mod:`.copies`) follow, then a restore test of the newest completed point
+   when the policy's ``verify`` says one is due (:mod:`.verify`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from smartvault.core.planner.lineages import warn_malformed
 from smartvault.core.planner.selection import policy_state
 from smartvault.core.planner.selection import select
 from smartvault.core.planner.selection import warn_unread_regions
+from smartvault.core.planner.verify import verification
 from smartvault.core.planner.warnings import Warnings
 from smartvault.core.tags import TAG_RESOURCE_TAGS
 
@@ -155,6 +157,12 @@ def plan(
         skipped.extend(decided.skipped)
         if not is_copy:
             actions.extend(copies(points, policy, regions, copied, warnings))
+        if policy.verify is not None:
+            test = verification(
+                points, policy.verify, at, {k.recovery_point for k in decided.kept}, warnings
+            )
+            if test is not None:
+                actions.append(test)
 
     return Plan(
         at=at,
@@ -179,7 +187,9 @@ def plan(
 
 # --- ordering -------------------------------------------------------------------
 
-_ACTION_ORDER = {"create": 0, "copy": 1, "archive": 2, "delete": 3}
+# A restore test comes after the copies (a copy lineage is tested on its own) and before
+# archives and deletions, which never touch the point it tests.
+_ACTION_ORDER = {"create": 0, "copy": 1, "verify": 2, "archive": 3, "delete": 4}
 
 
 def _action_key(action: Action) -> tuple[str, str, str, int, str, str, tuple[str, ...]]:

@@ -186,6 +186,7 @@ def keep(point: RecoveryPoint, kept_by: tuple[str, ...]) -> Kept:
         point.snapshot_ids,
         point.created_at,
         kept_by,
+        point.verified,
     )
 
 

@@ -29,6 +29,8 @@ from smartvault.core.tags import TAG_POLICY
 from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.core.tags import TAG_RESOURCE_TAGS
 from smartvault.core.tags import TAG_SOURCE
+from smartvault.core.tags import TAG_VERIFIED
+from smartvault.core.times import parse_iso_utc
 
 _PENDING_STATES = frozenset({"pending", "recovering"})
 # In the Recycle Bin: already deleted as far as a plan is concerned.
@@ -64,6 +66,9 @@ class RecoveryPoint:
     standard_ids: tuple[str, ...]
     #: ``smartvault:resource-tags`` as written at creation (unparsed)
     recorded_tags: str | None
+    #: the oldest ``smartvault:verified`` time of its snapshots, when every one of them
+    #: carries a readable one; else None (:func:`verified_at`)
+    verified: datetime | None = None
 
     @property
     def snapshot_id(self) -> str:
@@ -128,6 +133,7 @@ def group_lineages(
         errors: list[str] = []
         pending: list[str] = []
         standard: list[str] = []
+        verified = verified_at(members)
         for member in members:
             if member.start_time < created_at:
                 created_at = member.start_time
@@ -153,12 +159,37 @@ def group_lineages(
                 tuple(pending),
                 snapshot_ids if len(standard) == len(members) else tuple(standard),
                 first.tags.get(TAG_RESOURCE_TAGS),
+                verified,
             )
         )
     for points in lineages.values():
         if len(points) > 1:
             points.sort(key=ret.order_key)
     return lineages, copied, malformed
+
+
+def verified_at(members: list[Snapshot]) -> datetime | None:
+    """When a restore test last proved a recovery point: the oldest ``smartvault:verified``
+    time of its snapshots, or None unless every one carries a readable time.
+
+    A snapshot without it, or with a value that does not read as an ISO time with a zone,
+    makes the whole point unverified: a tag someone else wrote can only ever cause one
+    more restore test, never one fewer.
+    """
+    oldest: datetime | None = None
+    for member in members:
+        text = member.tags.get(TAG_VERIFIED)
+        if text is None:
+            return None
+        try:
+            moment = parse_iso_utc(text)
+        except OverflowError:  # an offset that moves year 1 or 9999 out of range
+            return None
+        if moment is None:
+            return None
+        if oldest is None or moment < oldest:
+            oldest = moment
+    return oldest
 
 
 def _snapshot_id(snapshot: Snapshot) -> str:

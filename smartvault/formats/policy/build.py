@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from smartvault.core.model import DEFAULT_RETENTION
+from smartvault.core.model import DEFAULT_TIMEOUT
 from smartvault.core.model import CopyRule
 from smartvault.core.model import Duration
 from smartvault.core.model import Notify
@@ -20,6 +21,8 @@ from smartvault.core.model import Selector
 from smartvault.core.model import SnapshotSettings
 from smartvault.core.model import TagCondition
 from smartvault.core.model import TagFilter
+from smartvault.core.model import Verify
+from smartvault.core.model import parse_timeout
 
 
 def _tag_filter(raw: dict[str, Any] | None) -> TagFilter:
@@ -44,6 +47,16 @@ def _retention(raw: dict[str, Any] | None) -> Retention:
         weekly=raw.get("weekly", 0),
         monthly=raw.get("monthly", 0),
         yearly=raw.get("yearly", 0),
+    )
+
+
+def _verify(raw: dict[str, Any] | None) -> Verify | None:
+    if raw is None:
+        return None
+    timeout = raw.get("timeout")
+    return Verify(
+        every=Duration.parse(raw["every"]),
+        timeout=DEFAULT_TIMEOUT if timeout is None else parse_timeout(timeout),
     )
 
 
@@ -92,4 +105,5 @@ def build_policy(raw: dict[str, Any], filename: str, line: int) -> Policy:
         notify=Notify(notify["sns_topic_arn"], tuple(notify.get("on", ("failure",))))
         if notify
         else None,
+        verify=_verify(raw.get("verify")),
     )

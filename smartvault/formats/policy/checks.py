@@ -2,7 +2,8 @@
 
 A schedule must be a valid expression in a real time zone, a snapshot tag may not be
 one SmartVault or AWS writes and may use only the known placeholders, a copy region is
-listed once, and a policy name is unique across every loaded file. A part of the
+listed once, a restore test's time limit lies between 1m and 12h, and a policy name is
+unique across every loaded file. A part of the
 document the schema already found wrong is not looked at again.
 """
 
@@ -15,6 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartvault.core import schedules
+from smartvault.core.model import TIMEOUT_MAX
+from smartvault.core.model import TIMEOUT_MIN
+from smartvault.core.model import format_timeout
+from smartvault.core.model import parse_timeout
 from smartvault.core.tags import aws_reserved
 from smartvault.core.tags import smartvault_reserved
 from smartvault.errors import Problem
@@ -87,6 +92,10 @@ def _check_policy(
             for position, key in enumerate(snapshot["copy_tags"]):
                 _check_written_tag_key(str(key), doc, (*base, "snapshot", "copy_tags", position))
 
+    verify = raw.get("verify")
+    if isinstance(verify, dict) and clean("verify"):
+        _check_verify(verify, doc, base)
+
     copies = raw.get("copies")
     if isinstance(copies, list) and clean("copies"):
         first: dict[str, int] = {}
@@ -99,6 +108,23 @@ def _check_policy(
                     f"a copy to `{region}` is already defined at line {first[region]}",
                 )
             first.setdefault(region, line)
+
+
+def _check_verify(verify: dict[str, Any], doc: Document, base: JsonPath) -> None:
+    """A ``verify.timeout`` the schema let through (``Nm``/``Nh``) must lie within the bounds."""
+    text = verify.get("timeout")
+    if not isinstance(text, str):
+        return
+    try:
+        parse_timeout(text)
+    except ValueError:
+        longest, shortest = format_timeout(TIMEOUT_MAX), format_timeout(TIMEOUT_MIN)
+        doc.add_at(
+            (*base, "verify", "timeout"),
+            f"timeout `{text}` is longer than {longest}: new volumes become available "
+            "within minutes, so a restore test still waiting after that has found a problem, "
+            f"and its test volumes are billed while it waits; use {shortest} to {longest}",
+        )
 
 
 def _check_written_tag_key(key: str, doc: Document, path: JsonPath) -> None:

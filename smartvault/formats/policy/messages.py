@@ -42,6 +42,7 @@ _TYPE_WORDS = {
 }
 _EXPECTED_BY_TITLE = {
     "Duration": "a duration such as 7d",
+    "Timeout": "a time limit such as 30m",
     "Name": "a name such as prod-nightly",
     "Region": "a region name such as us-east-1",
     "Tag key": "a tag key",
@@ -60,6 +61,10 @@ _PATTERN_PHRASES = {
     "Duration": (
         "is not a duration; write a positive whole number followed by h (hours), "
         "d (days) or w (weeks), for example 7d"
+    ),
+    "Timeout": (
+        "is not a time limit; write a positive whole number followed by m (minutes) "
+        "or h (hours), from 1m to 12h, for example 30m"
     ),
     "SNS topic ARN": (
         "is not an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:backup-alerts"

@@ -6,6 +6,8 @@ Pure functions of the plan: no terminal, no clock, no environment.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
+from datetime import datetime
 
 from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import Plan
@@ -56,6 +58,11 @@ def warning_context(warning: PlanWarning) -> str:
     if warning.region is not None:
         parts.append(warning.region)
     return ", ".join(parts)
+
+
+def verified_mark(verified: datetime) -> str:
+    """``verified 2026-11-28``: the UTC day a restore test last proved a recovery point."""
+    return f"verified {verified.astimezone(UTC):%Y-%m-%d}"
 
 
 def ids(values: Sequence[str]) -> str:

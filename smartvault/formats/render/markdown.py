@@ -20,12 +20,15 @@ from smartvault.core.model import CreateAction
 from smartvault.core.model import Kept
 from smartvault.core.model import Plan
 from smartvault.core.model import Skipped
+from smartvault.core.model import VerifyAction
+from smartvault.core.model import format_timeout
 from smartvault.core.times import iso_utc
 from smartvault.formats.render.common import ids
 from smartvault.formats.render.common import multi_region
 from smartvault.formats.render.common import policy_detail
 from smartvault.formats.render.common import policy_order
 from smartvault.formats.render.common import summary_line
+from smartvault.formats.render.common import verified_mark
 from smartvault.formats.render.common import warning_context
 
 #: a GitHub comment holds at most 65,536 characters
@@ -83,8 +86,10 @@ def _row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(md_escape(c) for c in cells) + " |\n"
 
 
-def _header(columns: Sequence[str]) -> str:
-    return "| " + " | ".join(columns) + " |\n" + "|" + "---|" * len(columns) + "\n"
+def _header(columns: Sequence[str], *, numbers: bool = False) -> str:
+    """A table's header row and delimiter row; ``numbers`` aligns every column right."""
+    rule = "---:|" if numbers else "---|"
+    return "| " + " | ".join(columns) + " |\n" + "|" + rule * len(columns) + "\n"
 
 
 @dataclass
@@ -156,6 +161,7 @@ _ACTION_SECTIONS: dict[str, tuple[str, str, str]] = {
     "delete": ("Delete", "deletion", "deletions"),
     "archive": ("Archive", "recovery point to archive", "recovery points to archive"),
     "copy": ("Copy", "copy", "copies"),
+    "verify": ("Verify", "restore test", "restore tests"),
 }
 
 
@@ -167,6 +173,8 @@ def _action_section(kind: str, actions: Sequence[Action], regioned: bool) -> _Se
         columns += ["Volumes", "Reason"]
     elif kind == "copy":
         columns += ["Snapshots", "Created", "To", "Reason"]
+    elif kind == "verify":
+        columns += ["Snapshots", "Created", "Timeout", "Reason"]
     else:
         columns += ["Snapshots", "Created", "Reason"]
     rows = []
@@ -179,6 +187,8 @@ def _action_section(kind: str, actions: Sequence[Action], regioned: bool) -> _Se
             if isinstance(action, CopyAction):
                 kms = f" (KMS {action.kms_key_id})" if action.kms_key_id else ""
                 cells.append(action.target_region + kms)
+            elif isinstance(action, VerifyAction):
+                cells.append(format_timeout(action.timeout))
             cells.append(action.reason)
         rows.append(_row(cells))
     return _Section(title, rows, singular, plural, header=_header(columns))
@@ -186,7 +196,7 @@ def _action_section(kind: str, actions: Sequence[Action], regioned: bool) -> _Se
 
 def _kept_section(kept: Sequence[Kept], regioned: bool) -> _Section:
     columns = [*(["Region"] if regioned else []), "Resource", "Recovery point"]
-    columns += ["Snapshots", "Created", "Kept by"]
+    columns += ["Snapshots", "Created", "Kept by", "Verified"]
     rows = [
         _row(
             [
@@ -196,6 +206,7 @@ def _kept_section(kept: Sequence[Kept], regioned: bool) -> _Section:
                 ids(k.snapshot_ids),
                 iso_utc(k.created_at),
                 ", ".join(k.kept_by),
+                "" if k.verified is None else verified_mark(k.verified),
             ]
         )
         for k in kept
@@ -242,9 +253,10 @@ def _markdown_blocks(plan: Plan) -> tuple[list[_Block], list[_Block]]:
         "## SmartVault plan\n\n",
         f"Account {md_escape(plan.account_id)}, evaluated at {iso_utc(plan.at)} "
         f"in {regions} (generated {iso_utc(plan.generated_at)}).\n\n",
-        "| Create | Delete | Archive | Copy | Kept | Skipped |\n"
-        "|---:|---:|---:|---:|---:|---:|\n"
-        "| " + " | ".join(f"{counts[k]:,}" for k in (*ACTION_TYPES, "kept", "skipped")) + " |\n\n",
+        _header([*(_ACTION_SECTIONS[t][0] for t in ACTION_TYPES), "Kept", "Skipped"], numbers=True)
+        + "| "
+        + " | ".join(f"{counts[k]:,}" for k in (*ACTION_TYPES, "kept", "skipped"))
+        + " |\n\n",
         f"**{md_escape(summary_line(plan))}**\n\n",
     ]
     body: list[_Block] = []

@@ -10,6 +10,8 @@ from smartvault.core.model import Action
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
 from smartvault.core.model import Plan
+from smartvault.core.model import VerifyAction
+from smartvault.core.model import format_timeout
 from smartvault.core.times import iso_utc
 from smartvault.formats.render.common import count
 from smartvault.formats.render.common import ids
@@ -17,10 +19,11 @@ from smartvault.formats.render.common import multi_region
 from smartvault.formats.render.common import policy_detail
 from smartvault.formats.render.common import policy_order
 from smartvault.formats.render.common import summary_line
+from smartvault.formats.render.common import verified_mark
 from smartvault.formats.render.common import warning_context
 
-_SIGNS = {"create": "+", "delete": "-", "archive": "~", "copy": "~"}
-_COLOURS = {"create": "32", "delete": "31", "archive": "33", "copy": "33"}
+_SIGNS = {"create": "+", "delete": "-", "archive": "~", "copy": "~", "verify": "?"}
+_COLOURS = {"create": "32", "delete": "31", "archive": "33", "copy": "33", "verify": "36"}
 _YELLOW = "33"
 _BOLD = "1"
 
@@ -34,6 +37,8 @@ def _action_target(action: Action) -> str:
         text += f" → {action.target_region}"
         if action.kms_key_id:
             text += f" (KMS {action.kms_key_id})"
+    elif isinstance(action, VerifyAction):
+        text += f", timeout {format_timeout(action.timeout)}"
     return text
 
 
@@ -41,9 +46,10 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
     """The plan for a terminal; ANSI colour only when ``color`` is true.
 
     A header, the warnings (``!``), then one section per policy with one line per
-    action (``+`` create, ``-`` delete, ``~`` archive or copy), its kept recovery
-    points (a count; each one with the rules that keep it when ``verbose``) and
-    skipped ones, then orphans, then a closing summary line.
+    action (``+`` create, ``-`` delete, ``~`` archive or copy, ``?`` verify: a restore
+    test), its kept recovery points (a count, and how many are verified; each one with
+    the rules that keep it and the day it was verified when ``verbose``) and skipped
+    ones, then orphans, then a closing summary line.
     """
 
     def paint(text: str, *codes: str) -> str:
@@ -86,10 +92,13 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
             lines.extend(
                 f"  = keep    {subject(k.region, k.resource_id, k.recovery_point)}  "
                 f"{ids(k.snapshot_ids)} ({iso_utc(k.created_at)}) — kept by {', '.join(k.kept_by)}"
+                + (f"; {verified_mark(k.verified)}" if k.verified is not None else "")
                 for k in kept
             )
         elif kept:
-            lines.append(f"  = {count(len(kept), 'recovery point')} kept")
+            verified = sum(1 for k in kept if k.verified is not None)
+            of_them = f", {verified:,} verified" if verified else ""
+            lines.append(f"  = {count(len(kept), 'recovery point')} kept{of_them}")
         lines.extend(
             f"  · skip    {subject(s.region, s.resource_id, s.recovery_point)}  "
             f"{ids(s.snapshot_ids)} — {s.reason}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from smartvault.core.model import DEFAULT_RETENTION
 from smartvault.core.model import CopyRule
 from smartvault.core.model import Duration
@@ -9,6 +11,7 @@ from smartvault.core.model import Notify
 from smartvault.core.model import Retention
 from smartvault.core.model import TagCondition
 from smartvault.core.model import TagFilter
+from smartvault.core.model import Verify
 from tests.factories import MINIMAL_POLICY
 from tests.factories import parse_one
 from tests.factories import with_policy_lines
@@ -31,6 +34,7 @@ class TestDefaults:
         assert policy.archive_after is None
         assert policy.copies == ()
         assert policy.notify is None
+        assert policy.verify is None
         assert policy.snapshot.copy_tags == ()
         assert policy.snapshot.tags == {}
         assert policy.snapshot.exclude_boot_volume is False
@@ -68,6 +72,15 @@ class TestDefaults:
     def test_archive_after_becomes_the_policy_archive_after(self) -> None:
         policy = parse_one(with_policy_lines("archive: {after: 90d}"))
         assert policy.archive_after == Duration.parse("90d")
+
+    def test_verify_timeout_defaults_to_30_minutes(self) -> None:
+        policy = parse_one(with_policy_lines("verify: {every: 7d}"))
+        assert policy.verify == Verify(Duration.parse("7d"), timedelta(minutes=30))
+
+    def test_verify_timeout_reads_minutes_and_hours_within_1m_to_12h(self) -> None:
+        for text, limit in (("1m", 1), ("45m", 45), ("90m", 90), ("2h", 120), ("12h", 720)):
+            policy = parse_one(with_policy_lines(f"verify: {{every: 1d, timeout: {text}}}"))
+            assert policy.verify == Verify(Duration.parse("1d"), timedelta(minutes=limit)), text
 
     def test_tag_filters_read_equal_any_of_and_present_with_any_value(self) -> None:
         policy = parse_one(
@@ -114,6 +127,7 @@ class TestDefaults:
         )
         assert policy.notify is not None
         assert policy.notify.on == ("failure",)
+        assert policy.verify == Verify(Duration.parse("7d"), timedelta(minutes=30))
 
 
 DESIGN_EXAMPLE = """\
@@ -163,4 +177,7 @@ policies:
     notify:
       sns_topic_arn: arn:aws:sns:us-east-1:123456789012:backup-alerts
       on: [failure]
+    verify:
+      every: 7d
+      timeout: 30m
 """

@@ -1,4 +1,4 @@
-"""Checks beyond the schema: snapshot tag placeholders and unique policy names."""
+"""Checks beyond the schema: snapshot tag placeholders, restore-test limits, unique names."""
 
 from __future__ import annotations
 
@@ -21,6 +21,22 @@ class TestChecks:
         assert problems_of(with_policy_lines("snapshot: {tags: {Name: '{slot}-{owner}'}}")) == [
             "p.yaml:9:29: tag `Name` uses the unknown placeholder `{owner}` "
             "(known: {policy}, {resource_id}, {slot})"
+        ]
+
+    def test_a_restore_test_may_wait_at_most_12_hours(self) -> None:
+        assert parse_one(with_policy_lines("verify: {every: 7d, timeout: 720m}")).verify
+        for text in ("721m", "13h", "9999m"):
+            problems = problems_of(with_policy_lines(f"verify: {{every: 7d, timeout: {text}}}"))
+            assert problems == [
+                f"p.yaml:9:34: timeout `{text}` is longer than 12h: new volumes become "
+                "available within minutes, so a restore test still waiting after that has found "
+                "a problem, and its test volumes are billed while it waits; use 1m to 12h"
+            ]
+
+    def test_a_timeout_the_schema_refused_is_not_checked_again(self) -> None:
+        assert problems_of(with_policy_lines("verify: {every: 7d, timeout: 1d}")) == [
+            "p.yaml:9:34: timeout `1d` is not a time limit; write a positive whole number "
+            "followed by m (minutes) or h (hours), from 1m to 12h, for example 30m"
         ]
 
     def test_parse_policies_finds_duplicate_names_within_one_document(self) -> None:
