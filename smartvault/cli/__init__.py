@@ -20,6 +20,7 @@ from smartvault.cli.params import split_regions
 from smartvault.cli.plan import plan_command
 from smartvault.cli.schema import schema_command
 from smartvault.cli.validate import validate_command
+from smartvault.cli.verify import verify_command
 from smartvault.settings import DEFAULT_AUDIT_TABLE
 from smartvault.settings import Settings
 
@@ -86,6 +87,7 @@ for _command in (
     schema_command,
     plan_command,
     apply_command,
+    verify_command,
     audit_group,
     deploy_group,
 ):
