@@ -33,6 +33,7 @@ from smartvault.core.tags import TAG_POLICY
 from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.core.tags import TAG_VERIFIED
 from smartvault.core.tags import TAG_VERIFY
+from smartvault.errors import Ec2CallFailed
 from tests.apply.fakes import FakeEc2
 from tests.factories import ACCOUNT
 from tests.factories import REGION
@@ -255,9 +256,30 @@ class TestRestoreTest:
         assert creates(ec2) == ["snap-root", "snap-root"]
         assert len(set(made)) == 1  # the repeat returned the volume the lost answer made
 
-    def test_a_refused_create_fails_the_test_and_deletes_what_was_made(self, audit, clock):
-        from smartvault.errors import Ec2CallFailed
+    def test_a_volume_in_state_error_fails_the_test_at_once(self, audit, clock):
+        ec2 = world(clock, never_available={"snap-data"})
+        broken: list[str] = []
 
+        def sleep(seconds: float) -> None:  # EC2 gives up on the volume during the wait
+            clock.advance(seconds=seconds)
+            for key, volume in list(ec2.volumes_by_id.items()):
+                if volume.snapshot_id == "snap-data":
+                    ec2.volumes_by_id[key] = replace(volume, state="error")
+                    broken.append(volume.volume_id)
+
+        plan = Plan(NOW, NOW, ACCOUNT, (REGION,), actions=(verify(),))
+        runner = Executor(
+            ec2, audit, volumes=ec2, run_id="run-1", actor="tester", clock=clock, sleep=sleep
+        )
+        [result] = runner.apply(plan).results
+
+        assert result.outcome == "failed"
+        assert result.error == f"{broken[0]} went to state error; nothing verified"
+        assert clock() < NOW + timedelta(seconds=10)
+        assert all(TAG_VERIFIED not in ec2.snapshots[REGION, s].tags for s in SNAPS)
+        assert ec2.volumes_by_id == {}
+
+    def test_a_refused_create_fails_the_test_and_deletes_what_was_made(self, audit, clock):
         ec2 = world(clock)
         ec2.fail["CreateVolume", "snap-data"] = Ec2CallFailed(
             "could not create a volume from snap-data: VolumeLimitExceeded", "VolumeLimitExceeded"
