@@ -138,7 +138,9 @@ class VerifyStep:
                 break
             for note in sweep_test_volumes(self._ctx, region):
                 self.notes.append(note)
-                _LOG.log(logging.INFO if note.startswith("deleted") else logging.WARNING, note)
+                _LOG.log(
+                    logging.INFO if note.startswith("deleted") else logging.WARNING, "%s", note
+                )
         return _Prepared(
             look_by_region(self._ctx.ec2, ((a.region, a.snapshot_ids) for _, a in batch))
         )
