@@ -22,6 +22,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -109,6 +110,10 @@ class RunRequest:
     policies: tuple[str, ...] = ()
     #: where ``policies`` came from, for the error that names an unknown one
     policies_named_in: str = "the request"
+    #: only actions of these types (``("verify",)`` for ``smartvault verify``); empty: all.
+    #: With ``verify`` among them, the test volumes earlier runs left are swept in every
+    #: region of the run, even when no test is due.
+    action_types: tuple[str, ...] = ()
     dry_run: bool = False
     #: a saved plan (``plan --out``), applied only if planning again at its time agrees
     saved_plan: str | None = None
@@ -181,6 +186,8 @@ class Engine:
             plan = self.plan(policies)
         if request.policies:
             plan = preflight.only_policies(plan, request.policies)
+        if request.action_types:
+            plan = _only_action_types(plan, request.action_types)
         request.on_plan(plan)
         if request.dry_run:
             return RunReport(plan=plan)
@@ -189,7 +196,7 @@ class Engine:
             audit.check_writable()  # before asking: a missing table would fail every action
         run_id = request.run_id or new_run_id(self._clock())
         request.before_apply(plan, run_id)
-        result = self._apply(plan, audit, run_id, request)
+        result = self._apply(plan, audit, run_id, request, _sweep_regions(plan, policies, request))
         notifications = self._notify(plan, policies, result, audit, request.actor)
         return RunReport(plan=plan, result=result, notifications=notifications)
 
@@ -253,7 +260,14 @@ class Engine:
         )
         return executor.context()
 
-    def _apply(self, plan: Plan, audit: AuditLog, run_id: str, request: RunRequest) -> RunResult:
+    def _apply(
+        self,
+        plan: Plan,
+        audit: AuditLog,
+        run_id: str,
+        request: RunRequest,
+        sweep_regions: Sequence[str],
+    ) -> RunResult:
         """Carry out every action of ``plan``, auditing each (the executor never raises)."""
         executor = Executor(
             Ec2Snapshots(self.session.ec2_for_changes, sleep=self._sleep),
@@ -266,6 +280,7 @@ class Engine:
             should_stop=request.should_stop,
             on_result=request.on_result,
             table_checked=request.refuse_without_audit_table,  # checked by run() just now
+            sweep_regions=sweep_regions,
         )
         return executor.apply(plan)
 
@@ -292,6 +307,22 @@ class Engine:
             except AuditError as exc:  # the backups are done: say so, don't fail them
                 sent.append(NotifyResult(note.policy, topic, sent=outcome.sent, error=str(exc)))
         return tuple(sent)
+
+
+def _only_action_types(plan: Plan, types: Sequence[str]) -> Plan:
+    """``plan`` with only the actions of ``types`` (what it kept and warned stays)."""
+    return replace(plan, actions=tuple(a for a in plan.actions if a.type in types))
+
+
+def _sweep_regions(plan: Plan, policies: PolicySet, request: RunRequest) -> tuple[str, ...]:
+    """Where the test volumes earlier restore tests left are looked for and deleted: every
+    region of the run when it was asked for restore tests, or when a policy of the plan
+    verifies (its role may delete test volumes then, and a test a deadline cut short
+    leaves volumes that must not wait a week for the next test)."""
+    asked_for_tests = "verify" in request.action_types
+    names = {p.name for p in plan.policies}
+    verifies = any(p.verify is not None and p.enabled for p in policies.policies if p.name in names)
+    return plan.regions if asked_for_tests or verifies else ()
 
 
 def _read_plan(path: str) -> Plan:

@@ -14,7 +14,8 @@ The guarantees (docs/audit-and-apply.md says them for operators):
   the account.
 
 Creates run first, in plan order (grouped by region); then deletes, on a bounded thread
-pool; then copies and archives, one after another in plan order.
+pool; then copies and archives, one after another in plan order; restore tests last,
+after the sweep of test volumes earlier runs left (:mod:`.verify`).
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ from smartvault.apply.ports import Volumes
 from smartvault.apply.step import RunContext
 from smartvault.apply.step import Step
 from smartvault.apply.trail import AuditTrail
+from smartvault.apply.verify import VerifyStep
 from smartvault.core.model import Action
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
 from smartvault.core.model import DeleteAction
 from smartvault.core.model import Plan
+from smartvault.core.model import VerifyAction
 from smartvault.core.report import ActionResult
 from smartvault.core.report import RunResult
 from smartvault.errors import AuditError
@@ -70,7 +73,8 @@ class Executor:
     returns an aware UTC datetime; ``sleep`` waits while a step waits on EC2;
     ``should_stop`` is asked before each action is started; ``on_result`` hears of each
     action as it finishes; ``table_checked``: the caller has just checked that the audit
-    table can be written, so it is not asked again.
+    table can be written, so it is not asked again; ``sweep_regions``: regions where test
+    volumes that earlier restore tests left are deleted even when no test there is due.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class Executor:
         max_workers: int = DEFAULT_MAX_WORKERS,
         claim_lease: timedelta = DEFAULT_CLAIM_LEASE,
         table_checked: bool = False,
+        sweep_regions: Sequence[str] = (),
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
@@ -105,12 +110,13 @@ class Executor:
         #: the caller checked the audit table just before (a pending record that cannot be
         #: written still stops the run before its change)
         self._table_checked = table_checked
+        self._sweep_regions = tuple(sweep_regions)
 
     def apply(self, plan: Plan) -> RunResult:
         """Carry out every action of ``plan``; never raises for a failed action."""
         ledger = RunLedger(self.run_id, self._should_stop, self._on_result)
         actions: tuple[Action, ...] = tuple(plan.actions)
-        if not actions:
+        if not actions and not self._sweep_regions:
             return RunResult(self.run_id, ())
         try:
             if not self._table_checked:
@@ -135,11 +141,16 @@ class Executor:
 
         ctx = self._context(ledger)
         claims = ctx.claims
+        verify = VerifyStep(ctx, self._sweep_regions)
         steps: tuple[tuple[type[Action], Step[Any, Any]], ...] = (
             (CreateAction, CreateStep(ctx)),
             (DeleteAction, DeleteStep(ctx, self._max_workers)),
             (CopyAction, CopyStep(ctx)),
             (ArchiveAction, ArchiveStep(ctx)),
+            # Restore tests last: they wait minutes on EC2, so a deadline cuts a test,
+            # never a backup, a deletion or a copy; and they test what this run left in
+            # place (a point this run deleted or archived is skipped, not restored).
+            (VerifyAction, verify),
         )
         indexed = list(enumerate(actions))
         try:
@@ -148,7 +159,7 @@ class Executor:
         finally:
             # Claims taken but never completed (asked to stop, or a crash in this process).
             claims.release_held()
-        return ledger.result(notes)
+        return ledger.result((*notes, *verify.notes))
 
     def context(self) -> RunContext:
         """The services of a run that is no plan (a restore): its records carry this

@@ -28,6 +28,7 @@ from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
 from smartvault.core.model import DeleteAction
 from smartvault.core.model import Snapshot
+from smartvault.core.model import VerifyAction
 from smartvault.core.model import is_managed
 from smartvault.core.report import ActionResult
 from smartvault.core.tags import CREATED_BY_VALUE
@@ -72,7 +73,7 @@ class Step(Protocol[A, P]):
     def run(self, index: int, action: A, prepared: P) -> ActionResult | None: ...
 
 
-Touching = DeleteAction | ArchiveAction | CopyAction
+Touching = DeleteAction | ArchiveAction | CopyAction | VerifyAction
 T = TypeVar("T", DeleteAction, ArchiveAction, CopyAction)
 
 

@@ -21,6 +21,7 @@ from smartvault.cli.plan import plan_command
 from smartvault.cli.restore import restore_command
 from smartvault.cli.schema import schema_command
 from smartvault.cli.validate import validate_command
+from smartvault.cli.verify import verify_command
 from smartvault.settings import DEFAULT_AUDIT_TABLE
 from smartvault.settings import Settings
 
@@ -88,6 +89,7 @@ for _command in (
     plan_command,
     apply_command,
     restore_command,
+    verify_command,
     audit_group,
     deploy_group,
 ):

@@ -169,6 +169,8 @@ class PolicyRunSummary:
     deleted: tuple[RecoveryPointResult, ...] = ()
     archived: tuple[RecoveryPointResult, ...] = ()
     copied: tuple[RecoveryPointResult, ...] = ()
+    #: recovery points a restore test turned into available volumes
+    verified: tuple[RecoveryPointResult, ...] = ()
     failed: tuple[FailedItem, ...] = ()
     skipped: tuple[SkippedItem, ...] = ()
     dry_run: bool = False
@@ -189,17 +191,23 @@ class PolicyRunSummary:
 def summarise(policy: str, result: RunResult, regions: Sequence[str]) -> PolicyRunSummary:
     """What ``result`` did for one policy, in the shape notifications report it."""
     mine = [r for r in result.results if r.action.policy == policy]
-    done: dict[str, list[RecoveryPointResult]] = {t: [] for t in ACTION_TYPES}
+    done: dict[str, list[RecoveryPointResult]] = {t: [] for t in (*ACTION_TYPES, "verify")}
     failed: list[FailedItem] = []
     skipped: list[SkippedItem] = []
     for r in mine:
-        what = f"{r.action.type} {r.action.recovery_point}"
-        if r.outcome == "succeeded":
+        what = _what(r.action)
+        if r.outcome == "failed" or r.audit_error:
+            # "restore test of <rp> failed: vol-1 not available after 30m"
+            failed.append(
+                FailedItem(
+                    f"{what} failed" if r.action.type == "verify" else what,
+                    r.error or r.audit_error,
+                )
+            )
+        elif r.outcome == "succeeded":
             done[r.action.type].append(
                 RecoveryPointResult(r.action.recovery_point, r.snapshot_ids, r.action.region)
             )
-        elif r.outcome == "failed" or r.audit_error:
-            failed.append(FailedItem(what, r.error or r.audit_error))
         elif r.outcome == "skipped":
             skipped.append(SkippedItem(what, r.reason))
     not_started = [a for a in result.not_started if a.policy == policy]
@@ -211,10 +219,17 @@ def summarise(policy: str, result: RunResult, regions: Sequence[str]) -> PolicyR
         deleted=tuple(done["delete"]),
         archived=tuple(done["archive"]),
         copied=tuple(done["copy"]),
+        verified=tuple(done["verify"]),
         failed=tuple(failed),
         skipped=tuple(skipped),
         stopped_early=result.stopped_early and bool(not_started),
     )
+
+
+def _what(action: Action) -> str:
+    if action.type == "verify":
+        return f"restore test of {action.recovery_point}"
+    return f"{action.type} {action.recovery_point}"
 
 
 class Notification(NamedTuple):
@@ -276,10 +291,10 @@ def should_notify(notify: Notify, summary: PolicyRunSummary) -> bool:
 def compose(summary: PolicyRunSummary) -> tuple[str, str]:
     """``(subject, body)`` for SNS: a short ASCII subject and a plain-text report.
 
-    The body lists what was created, deleted, archived, copied, what failed (with the
-    error) and what was skipped, then the run id and the command that shows its audit
-    records. Long lists are cut with a count of what was left out, so the body always
-    fits in one SNS message.
+    The body lists what was created, deleted, archived, copied, verified by a restore
+    test, what failed (with the error) and what was skipped, then the run id and the
+    command that shows its audit records. Long lists are cut with a count of what was
+    left out, so the body always fits in one SNS message.
     """
     subject = _subject(summary)
     for per_section, error_chars in ((ITEMS_PER_SECTION, ERROR_MAX_CHARS), (20, 300), (5, 200)):
@@ -304,6 +319,7 @@ def _subject(summary: PolicyRunSummary) -> str:
             ("deleted", summary.deleted),
             ("archived", summary.archived),
             ("copied", summary.copied),
+            ("verified", summary.verified),
         )
         if items
     )
@@ -350,6 +366,7 @@ def _body(summary: PolicyRunSummary, per_section: int, error_chars: int) -> str:
         ("Deleted", [_point(r) for r in summary.deleted]),
         ("Archived", [_point(r) for r in summary.archived]),
         ("Copied", [_point(r) for r in summary.copied]),
+        ("Verified by a restore test", [_point(r) for r in summary.verified]),
         (
             "Skipped",
             [

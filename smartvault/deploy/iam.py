@@ -3,8 +3,10 @@
 Pure: CloudFormation resources as dicts, no AWS call. Least privilege, and each
 statement is commented with why it is there: no ``*`` action anywhere; every EC2 write
 is confined to snapshots tagged ``CreatedBy=SmartVault`` (at creation, or already on
-the snapshot); the audit table is reached by key prefix, so audit records can never be
-deleted by the function; Scheduler may only invoke this function and feed its queue.
+the snapshot) and, for restore tests, to test volumes tagged ``CreatedBy=SmartVault``
+and ``smartvault:verify``; the audit table is reached by key prefix, so audit records
+can never be deleted by the function; Scheduler may only invoke this function and feed
+its queue.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from smartvault.core.audit_table import RECORD_PARTITION_PREFIX
 from smartvault.core.model import PolicySet
 from smartvault.core.tags import CREATED_BY_VALUE
 from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_NAME
 from smartvault.core.tags import TAG_POLICY
+from smartvault.core.tags import TAG_VERIFIED
+from smartvault.core.tags import TAG_VERIFY
 
 Json = dict[str, Any]
 
@@ -68,7 +73,8 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
     """The function role's IAM statements, each commented with why it is there.
 
     Least privilege: no ``*`` action anywhere; every write is confined to snapshots
-    tagged ``CreatedBy=SmartVault`` (at creation, or already on the snapshot).
+    tagged ``CreatedBy=SmartVault`` (at creation, or already on the snapshot), and to
+    restore tests' own volumes when a policy has ``verify``.
     """
     statements = [
         # Reading the inventory. EC2 Describe* calls support no resource-level
@@ -175,9 +181,13 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
     if topics:
         # Notifications go only to the topics the policies name.
         statements.append(_statement("PublishToPolicyTopics", ["sns:Publish"], topics))
-    if any(p.copies for p in policies.policies):
+    verifies = any(p.verify for p in policies.policies)
+    if verifies:
+        statements.extend(restore_test_statements())
+    if verifies or any(p.copies for p in policies.policies):
         # Copying an encrypted snapshot (and any copy with kms_key_id) makes EC2 decrypt
-        # with the source key and re-encrypt with the target key on the caller's behalf.
+        # with the source key and re-encrypt with the target key on the caller's behalf;
+        # a restore test of an encrypted snapshot makes EC2 decrypt it into the volume.
         # Keys may be named by alias, which IAM cannot match as a key resource, so this
         # allows the keys of this account but only when EC2 uses them for the call
         # (kms:ViaService). Keys of other accounts also need their key policy to allow it.
@@ -185,7 +195,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
         via_ec2 = {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}}
         statements.append(
             _statement(
-                "UseKmsKeysOnlyThroughEc2ForCopies",
+                "UseKmsKeysOnlyThroughEc2",
                 [
                     "kms:Decrypt",
                     "kms:DescribeKey",
@@ -197,17 +207,83 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
                 via_ec2,
             )
         )
-        # EC2 holds a grant on the target key while it writes the copy; the role may only
-        # create grants that are for an AWS resource, asked for by EC2.
+        # EC2 holds a grant on the key while it writes the copy or the volume; the role may
+        # only create grants that are for an AWS resource, asked for by EC2.
         statements.append(
             _statement(
-                "GrantKmsKeysOnlyToEc2ForCopies",
+                "GrantKmsKeysOnlyToEc2",
                 ["kms:CreateGrant"],
                 account_keys,
                 {**via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
         )
     return statements
+
+
+def restore_test_statements() -> list[Json]:
+    """What restore tests (policy ``verify``) need: make test volumes from managed
+    snapshots, delete only test volumes, and add ``smartvault:verified`` and nothing else
+    to managed snapshots."""
+    test_volume_keys = sorted({TAG_CREATED_BY, TAG_VERIFY, TAG_POLICY, TAG_NAME})
+    return [
+        # The zone a test volume is made in (DescribeVolumes, to wait for it, is among the
+        # inventory reads). Describe* calls take no resource-level permissions.
+        _statement("ReadZonesForRestoreTests", ["ec2:DescribeAvailabilityZones"], "*"),
+        # A test volume: only from a snapshot (ec2:ParentSnapshot present), tagged
+        # CreatedBy=SmartVault and smartvault:verify in the same call (the only volumes the
+        # role may delete), with those four tags and no other, so it can neither pass as
+        # someone's volume nor be selected by a volume policy.
+        _statement(
+            "CreateOnlyTaggedTestVolumesFromSnapshots",
+            ["ec2:CreateVolume"],
+            _VOLUME_ARN,
+            {
+                "StringEquals": {f"aws:RequestTag/{TAG_CREATED_BY}": CREATED_BY_VALUE},
+                "Null": {f"aws:RequestTag/{TAG_VERIFY}": "false", "ec2:ParentSnapshot": "false"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": test_volume_keys},
+            },
+        ),
+        # CreateVolume is also authorised against its source snapshot: only a managed one,
+        # so the role cannot turn someone else's (or a shared) snapshot into a volume.
+        _statement(
+            "CreateTestVolumesOnlyFromManagedSnapshots",
+            ["ec2:CreateVolume"],
+            _EXISTING_SNAPSHOT_ARN,
+            _MANAGED_SNAPSHOT,
+        ),
+        # Tags on volumes only as part of CreateVolume (TagSpecifications): never retagging
+        # an existing volume, which could otherwise make any volume deletable.
+        _statement(
+            "TagVolumesOnlyWhileCreatingThem",
+            ["ec2:CreateTags"],
+            _VOLUME_ARN,
+            {"StringEquals": {"ec2:CreateAction": "CreateVolume"}},
+        ),
+        # Deleting volumes: only test volumes, which carry CreatedBy=SmartVault and a
+        # smartvault:verify tag from their creation; no volume in use by anyone else.
+        _statement(
+            "DeleteOnlyTestVolumes",
+            ["ec2:DeleteVolume"],
+            _VOLUME_ARN,
+            {
+                "StringEquals": {f"aws:ResourceTag/{TAG_CREATED_BY}": CREATED_BY_VALUE},
+                "Null": {f"aws:ResourceTag/{TAG_VERIFY}": "false"},
+            },
+        ),
+        # The one tag ever added to a snapshot that exists: smartvault:verified, on managed
+        # snapshots only. ForAllValues with a non-null aws:TagKeys: every key of the call
+        # is that one (without the Null check an empty key list would pass ForAllValues).
+        _statement(
+            "TagManagedSnapshotsOnlyVerified",
+            ["ec2:CreateTags"],
+            _EXISTING_SNAPSHOT_ARN,
+            {
+                "StringEquals": {f"aws:ResourceTag/{TAG_CREATED_BY}": CREATED_BY_VALUE},
+                "ForAllValues:StringEquals": {"aws:TagKeys": [TAG_VERIFIED]},
+                "Null": {"aws:TagKeys": "false", f"aws:ResourceTag/{TAG_POLICY}": "false"},
+            },
+        ),
+    ]
 
 
 def function_role(policies: PolicySet) -> Json:

@@ -52,6 +52,10 @@ class FakeEc2:
     restored_for: list[tuple[str, int]] = field(default_factory=list)
     #: every CreateVolume's client token, in order
     tokens_sent: list[str] = field(default_factory=list)
+    #: snapshots whose first CreateVolume makes the volume but loses the answer
+    lose_volume_answer: set[str] = field(default_factory=set)
+    #: as AWS: DeleteVolume refuses a volume still ``creating`` (IncorrectState)
+    refuse_deleting_creating: bool = False
 
     def add(self, snapshot: Snapshot) -> Snapshot:
         self.snapshots[snapshot.region, snapshot.snapshot_id] = snapshot
@@ -215,6 +219,9 @@ class FakeEc2:
             -1 if snapshot_id in self.never_available else self.creating_for
         )
         self.add_volume(volume)
+        if snapshot_id in self.lose_volume_answer:
+            self.lose_volume_answer.discard(snapshot_id)
+            raise Ec2OutcomeUnknown("InternalError: injected (HTTP 500)", "InternalError")
         return volume
 
     def attach(self, region: str, volume_id: str, instance_id: str, device: str) -> None:
@@ -228,6 +235,15 @@ class FakeEc2:
         self._change("DeleteVolume", volume_id)
         if (region, volume_id) not in self.volumes_by_id:
             raise Ec2CallFailed(f"could not delete volume {volume_id}", "InvalidVolume.NotFound")
+        if (
+            self.refuse_deleting_creating
+            and self.volumes_by_id[region, volume_id].state == "creating"
+        ):
+            raise Ec2CallFailed(
+                f"could not delete volume {volume_id}: IncorrectState",
+                "IncorrectState",
+                f"The volume '{volume_id}' is 'creating'",
+            )
         del self.volumes_by_id[region, volume_id]
 
     def restore_from_archive(self, region: str, snapshot_id: str, days: int) -> int | None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from smartvault.core.model import PolicySet
+from smartvault.core.model import Verify
 from tests.deploy.test_template import TOPIC_A
 from tests.deploy.test_template import TOPIC_B
 from tests.deploy.test_template import by_sid
@@ -24,6 +26,11 @@ EXISTING_SNAPSHOT_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*::snapshot/snap-
 TABLE_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}"
     ":table/${AuditTableName}"
+}
+VOLUME_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:volume/*"}
+MANAGED = {
+    "StringEquals": {"aws:ResourceTag/CreatedBy": "SmartVault"},
+    "Null": {"aws:ResourceTag/smartvault:policy": "false"},
 }
 TABLE_INDEX_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}"
@@ -174,6 +181,92 @@ class TestFunctionRole:
         }
 
 
+def verifying_policies() -> PolicySet:
+    return PolicySet((make_policy("weekly", verify=Verify(every=timedelta(days=7))),))
+
+
+def _key(resource) -> str:
+    return json.dumps(resource, sort_keys=True)
+
+
+class TestRestoreTestPermissions:
+    """Only when a policy has ``verify``: test volumes from managed snapshots, deleted by
+    their tags, and smartvault:verified as the one tag added to an existing snapshot."""
+
+    def test_without_verify_the_role_touches_no_volume(self):
+        template = template_of(example_policies())
+        actions = {a for s in statements(template) for a in s["Action"]}
+        assert not actions & {"ec2:CreateVolume", "ec2:DeleteVolume"}
+        assert "ec2:DescribeAvailabilityZones" not in actions
+        for statement in with_action(template, "ec2:CreateTags"):
+            assert statement["Resource"] == SNAPSHOT_ARN  # while creating snapshots only
+
+    def test_test_volumes_are_made_only_from_managed_snapshots_with_exactly_their_tags(self):
+        made = with_action(template_of(verifying_policies()), "ec2:CreateVolume")
+        by_resource = {_key(s["Resource"]): s for s in made}
+        assert set(by_resource) == {_key(VOLUME_ARN), _key(EXISTING_SNAPSHOT_ARN)}
+        volume = by_resource[_key(VOLUME_ARN)]
+        assert volume["Action"] == ["ec2:CreateVolume"]
+        assert volume["Condition"] == {
+            "StringEquals": {"aws:RequestTag/CreatedBy": "SmartVault"},
+            "Null": {"aws:RequestTag/smartvault:verify": "false", "ec2:ParentSnapshot": "false"},
+            "ForAllValues:StringEquals": {
+                "aws:TagKeys": ["CreatedBy", "Name", "smartvault:policy", "smartvault:verify"]
+            },
+        }
+        source = by_resource[_key(EXISTING_SNAPSHOT_ARN)]
+        assert source["Action"] == ["ec2:CreateVolume"]
+        assert source["Condition"] == MANAGED
+
+    def test_volumes_are_tagged_only_while_they_are_created(self):
+        tagging = with_action(template_of(verifying_policies()), "ec2:CreateTags")
+        [on_volumes] = [s for s in tagging if s["Resource"] == VOLUME_ARN]
+        assert on_volumes["Action"] == ["ec2:CreateTags"]
+        assert on_volumes["Condition"] == {"StringEquals": {"ec2:CreateAction": "CreateVolume"}}
+
+    def test_only_test_volumes_can_be_deleted(self):
+        (statement,) = with_action(template_of(verifying_policies()), "ec2:DeleteVolume")
+        assert statement["Action"] == ["ec2:DeleteVolume"]
+        assert statement["Resource"] == VOLUME_ARN
+        assert statement["Condition"] == {
+            "StringEquals": {"aws:ResourceTag/CreatedBy": "SmartVault"},
+            "Null": {"aws:ResourceTag/smartvault:verify": "false"},
+        }
+
+    def test_the_only_tag_added_to_an_existing_snapshot_is_verified_and_only_on_managed_ones(
+        self,
+    ):
+        tagging = with_action(template_of(verifying_policies()), "ec2:CreateTags")
+        on_snapshots = [
+            s for s in tagging if s["Resource"] in (SNAPSHOT_ARN, EXISTING_SNAPSHOT_ARN)
+        ]
+        by_resource = {_key(s["Resource"]): s for s in on_snapshots}
+        assert set(by_resource) == {_key(SNAPSHOT_ARN), _key(EXISTING_SNAPSHOT_ARN)}
+        # snapshot/*: only while creating a snapshot, whatever the tags
+        assert by_resource[_key(SNAPSHOT_ARN)]["Condition"] == {
+            "StringEquals": {
+                "ec2:CreateAction": ["CopySnapshot", "CreateSnapshot", "CreateSnapshots"]
+            }
+        }
+        existing = by_resource[_key(EXISTING_SNAPSHOT_ARN)]
+        assert existing["Action"] == ["ec2:CreateTags"]
+        assert existing["Condition"] == {
+            "StringEquals": {"aws:ResourceTag/CreatedBy": "SmartVault"},
+            "ForAllValues:StringEquals": {"aws:TagKeys": ["smartvault:verified"]},
+            "Null": {"aws:TagKeys": "false", "aws:ResourceTag/smartvault:policy": "false"},
+        }
+
+    def test_zones_are_read_and_kms_is_usable_only_through_ec2(self):
+        template = template_of(verifying_policies())
+        unscoped = [s["Action"] for s in statements(template) if s["Resource"] == "*"]
+        assert unscoped[1:] == [["ec2:DescribeAvailabilityZones"]]
+        assert "ec2:DescribeVolumes" in unscoped[0]
+        kms = [s for s in statements(template) if any(a.startswith("kms:") for a in s["Action"])]
+        assert kms
+        for statement in kms:
+            assert statement["Condition"]["StringLike"] == {"kms:ViaService": "ec2.*.amazonaws.com"}
+
+
 # --- IAM linter ---------------------------------------------------------------
 
 _FAKE_REFS = {
@@ -209,9 +302,9 @@ def _resolve(value: Any) -> Any:
 
 
 # Findings parliament reports on purpose-built statements, and why they are fine:
-# - RESOURCE_MISMATCH on ec2:CreateSnapshot(s): parliament wants every resource type an
-#   action touches in one statement, but the snapshot must carry the aws:RequestTag
-#   condition and the source instance/volume cannot, so they are two statements (the
+# - RESOURCE_MISMATCH on ec2:CreateSnapshot(s) and ec2:CreateVolume: parliament wants every
+#   resource type an action touches in one statement, but the new snapshot (or test volume)
+#   must carry the aws:RequestTag condition and its source cannot, so they are two statements (the
 #   layout AWS's own examples use). Together they cover snapshot, instance and volume.
 # - PERMISSIONS_MANAGEMENT_ACTIONS on kms:CreateGrant: EC2 needs a grant to write an
 #   encrypted copy; the statement only allows grants for AWS resources, via EC2.
@@ -221,10 +314,14 @@ JUSTIFIED_FINDINGS = {
 }
 
 
+@pytest.mark.parametrize("verifying", [False, True], ids=["examples", "with-verify"])
 @pytest.mark.parametrize("role", ["FunctionRole", "SchedulerRole"])
-def test_role_policies_pass_parliament_apart_from_justified_findings(role):
+def test_role_policies_pass_parliament_apart_from_justified_findings(role, verifying):
     parliament = pytest.importorskip("parliament", reason="the IAM linter parliament is missing")
-    template = template_of(example_policies())
+    policies = example_policies()
+    if verifying:
+        policies = PolicySet((*policies.policies, *verifying_policies().policies))
+    template = template_of(policies)
     (policy,) = template["Resources"][role]["Properties"]["Policies"]
     document = json.dumps(_resolve(policy["PolicyDocument"]))
     analysed = parliament.analyze_policy_string(document, include_community_auditors=True)
@@ -232,8 +329,9 @@ def test_role_policies_pass_parliament_apart_from_justified_findings(role):
     assert findings <= JUSTIFIED_FINDINGS, [(f.issue, f.detail) for f in analysed.findings]
     if role == "FunctionRole":
         mismatched = [f for f in analysed.findings if f.issue == "RESOURCE_MISMATCH"]
-        # Only the split snapshot statements, nothing else.
-        assert {d["action"] for f in mismatched for d in f.detail} == {
-            "ec2:CreateSnapshot",
-            "ec2:CreateSnapshots",
-        }
+        # Only the split statements (the new resource carries the request-tag condition,
+        # its source cannot), nothing else.
+        split = {"ec2:CreateSnapshot", "ec2:CreateSnapshots"}
+        if verifying:
+            split.add("ec2:CreateVolume")  # the test volume, and its source snapshot
+        assert {d["action"] for f in mismatched for d in f.detail} == split
