@@ -3,7 +3,7 @@
 For each ``verify`` action, after a look at its snapshots (gone, no longer SmartVault's,
 archived or not completed: nothing is made):
 
-1. claim ``<recovery point>#verify`` (:mod:`.claims`), so overlapping runs never test one
+1. claim ``<recovery point>#verify@<region>`` (:mod:`.claims`), so overlapping runs never test one
    point twice; the claim's lease is renewed while the test waits;
 2. write the ``verify`` record ``pending``;
 3. make one test volume per snapshot, in the region's first available zone, tagged at
@@ -83,10 +83,11 @@ LARGE_TEST_VOLUME_IOPS: Final = 100
 _GONE: Final = frozenset({"deleting", "deleted"})
 
 
-def verify_claim_id(recovery_point: str) -> str:
-    """The claim of one recovery point's restore test (creates claim the bare id, copies
-    ``<id>@<region>``)."""
-    return f"{recovery_point}#verify"
+def verify_claim_id(recovery_point: str, region: str) -> str:
+    """The claim of one recovery point's restore test in one region (creates claim the bare
+    id, copies ``<id>@<region>``). The region is part of it: a copy carries its source's
+    recovery point id, and the original and each copy are tested on their own."""
+    return f"{recovery_point}#verify@{region}"
 
 
 def test_volume_tags(policy: str, recovery_point: str) -> dict[str, str]:
@@ -155,7 +156,7 @@ class VerifyStep:
         why_not = _not_testable(action, looked)
         if why_not:
             return ctx.trail.final(action, ActionResult(action, "skipped", reason=why_not))
-        claim_id = verify_claim_id(action.recovery_point)
+        claim_id = verify_claim_id(action.recovery_point, action.region)
         try:
             claim = ctx.claims.acquire(claim_id)
         except AuditError as exc:
@@ -210,7 +211,7 @@ class _Test:
         self.ctx = ctx
         self.action = action
         self.looked = looked
-        self.claim_id = verify_claim_id(action.recovery_point)
+        self.claim_id = verify_claim_id(action.recovery_point, action.region)
         self.details: dict[str, str] = {}
 
     def run(self, claim: ClaimResult) -> ActionResult | None:
@@ -436,7 +437,7 @@ def _sweep_point(ctx: RunContext, region: str, point: str, volumes: Iterable[Vol
             deletable.append(volume)
     if not deletable or parsed is None:
         return notes
-    claim_id = verify_claim_id(point)
+    claim_id = verify_claim_id(point, region)
     try:
         claim = ctx.claims.acquire(claim_id)
     except AuditError as exc:

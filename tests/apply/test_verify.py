@@ -129,6 +129,21 @@ def creates(ec2: FakeEc2) -> list[str]:
 
 
 class TestRestoreTest:
+    def test_an_original_and_its_copy_are_each_tested_in_one_run(self, audit, clock):
+        # A copy carries its source's recovery point id: one claim for both would let
+        # the first test stand in for the other, and the copy would never be proven.
+        west = "us-west-2"
+        ec2 = world(clock)
+        for sid in ("snap-copy-root", "snap-copy-data"):
+            copy = replace(managed(sid), region=west)
+            ec2.add(replace(copy, tags={**copy.tags, "smartvault:source": f"{REGION}/{sid}"}))
+        copy_action = replace(verify(("snap-copy-root", "snap-copy-data")), region=west)
+
+        result = apply(ec2, audit, clock, verify(), copy_action)
+
+        assert [r.outcome for r in result.results] == ["succeeded", "succeeded"]
+        assert all(TAG_VERIFIED in s.tags for s in ec2.snapshots.values())
+
     def test_a_test_records_its_rto_tags_the_snapshots_and_deletes_its_volumes(self, audit, clock):
         ec2 = world(clock, creating_for=2)
         seen_before_create: list[list[str]] = []
@@ -172,7 +187,7 @@ class TestRestoreTest:
         assert clock() <= NOW + timedelta(minutes=10, seconds=1)
         assert all(TAG_VERIFIED not in ec2.snapshots[REGION, s].tags for s in SNAPS)
         assert ec2.volumes_by_id == {}
-        assert audit.claims.get(verify_claim_id(RP)) is None  # handed back: try again later
+        assert audit.claims.get(verify_claim_id(RP, REGION)) is None  # handed back: try again later
         assert [r.outcome for r in records(audit, clock)] == ["failed"]
 
     def test_volumes_ec2_will_not_delete_yet_are_left_to_the_next_runs_sweep(self, audit, clock):
@@ -207,7 +222,7 @@ class TestRestoreTest:
         assert "the next run tests it again" in record.reason
         assert all(TAG_VERIFIED not in ec2.snapshots[REGION, s].tags for s in SNAPS)
         assert ec2.volumes_by_id == {}
-        assert audit.claims.get(verify_claim_id(RP)) is None
+        assert audit.claims.get(verify_claim_id(RP, REGION)) is None
 
     @pytest.mark.parametrize(
         ("change", "outcome", "says"),
@@ -314,7 +329,7 @@ class TestRestoreTest:
         [result] = apply(ec2, audit, clock, verify(), claim_lease=timedelta(minutes=4)).results
         assert result.outcome == "succeeded"
         assert clock() - NOW > timedelta(minutes=4)
-        claim = audit.claims.get(verify_claim_id(RP))
+        claim = audit.claims.get(verify_claim_id(RP, REGION))
         assert (claim.status, claim.run_id) == ("done", "run-1")
 
     def test_a_failed_test_reads_well_in_the_failure_notification(self, audit, clock):
@@ -369,7 +384,7 @@ class TestSweep:
         ec2 = world(clock)
         other = "weekly/vol-0fff/20261130T0300Z"
         left_over(ec2, "vol-live", rp=other)
-        audit.claims.acquire(verify_claim_id(other), "run-live", timedelta(minutes=15))
+        audit.claims.acquire(verify_claim_id(other, REGION), "run-live", timedelta(minutes=15))
         result = apply(ec2, audit, clock, run="run-2", sweep_regions=(REGION,))
 
         assert ("DeleteVolume", "vol-live") not in ec2.changes()
