@@ -74,6 +74,11 @@ class RunResult:
     def ok(self) -> bool:
         return not self.failed
 
+    @property
+    def complete(self) -> bool:
+        """Every action of the plan was started: nothing is left for the next run."""
+        return not self.not_started
+
 
 @dataclass(frozen=True)
 class NotifyResult:
@@ -93,10 +98,22 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
+        """No action failed. (Deletions that ``safety`` held will make a run not ok too,
+        once the plan carries them: add them here, beside the failed actions.)"""
         return self.result is None or self.result.ok
 
+    @property
+    def complete(self) -> bool:
+        """Every planned action was started (a dry run starts none, and is complete)."""
+        return self.result is None or self.result.complete
+
     def summary(self) -> dict[str, Any]:
-        """A JSON-serialisable account of the run (the Lambda's return value)."""
+        """A JSON-serialisable account of the run (the Lambda's return value).
+
+        ``complete`` is false when any action was not started (a deadline, a time limit,
+        an audit table that could not be written); ``not_started`` then counts them and
+        ``not_started_actions`` lists the first :data:`ITEMS_PER_SECTION` of them.
+        """
         out: dict[str, Any] = {
             "at": iso_utc(self.plan.at),
             "account_id": self.plan.account_id,
@@ -111,6 +128,17 @@ class RunReport:
                 run_id=self.result.run_id,
                 outcomes=self.result.counts,
                 ok=self.result.ok,
+                complete=self.result.complete,
+                not_started=len(self.result.not_started),
+                not_started_actions=[
+                    {
+                        "type": a.type,
+                        "policy": a.policy,
+                        "region": a.region,
+                        "recovery_point": a.recovery_point,
+                    }
+                    for a in self.result.not_started[:ITEMS_PER_SECTION]
+                ],
                 stopped_early=self.result.stopped_early,
                 stop_reason=self.result.stop_reason,
                 failed=[
@@ -173,6 +201,8 @@ class PolicyRunSummary:
     verified: tuple[RecoveryPointResult, ...] = ()
     failed: tuple[FailedItem, ...] = ()
     skipped: tuple[SkippedItem, ...] = ()
+    #: what the run did not start (``create <rp> [region]``): the next run does it
+    not_started: tuple[str, ...] = ()
     dry_run: bool = False
     #: the run stopped starting actions near its deadline; the next run goes on
     stopped_early: bool = False
@@ -185,7 +215,7 @@ class PolicyRunSummary:
         say) may only happen at the next scheduled run, which for a nightly policy is
         a missed night. People who asked to hear about failures want to hear that.
         """
-        return not self.failed and not self.stopped_early
+        return not self.failed and not self.stopped_early and not self.not_started
 
 
 def summarise(policy: str, result: RunResult, regions: Sequence[str]) -> PolicyRunSummary:
@@ -222,6 +252,7 @@ def summarise(policy: str, result: RunResult, regions: Sequence[str]) -> PolicyR
         verified=tuple(done["verify"]),
         failed=tuple(failed),
         skipped=tuple(skipped),
+        not_started=tuple(f"{_what(a)} [{a.region}]" for a in not_started),
         stopped_early=result.stopped_early and bool(not_started),
     )
 
@@ -307,7 +338,7 @@ def compose(summary: PolicyRunSummary) -> tuple[str, str]:
 def _subject(summary: PolicyRunSummary) -> str:
     if summary.failed:
         outcome = "FAILED"
-    elif summary.stopped_early:
+    elif summary.stopped_early or summary.not_started:
         outcome = "INCOMPLETE"
     else:
         outcome = "ok"
@@ -315,6 +346,7 @@ def _subject(summary: PolicyRunSummary) -> str:
         f"{len(items)} {label}"
         for label, items in (
             ("failed", summary.failed),
+            ("not started", summary.not_started),
             ("created", summary.created),
             ("deleted", summary.deleted),
             ("archived", summary.archived),
@@ -340,19 +372,22 @@ def _ascii_subject(text: str) -> str:
 
 
 def _body(summary: PolicyRunSummary, per_section: int, error_chars: int) -> str:
+    incomplete = summary.stopped_early or bool(summary.not_started)
     lines = [
         f"SmartVault policy {summary.policy}: "
-        + ("FAILED" if summary.failed else "stopped early" if summary.stopped_early else "ok"),
+        + ("FAILED" if summary.failed else "INCOMPLETE" if incomplete else "ok"),
         "",
         f"Run id:   {summary.run_id}",
         f"Regions:  {', '.join(summary.regions) or '-'}",
     ]
     if summary.dry_run:
         lines.append("Dry run:  yes, nothing was changed")
-    if summary.stopped_early:
+    if incomplete:
         lines += [
             "",
-            "The run stopped starting new actions near its time limit; the next run does the rest.",
+            f"Work remains: {len(summary.not_started)} action(s) were not started (the run "
+            "stopped starting new actions near its time limit, or could not write its audit "
+            "log); the next run does the rest, planning again from the account.",
         ]
     sections: Sequence[tuple[str, Sequence[str]]] = (
         (
@@ -362,6 +397,7 @@ def _body(summary: PolicyRunSummary, per_section: int, error_chars: int) -> str:
                 for f in summary.failed
             ],
         ),
+        ("Not started", [_clip(n, error_chars) for n in summary.not_started]),
         ("Created", [_point(r) for r in summary.created]),
         ("Deleted", [_point(r) for r in summary.deleted]),
         ("Archived", [_point(r) for r in summary.archived]),
@@ -386,9 +422,10 @@ def _body(summary: PolicyRunSummary, per_section: int, error_chars: int) -> str:
         lines += ["", "Nothing to do: every resource already had its recovery point."]
     lines += [
         "",
-        "Every action is in the audit log:",
+        "This run's audit records:",
+        f"  smartvault audit list --run-id {summary.run_id}",
+        "and this policy's recent ones:",
         f"  smartvault audit list --since 1d --policy {summary.policy}",
-        f"(records of this run carry run_id {summary.run_id})",
     ]
     return "\n".join(lines) + "\n"
 

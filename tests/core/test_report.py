@@ -97,6 +97,33 @@ class TestCompose:
         assert ": INCOMPLETE" in subject
         assert "the next run does the rest" in body
 
+    def test_stopped_run_lists_what_was_not_started_and_the_run_id_command(self):
+        """A run with nothing done but work not started is never "nothing to do"."""
+        summary = make_summary(
+            created=(),
+            deleted=(),
+            stopped_early=True,
+            not_started=(f"create {RP} [us-east-1]", "copy prod-nightly/i-0def/x [us-east-1]"),
+        )
+        subject, body = compose(summary)
+        assert subject == "SmartVault prod-nightly: INCOMPLETE (2 not started)"
+        assert "Nothing to do" not in body
+        assert "Work remains: 2 action(s) were not started" in body
+        assert f"Not started (2):\n  - create {RP} [us-east-1]\n" in body
+        assert "smartvault audit list --run-id run-20261128T020004Z-1a2b" in body
+
+    def test_not_started_alone_makes_the_run_not_ok(self):
+        """Work left without a deadline (an audit table that broke) is reported as well."""
+        summary = make_summary(not_started=(f"create {RP} [us-east-1]",))
+        assert not summary.ok
+        assert should_notify(Notify("arn:aws:sns:us-east-1:1:t", on=("failure",)), summary)
+        assert ": INCOMPLETE" in compose(summary)[0]
+
+    def test_failed_run_body_names_the_run_id_command(self):
+        _, body = compose(make_summary(failed=FAILED))
+        assert body.startswith("SmartVault policy prod-nightly: FAILED\n")
+        assert "smartvault audit list --run-id run-20261128T020004Z-1a2b" in body
+
     def test_run_with_nothing_to_do_says_so(self):
         _, body = compose(make_summary(created=(), deleted=()))
         assert "Nothing to do" in body
