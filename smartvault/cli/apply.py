@@ -29,6 +29,30 @@ from smartvault.engine import RunRequest
 from smartvault.errors import ConfigError
 from smartvault.formats import render
 
+#: ``apply`` and ``verify``: nothing failed, but the run stopped (``--max-duration``) with
+#: actions not started; running again finishes the work. Distinct from 1 (a failure) and
+#: from 2 (wrong usage, and ``plan --detailed-exitcode``'s "changes").
+STOPPED = 3
+
+
+class Stopped(Failed):
+    """Ends ``apply`` or ``verify`` with exit 3: nothing failed, but work remains."""
+
+    exit_code = STOPPED
+
+
+def end_run(report: RunReport) -> None:
+    """Exit 1 when an action failed, 3 when the run stopped with work remaining, else 0.
+
+    A failure wins over a stop: a run that both failed and stopped needs a person first.
+    (Deletions held by ``safety`` are a failure too: they reach here through
+    :attr:`RunReport.ok`.)
+    """
+    if not report.ok:
+        raise Failed
+    if not report.complete:
+        raise Stopped
+
 
 @click.command("apply")
 @policy_paths
@@ -68,7 +92,8 @@ def apply_command(
 
     PATHS are policy files or directories (default: ./policies). Shows the plan and
     asks before changing anything. Needs the audit table (`smartvault audit init`).
-    Exits 1 if any action failed.
+    Exits 1 if any action failed, 3 if it stopped (--max-duration) with actions not
+    started and none failed: running it again finishes the work.
     """
     terminal = _Terminal(yes=yes, timer=_Timer(max_duration))
     report = make_engine().run(
@@ -84,8 +109,7 @@ def apply_command(
         )
     )
     terminal.show_report(report)
-    if not report.ok:
-        raise Failed
+    end_run(report)
 
 
 class _Timer:
@@ -161,10 +185,14 @@ class _Terminal:
                 echo(f"notification for {note.policy} not sent: {note.error}", err=True)
         counts = result.counts
         if report.plan.has_changes:
+            state = "" if result.complete else " (INCOMPLETE: work remains)"
             echo(
-                f"Run {result.run_id}: {counts['succeeded']} succeeded, {counts['failed']} "
-                f"failed, {counts['skipped']} skipped, {counts['not_started']} not started."
+                f"Run {result.run_id}{state}: {counts['succeeded']} succeeded, "
+                f"{counts['failed']} failed, {counts['skipped']} skipped, "
+                f"{counts['not_started']} not started."
             )
+        if result.failed or not result.complete:
+            echo(f"Its audit records: smartvault audit list --run-id {result.run_id}")
         if result.stopped_early and self.timer.timed_out:
             echo(
                 f"Stopped after --max-duration {span_text(self.timer.limit)}: "

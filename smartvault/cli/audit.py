@@ -47,6 +47,11 @@ def audit_init() -> None:
 )
 @click.option("--policy", metavar="NAME", help="Only records of this policy.")
 @click.option(
+    "--run-id",
+    metavar="ID",
+    help="Only records of this run (its id is in its notification and its log lines).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json"]),
@@ -54,7 +59,7 @@ def audit_init() -> None:
     show_default=True,
     help="json: an array of the records, newest first.",
 )
-def audit_list(since: timedelta, policy: str | None, fmt: str) -> None:
+def audit_list(since: timedelta, policy: str | None, run_id: str | None, fmt: str) -> None:
     """Audit records, newest first (from --audit-table in the first --region)."""
     engine = make_engine()
     now = engine.now()
@@ -66,6 +71,8 @@ def audit_list(since: timedelta, policy: str | None, fmt: str) -> None:
             f"audit table {exc.table} not found in {exc.region}: pass the --audit-table "
             "and --region it was created with, or create it with `smartvault audit init`"
         ) from exc
+    if run_id is not None:
+        records = [r for r in records if r.run_id == run_id]
     if fmt == "json":
         echo(json.dumps([_record_to_json(r) for r in records], indent=2))
         return

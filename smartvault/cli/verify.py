@@ -14,6 +14,7 @@ import click
 
 from smartvault.cli.apply import _Terminal
 from smartvault.cli.apply import _Timer
+from smartvault.cli.apply import end_run
 from smartvault.cli.context import make_engine
 from smartvault.cli.errors import Failed
 from smartvault.cli.output import Progress
@@ -44,7 +45,7 @@ def verify_command(paths: tuple[str, ...], policies: tuple[str, ...], yes: bool)
     the test volumes. Test volumes that earlier runs left behind are deleted too.
     Nothing else of the plan is done: no snapshot is created, deleted, archived or
     copied. PATHS are policy files or directories (default: ./policies). Needs the
-    audit table. Exits 1 if any restore test failed.
+    audit table. Exits 1 if any restore test failed, 3 if some were not started.
     """
     terminal = _TestTerminal(yes=yes, timer=_Timer(None))
     report = make_engine().run(
@@ -60,8 +61,7 @@ def verify_command(paths: tuple[str, ...], policies: tuple[str, ...], yes: bool)
         )
     )
     terminal.show_report(report)
-    if not report.ok:
-        raise Failed
+    end_run(report)
 
 
 class _TestTerminal(_Terminal):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -147,12 +148,61 @@ def test_max_duration_stops_and_says_to_run_again_once(runner, ec2, policy_file,
 
     result = run(runner, "apply", "--yes", "--max-duration", "1m", policy_file)
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # stopped with work remaining: not 0, not 1
     assert len(managed_snapshots(ec2)) == 1
     assert result.stderr.splitlines() == [
         "Stopped after --max-duration 1m: 2 not started; "
         "run `smartvault apply` again to finish the work."
     ]
+    closing = re.search(r"^Run (\S+) \(INCOMPLETE: work remains\): (.*)$", result.stdout, re.M)
+    assert closing, result.stdout
+    assert closing[2] == "1 succeeded, 0 failed, 0 skipped, 2 not started."
+    assert "Nothing to do" not in result.output
+    run_id = closing[1]
+    assert f"Its audit records: smartvault audit list --run-id {run_id}" in result.stdout
+
+    again = run(runner, "apply", "--yes", policy_file)
+
+    assert again.exit_code == 0, again.output
+    assert len(managed_snapshots(ec2)) == 3
+    listed = run(runner, "audit", "list", "--run-id", run_id, "--format", "json")
+    assert listed.exit_code == 0, listed.output
+    records = json.loads(listed.stdout)
+    assert [(r["run_id"], r["action"], r["outcome"]) for r in records] == [
+        (run_id, "create", "succeeded")
+    ]
+
+
+def test_a_failed_action_exits_1_and_names_the_run_id_command(runner, ec2, tmp_path):
+    """The volume is deleted between the plan and its create: EC2 refuses, the run fails."""
+    volume = ec2.create_volume(
+        AvailabilityZone="us-east-1a",
+        Size=8,
+        TagSpecifications=[
+            {"ResourceType": "volume", "Tags": [{"Key": "backup", "Value": "true"}]}
+        ],
+    )["VolumeId"]
+    path = tmp_path / "volumes.yaml"
+    path.write_text(
+        POLICY.replace("  - name: nightly\n", "  - name: nightly\n    resource: volume\n")
+    )
+    run(runner, "audit", "init")
+    from smartvault.cli import apply as apply_module
+
+    confirm = apply_module._Terminal.confirm
+
+    def confirm_then_delete(self, plan, run_id):
+        confirm(self, plan, run_id)
+        ec2.delete_volume(VolumeId=volume)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(apply_module._Terminal, "confirm", confirm_then_delete)
+        result = run(runner, "apply", "--yes", str(path))
+
+    assert result.exit_code == 1, result.output
+    assert "0 succeeded, 1 failed, 0 skipped, 0 not started." in result.stdout
+    assert "Its audit records: smartvault audit list --run-id " in result.stdout
+    assert f"failed: create nightly/{volume}/" in result.stderr
 
 
 def test_apply_with_nothing_to_do_still_sends_the_success_notification(runner, ec2, tmp_path):
