@@ -36,6 +36,7 @@ from smartvault.aws.inventory import read_inventory
 from smartvault.aws.session import AwsSession
 from smartvault.aws.sns import publish
 from smartvault.aws.volumes import Ec2Volumes
+from smartvault.core import metrics
 from smartvault.core import planner
 from smartvault.core import preflight
 from smartvault.core.model import Plan
@@ -179,18 +180,19 @@ class Engine:
         )
         if unknown:
             raise ConfigError(unknown)
+        selected: frozenset[tuple[str, str, str]] = frozenset()
         if request.saved_plan:
             plan = _read_plan(request.saved_plan)
             self.check_saved_plan(plan, policies, request.max_plan_age)
         else:
-            plan = self.plan(policies)
+            plan, selected = self._plan_selecting(policies)
         if request.policies:
             plan = preflight.only_policies(plan, request.policies)
         if request.action_types:
             plan = _only_action_types(plan, request.action_types)
         request.on_plan(plan)
         if request.dry_run:
-            return RunReport(plan=plan)
+            return RunReport(plan=plan, selected=selected, policies=policies)
         audit = self.audit_log()
         if request.refuse_without_audit_table:
             audit.check_writable()  # before asking: a missing table would fail every action
@@ -198,7 +200,13 @@ class Engine:
         request.before_apply(plan, run_id)
         result = self._apply(plan, audit, run_id, request, _sweep_regions(plan, policies, request))
         notifications = self._notify(plan, policies, result, audit, request.actor)
-        return RunReport(plan=plan, result=result, notifications=notifications)
+        return RunReport(
+            plan=plan,
+            result=result,
+            notifications=notifications,
+            selected=selected,
+            policies=policies,
+        )
 
     @staticmethod
     def load_policies(paths: Sequence[str] = ()) -> PolicySet:
@@ -216,10 +224,17 @@ class Engine:
 
     def plan(self, policies: PolicySet, at: datetime | None = None) -> Plan:
         """Read the account and plan at ``at`` (default: now). Never writes to AWS."""
+        return self._plan_selecting(policies, at)[0]
+
+    def _plan_selecting(
+        self, policies: PolicySet, at: datetime | None = None
+    ) -> tuple[Plan, frozenset[tuple[str, str, str]]]:
+        """The plan, and what each policy selected in the same inventory (for metrics)."""
         now = self._clock()
         inventory = read_inventory(self.session, policies, self.session.regions())
         with collector_paused():
-            return planner.plan(policies, inventory, at or now, generated_at=now)
+            plan = planner.plan(policies, inventory, at or now, generated_at=now)
+            return plan, metrics.selected_resources(policies, inventory, at or now)
 
     def check_saved_plan(
         self, saved: Plan, policies: PolicySet, max_age: timedelta = DEFAULT_MAX_PLAN_AGE

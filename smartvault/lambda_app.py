@@ -5,7 +5,10 @@ function is configured (``SMARTVAULT_*``, through :mod:`smartvault.settings`), r
 :meth:`Engine.run <smartvault.engine.Engine.run>` inside the function's deadline and
 returns the run's summary. Every refusal (a malformed event or setting, an unknown
 policy, invalid policies, an audit table that cannot be written) raises before any
-change, after one JSON log line that says why. Imports no CLI layer.
+change, after one JSON log line that says why. A run in which an action failed raises
+:class:`RunFailed` after its audit records, notifications and metrics are written, so
+that Lambda counts it in ``Errors`` and retries it; a run stopped by the deadline
+returns, with ``complete: false``. Imports no CLI layer.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from smartvault.core import metrics
+from smartvault.core.model import Action
 from smartvault.core.model import Plan
 from smartvault.core.report import ActionResult
 from smartvault.deadline import Deadline
 from smartvault.engine import Engine
 from smartvault.engine import RunRequest
+from smartvault.engine import new_run_id
 from smartvault.engine import utc_now
 from smartvault.errors import ConfigError
 from smartvault.errors import SmartVaultError
@@ -35,6 +41,38 @@ _REQUEST_KEYS = frozenset({"policies", "dry_run"})
 _ENVELOPE_KEYS = frozenset(
     {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
 )
+
+
+#: failures named in :class:`RunFailed`'s message; the rest are in the audit log
+_FAILURES_NAMED = 5
+
+
+class RunFailed(Exception):
+    """A run in which an action failed: raised after auditing, notifying and metrics.
+
+    Raising is what makes Lambda count the invocation in ``Errors`` and retry it (an
+    asynchronous invocation, as EventBridge Scheduler makes, is tried up to twice more),
+    and what an on-failure destination sees. A retry is safe: it plans again from the
+    account and only does what is still missing. ``summary`` is what the run would have
+    returned.
+    """
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        self.summary = summary
+        failed = summary.get("failed", [])
+        named = "; ".join(
+            f"{f['type']} {f['recovery_point'] or f['policy']} in {f['region']}: {f['error']}"
+            for f in failed[:_FAILURES_NAMED]
+        )
+        more = (
+            f"; and {len(failed) - _FAILURES_NAMED} more" if len(failed) > _FAILURES_NAMED else ""
+        )
+        run_id = summary.get("run_id", "")
+        super().__init__(
+            f"run {run_id}: {len(failed)} action(s) failed ({named}{more}); "
+            f"{summary.get('not_started', 0)} not started. Its audit records: "
+            f"smartvault audit list --run-id {run_id}"
+        )
 
 
 @dataclass(frozen=True)
@@ -126,7 +164,9 @@ def handle(
     says otherwise. With a ``context`` that knows the time left, every request is kept
     inside the function's deadline (:mod:`smartvault.deadline`).
     """
-    log = JsonLog(environ.get("SMARTVAULT_LOG_LEVEL", "INFO"))
+    # Every line carries the run id, a dry run's too, as do the run's audit records.
+    run_id = new_run_id(clock())
+    log = JsonLog(environ.get("SMARTVAULT_LOG_LEVEL", "INFO"), run_id=run_id)
     try:
         asked = LambdaRequest.from_event(event)
         settings = settings_from_env(environ)
@@ -139,10 +179,9 @@ def handle(
                 policies_named_in='the event\'s "policies"',
                 dry_run=asked.dry_run,
                 actor=f"lambda:{getattr(context, 'function_name', 'local')}",
+                run_id=run_id,
                 should_stop=deadline.stop_starting if deadline else bool,
                 on_plan=lambda plan: _log_plan(log, plan, dry_run=asked.dry_run),
-                # From here on, every line carries the run id (as do its audit records).
-                before_apply=lambda _plan, run_id: log.context.update(run_id=run_id),
                 on_result=lambda result: _log_result(log, result),
                 # Unattended: a missing table is reported as every action failed, and notified.
                 refuse_without_audit_table=False,
@@ -152,12 +191,22 @@ def handle(
         log("ERROR", "run failed before applying anything", error=str(exc))
         raise
     summary = report.summary()
-    if report.result is not None:
-        log(
-            "INFO" if report.ok else "ERROR",
-            "run finished",
-            **{k: summary[k] for k in ("outcomes", "ok", "stopped_early")},
-        )
+    summary["run_id"] = run_id
+    if report.result is None:
+        return summary
+    for action in report.result.not_started:
+        log("WARNING", f"{action.type} not started", **_action_fields(action))
+    for document in metrics.documents(
+        report.plan, report.result, report.policies, report.selected, clock()
+    ):
+        log.metrics(document)
+    log(
+        "INFO" if report.ok and report.complete else "ERROR" if not report.ok else "WARNING",
+        "run finished" if report.complete else "run stopped with work remaining",
+        **{k: summary[k] for k in ("outcomes", "ok", "complete", "not_started", "stopped_early")},
+    )
+    if not report.ok:
+        raise RunFailed(summary)
     return summary
 
 
@@ -170,9 +219,32 @@ def _deadline(context: object, margin: float) -> Deadline | None:
 
 
 def _log_plan(log: JsonLog, plan: Plan, *, dry_run: bool) -> None:
+    """The plan's counts and warnings; in a dry run also each action, with its reason
+    (a real run logs each action's result instead)."""
     log("INFO", "planned", dry_run=dry_run, **plan.summary)
     for warning in plan.warnings:
-        log("WARNING", warning.message, policy=warning.policy, resource_id=warning.resource_id)
+        log(
+            "WARNING",
+            warning.message,
+            warning=True,
+            policy=warning.policy,
+            region=warning.region,
+            resource_id=warning.resource_id,
+        )
+    if dry_run:
+        for action in plan.actions:
+            log("INFO", f"would {action.type}", dry_run=True, **_action_fields(action))
+
+
+def _action_fields(action: Action) -> dict[str, Any]:
+    return {
+        "policy": action.policy,
+        "action": action.type,
+        "region": action.region,
+        "resource_id": action.resource_id,
+        "recovery_point": action.recovery_point,
+        "reason": action.reason,
+    }
 
 
 def _log_result(log: JsonLog, result: ActionResult) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,23 @@ class JsonLog:
             **self.context,
             **fields,
         }
+        self._write(line)
+
+    def metrics(self, document: Mapping[str, Any]) -> None:
+        """One CloudWatch Embedded Metric Format document (:mod:`smartvault.core.metrics`)
+        as a log line, whatever the level: CloudWatch Logs extracts its metrics, and the
+        line keeps ``time``, ``level``, ``message`` and the context, for Logs Insights."""
+        self._write(
+            {
+                "time": self._clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "level": "INFO",
+                "message": "metrics",
+                **self.context,
+                **document,
+            }
+        )
+
+    def _write(self, line: Mapping[str, Any]) -> None:
         stream = self._stream or sys.stdout
         stream.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
         stream.flush()

@@ -15,6 +15,7 @@ from smartvault.aws.errors import DeadlineReached
 from smartvault.aws.session import AwsSession
 from smartvault.deadline import Deadline
 from smartvault.engine import Engine
+from smartvault.lambda_app import RunFailed
 from smartvault.settings import Settings
 from tests.moto_helpers import launch
 from tests.stalling import black_hole
@@ -134,8 +135,10 @@ def test_a_lambda_run_whose_create_stalls_ends_before_the_deadline_with_nothing_
         monkeypatch.setenv("SMARTVAULT_AUDIT_TABLE", "audit")
         monkeypatch.setenv("SMARTVAULT_DEADLINE_MARGIN", "5")  # 2 s a request, the least
 
-        summary = lambda_entry.handler({}, Context())
+        with pytest.raises(RunFailed) as raised:  # the stalled create failed
+            lambda_entry.handler({}, Context())
         finished = time.monotonic()
+        summary = raised.value.summary
 
     assert stalled.is_set()
     assert finished < deadline_at[0]

@@ -22,6 +22,7 @@ from smartvault.errors import AuditError
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
 from smartvault.formats import plan_json
+from smartvault.lambda_app import RunFailed
 from smartvault.settings import Settings
 from tests.factories import REGION
 from tests.moto_helpers import count_calls
@@ -115,7 +116,9 @@ def test_without_the_audit_table_the_cli_refuses_and_the_lambda_reports_every_ac
     launch(ec2, 1)
 
     by_cli = through_the_cli(policies)
-    summary = lambda_entry.handler({}, Context())
+    with pytest.raises(RunFailed) as raised:  # after notifying: the invocation is an error
+        lambda_entry.handler({}, Context())
+    summary = raised.value.summary
 
     assert by_cli.exit_code == 1
     assert "audit table audit not found in us-east-1" in by_cli.stderr

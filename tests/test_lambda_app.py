@@ -15,6 +15,7 @@ import pytest
 import lambda_entry
 from smartvault.errors import ConfigError
 from smartvault.errors import PolicyError
+from smartvault.lambda_app import RunFailed
 from tests.moto_helpers import launch
 from tests.moto_helpers import managed_snapshots
 from tests.moto_helpers import sns_inbox
@@ -305,8 +306,10 @@ def test_without_its_audit_table_a_run_changes_nothing_and_notifies_the_failure(
     launch(account, 2)
     boto3.client("dynamodb", region_name="us-east-1").delete_table(TableName="audit")
 
-    summary = lambda_entry.handler({}, FakeContext())
+    with pytest.raises(RunFailed) as raised:
+        lambda_entry.handler({}, FakeContext())
 
+    summary = raised.value.summary
     assert summary["ok"] is False
     assert summary["outcomes"]["failed"] == 2
     assert managed_snapshots(account) == []
@@ -371,3 +374,169 @@ def test_a_malformed_audit_table_name_fails_in_one_log_line_before_anything_is_d
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert line["message"] == "run failed before applying anything"
     assert managed_snapshots(account) == []
+
+
+VOLUME_POLICY = """\
+version: 1
+policies:
+  - name: nightly
+    resource: volume
+    selector:
+      tags: {backup: "true"}
+    schedule:
+      expression: cron(0 3 * * ? *)
+    notify:
+      sns_topic_arn: TOPIC
+      on: [failure]
+"""
+
+
+def log_lines(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_a_failed_action_raises_after_its_audit_records_and_notification(
+    account, tmp_path, monkeypatch, capsys
+):
+    """The volume goes between plan and create, so EC2 refuses the create: the run
+    audits it, notifies, writes its metrics, and then raises for Lambda's Errors."""
+    from smartvault import lambda_app
+
+    _sns, sqs, topic, queue = sns_inbox()
+    use_policy(tmp_path, monkeypatch, VOLUME_POLICY.replace("TOPIC", topic))
+    volume = account.create_volume(
+        AvailabilityZone="us-east-1a",
+        Size=8,
+        TagSpecifications=[
+            {"ResourceType": "volume", "Tags": [{"Key": "backup", "Value": "true"}]}
+        ],
+    )["VolumeId"]
+    log_plan = lambda_app._log_plan
+
+    def plan_then_lose_the_volume(log, plan, *, dry_run):
+        log_plan(log, plan, dry_run=dry_run)
+        account.delete_volume(VolumeId=volume)
+
+    monkeypatch.setattr(lambda_app, "_log_plan", plan_then_lose_the_volume)
+
+    with pytest.raises(RunFailed) as raised:
+        lambda_entry.handler({}, FakeContext())
+
+    summary = raised.value.summary
+    run_id = summary["run_id"]
+    message = str(raised.value)
+    assert message.startswith(f"run {run_id}: 1 action(s) failed (create nightly/{volume}/")
+    assert message.endswith(
+        f"0 not started. Its audit records: smartvault audit list --run-id {run_id}"
+    )
+    records = [(i["run_id"], i["action"], i["outcome"]) for i in audit_items()]
+    assert sorted(records) == [(run_id, "create", "failed"), (run_id, "notify", "succeeded")]
+    (sent,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    body = json.loads(sent["Body"])
+    assert body["Subject"] == "SmartVault nightly: FAILED (1 failed)"
+    assert f"smartvault audit list --run-id {run_id}" in body["Message"]
+    lines = log_lines(capsys)
+    (doc,) = [line for line in lines if "_aws" in line]
+    assert doc["ActionsFailed"] == 1
+    assert doc["RecoveryPointsCreated"] == 0
+    assert lines[-1]["message"] == "run finished"
+    assert lines[-1]["level"] == "ERROR"
+
+
+def test_a_deadline_stopped_run_returns_incomplete_and_says_what_was_not_started(
+    account, tmp_path, monkeypatch
+):
+    _sns, sqs, topic, queue = sns_inbox()
+    use_policy(
+        tmp_path, monkeypatch, NOTIFYING_POLICY.replace("TOPIC", topic).replace("always", "failure")
+    )
+    instances = launch(account, 3)
+
+    def remaining() -> int:
+        # Ten minutes until the first recovery point exists, then 20 s: under the 30 s
+        # margin (no new action), enough for the notification (twice 6 s).
+        return 600_000 if not managed_snapshots(account) else 20_000
+
+    summary = lambda_entry.handler({}, FakeContext(remaining))
+
+    assert summary["ok"] is True  # nothing failed: not raised
+    assert summary["complete"] is False
+    assert summary["not_started"] == 2
+    assert len(summary["not_started_actions"]) == 2
+    assert {a["type"] for a in summary["not_started_actions"]} == {"create"}
+    (sent,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    body = json.loads(sent["Body"])
+    assert body["Subject"] == "SmartVault nightly: INCOMPLETE (2 not started, 1 created)"
+    text = body["Message"]
+    assert "Nothing to do" not in text
+    assert "Not started (2):" in text
+    not_started = [a["recovery_point"] for a in summary["not_started_actions"]]
+    for recovery_point in not_started:
+        assert f"  - create {recovery_point} [us-east-1]" in text
+    assert {rp.split("/")[1] for rp in not_started} < set(instances)
+    assert f"smartvault audit list --run-id {summary['run_id']}" in text
+
+
+EMF_KEYS = {"Namespace", "Dimensions", "Metrics"}
+SECTION_8 = {
+    "RecoveryPointsCreated": "Count",
+    "RecoveryPointsDeleted": "Count",
+    "ActionsFailed": "Count",
+    "ActionsNotStarted": "Count",
+    "DeletesHeld": "Count",
+    "VerificationsFailed": "Count",
+    "NewestRecoveryPointAgeSeconds": "Seconds",
+}
+
+
+def test_a_run_writes_one_emf_document_per_policy_and_region(account, capsys):
+    """The lines follow the Embedded Metric Format: ``_aws.CloudWatchMetrics`` names the
+    namespace, the dimension set and each metric with its unit; values are top level."""
+    launch(account, 2)
+    lambda_entry.handler({}, FakeContext())  # the recovery points exist from here
+    capsys.readouterr()
+
+    summary = lambda_entry.handler({}, FakeContext())
+
+    docs = [line for line in log_lines(capsys) if "_aws" in line]
+    assert [(d["Policy"], d["Region"]) for d in docs] == [
+        ("nightly", "us-east-1"),
+        ("weekly", "us-east-1"),
+    ]
+    for doc in docs:
+        assert isinstance(doc["_aws"]["Timestamp"], int)
+        (directive,) = doc["_aws"]["CloudWatchMetrics"]
+        assert set(directive) == EMF_KEYS
+        assert directive["Namespace"] == "SmartVault"
+        assert directive["Dimensions"] == [["Policy", "Region"]]
+        for metric in directive["Metrics"]:
+            assert set(metric) == {"Name", "Unit"}
+            assert SECTION_8[metric["Name"]] == metric["Unit"]
+            assert isinstance(doc[metric["Name"]], int | float)
+        assert doc["run_id"] == summary["run_id"]
+    nightly, weekly = docs
+    names = [m["Name"] for m in nightly["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    assert names == list(SECTION_8)  # zeros too: an alarm needs its data points
+    assert nightly["RecoveryPointsCreated"] == 0
+    assert nightly["ActionsFailed"] == nightly["DeletesHeld"] == 0
+    assert 0 <= nightly["NewestRecoveryPointAgeSeconds"] < 600
+    # weekly selects nothing here: its counts are written, it has no age to measure
+    assert "NewestRecoveryPointAgeSeconds" not in weekly
+    assert weekly["ActionsFailed"] == 0
+
+
+def test_a_dry_run_logs_each_planned_action_and_warning_with_the_run_id(account, capsys):
+    instances = launch(account, 2)
+
+    summary = lambda_entry.handler({"dry_run": True}, FakeContext())
+
+    lines = log_lines(capsys)
+    assert all(line["run_id"] == summary["run_id"] for line in lines)
+    would = [line for line in lines if line["message"] == "would create"]
+    assert sorted(line["resource_id"] for line in would) == sorted(instances)
+    for line in would:
+        assert line["dry_run"] is True
+        assert line["policy"] == "nightly"
+        assert line["recovery_point"].startswith(f"nightly/{line['resource_id']}/")
+        assert line["reason"].startswith("due:")
+    assert not [line for line in lines if "_aws" in line]  # a dry run writes no metrics

@@ -88,6 +88,9 @@ class NotifyResult:
     error: str = ""
 
 
+_NO_POLICIES = PolicySet(())
+
+
 @dataclass(frozen=True)
 class RunReport:
     """A plan and, unless it was a dry run, what applying it did."""
@@ -95,6 +98,11 @@ class RunReport:
     plan: Plan
     result: RunResult | None = None
     notifications: tuple[NotifyResult, ...] = ()
+    #: (region, policy, resource id) of each resource the plan's policies selected, when
+    #: the run read the account itself (not for a saved plan): for the metrics
+    selected: frozenset[tuple[str, str, str]] = frozenset()
+    #: the policies the run loaded (the plan names them; these say what they are)
+    policies: PolicySet = _NO_POLICIES
 
     @property
     def ok(self) -> bool:
