@@ -72,7 +72,7 @@ def cli(
     `smartvault apply`.
 
     Exit codes: 0 success; 1 invalid policies, an AWS or audit problem, or a failed
-    action; 2 wrong usage; 3 (apply, verify) stopped with work remaining.
+    action; 2 wrong usage; 3 (apply) stopped with work remaining.
     """
     ctx.obj = Settings(
         regions=regions,

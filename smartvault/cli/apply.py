@@ -29,7 +29,7 @@ from smartvault.engine import RunRequest
 from smartvault.errors import ConfigError
 from smartvault.formats import render
 
-#: ``apply`` and ``verify``: nothing failed, but the run stopped (``--max-duration``) with
+#: ``apply``: nothing failed, but the run stopped (``--max-duration``) with
 #: actions not started; running again finishes the work. Distinct from 1 (a failure) and
 #: from 2 (wrong usage, and ``plan --detailed-exitcode``'s "changes").
 STOPPED = 3

@@ -45,7 +45,7 @@ def verify_command(paths: tuple[str, ...], policies: tuple[str, ...], yes: bool)
     the test volumes. Test volumes that earlier runs left behind are deleted too.
     Nothing else of the plan is done: no snapshot is created, deleted, archived or
     copied. PATHS are policy files or directories (default: ./policies). Needs the
-    audit table. Exits 1 if any restore test failed, 3 if some were not started.
+    audit table. Exits 1 if any restore test failed.
     """
     terminal = _TestTerminal(yes=yes, timer=_Timer(None))
     report = make_engine().run(
