@@ -200,8 +200,9 @@ def handle(
         report.plan, report.result, report.policies, report.selected, clock()
     ):
         log.metrics(document)
+    level = "ERROR" if not report.ok else "WARNING" if not report.complete else "INFO"
     log(
-        "INFO" if report.ok and report.complete else "ERROR" if not report.ok else "WARNING",
+        level,
         "run finished",
         **{k: summary[k] for k in ("outcomes", "ok", "complete", "not_started", "stopped_early")},
     )
