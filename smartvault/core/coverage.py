@@ -15,9 +15,10 @@ For each resource and each policy that concerns it:
 * ``excluded``: the policy's ``selector.tags`` match, and a rule (``exclude_tags``,
   ``instance_states``) keeps it out: the rule is named.
 
-A volume attached to an instance that an instance policy protects is protected through
-that instance (``via``), with the instance's recovery points and RPO, unless the policy
-leaves out the boot volume and this is it. Resources come unprotected first, then
+A volume attached to an instance gets what the instance policies do for that instance,
+through it (``via``): protected with the instance's recovery points and RPO, excluded by
+the instance's rule, or selected by a disabled policy; a boot volume a policy leaves out
+(``snapshot.exclude_boot_volume``) is excluded by that rule. Resources come unprotected first, then
 those with a missed RPO, then the rest; terminated instances and deleted volumes are
 left out (they are gone, and there is nothing left to protect).
 """
@@ -113,6 +114,8 @@ class ResourceCoverage:
     name: str | None
     state: str
     policies: tuple[PolicyCoverage, ...] = ()
+    #: a volume: the instances it is attached to
+    attached_to: tuple[str, ...] = ()
 
     @property
     def protected(self) -> bool:
@@ -231,6 +234,9 @@ def _resource(
         name=resource.tags.get(TAG_NAME) or None,
         state=resource.state,
         policies=entries,
+        attached_to=()
+        if isinstance(resource, Instance)
+        else tuple(a.instance_id for a in resource.attachments),
     )
 
 
@@ -308,7 +314,9 @@ def _through_instances(
     instance_entries: dict[tuple[str, str], tuple[PolicyCoverage, ...]],
     policies: PolicySet,
 ) -> list[PolicyCoverage]:
-    """The instance policies that protect ``volume`` through the instance it is attached to."""
+    """What the instance policies do for ``volume`` through the instance it is attached to:
+    the same as for the instance (``via`` names it), except that a boot volume a policy
+    leaves out (``snapshot.exclude_boot_volume``) is excluded by that rule."""
     found: list[PolicyCoverage] = []
     for attachment in volume.attachments:
         key = (volume.region, attachment.instance_id)
@@ -316,11 +324,14 @@ def _through_instances(
         if instance is None:
             continue
         for entry in instance_entries.get(key, ()):
-            if entry.relation != "protects":
-                continue
             policy = policies.get(entry.policy)
             boot = attachment.device == instance.root_device_name
-            if policy is not None and policy.snapshot.exclude_boot_volume and boot:
+            leaves_out = policy is not None and policy.snapshot.exclude_boot_volume
+            if entry.relation != "excluded" and boot and leaves_out:
+                rule = "snapshot.exclude_boot_volume: it is the boot volume"
+                found.append(
+                    PolicyCoverage(entry.policy, "excluded", rule=rule, via=instance.instance_id)
+                )
                 continue
             found.append(replace(entry, via=instance.instance_id))
     return found

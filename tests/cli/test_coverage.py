@@ -123,7 +123,7 @@ def test_coverage_json_shows_every_resource_with_what_protects_it(
     statuses = [r["status"] for r in report["resources"]]
     assert statuses == sorted(statuses, key=["unprotected", "rpo-missed", "protected"].index)
     assert report["summary"]["unprotected"] == statuses.count("unprotected")
-    assert report["summary"]["excluded"] == 2
+    assert report["summary"]["excluded"] == 4  # two instances and their root volumes
     # the instance's root volume, protected through it
     (root,) = [
         r
@@ -203,6 +203,11 @@ def test_coverage_reads_the_account_once_unfiltered(ec2: Any, tmp_path: Path) ->
     launch(ec2, tags={"Name": "untagged"})
     session = AwsSession(regions=(REGION,))
     calls = count_calls(session)
+    page_sizes: list[object] = []
+    session.boto_session.events.register(
+        "before-parameter-build.ec2",
+        lambda params, **_: page_sizes.append(params.get("MaxResults")),
+    )
     engine = Engine(Settings(regions=(REGION,)), session=session)
 
     report = engine.coverage(engine.load_policies((str(path),)))
@@ -215,5 +220,6 @@ def test_coverage_reads_the_account_once_unfiltered(ec2: Any, tmp_path: Path) ->
             "ec2:DescribeVolumes": 1,
         }
     )
+    assert page_sizes == [1000] * 4  # snapshots twice, instances, volumes
     assert report.regions == (REGION,)
     assert sum(r.resource_type == "instance" for r in report.resources) == 4

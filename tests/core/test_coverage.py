@@ -158,8 +158,23 @@ class TestProtection:
     def test_a_boot_volume_the_policy_leaves_out_is_not_protected_through_it(self) -> None:
         policy = replace(NIGHTLY, snapshot=SnapshotSettings(exclude_boot_volume=True))
         report = _coverage(policy)
-        assert _resource(report, "vol-010").status == "unprotected"  # /dev/xvda
+        boot = _resource(report, "vol-010")  # /dev/xvda
+        assert (boot.status, boot.excluded) == ("unprotected", True)
+        assert [(e.relation, e.rule, e.via) for e in boot.policies] == [
+            ("excluded", "snapshot.exclude_boot_volume: it is the boot volume", "i-01")
+        ]
         assert _resource(report, "vol-011").status == "protected"
+
+    def test_an_excluded_instance_s_volumes_are_excluded_by_its_rule(self) -> None:
+        instance = make_instance("i-05", tags={"backup": "true", "backup-skip": "yes"})
+        inventory = make_inventory(instances=[instance])
+        report = coverage(PolicySet((NIGHTLY,)), inventory, AT)
+        volume = _resource(report, "vol-050")
+        assert volume.attached_to == ("i-05",)
+        assert [(e.relation, e.rule, e.via) for e in volume.policies] == [
+            ("excluded", "exclude_tags backup-skip", "i-05")
+        ]
+        assert not report.has_gaps
 
     def test_a_schedule_that_fired_once_is_not_measured(self) -> None:
         once = replace(NIGHTLY, schedule=Schedule("cron(0 3 1 12 ? 2026)"))

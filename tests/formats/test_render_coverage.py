@@ -105,7 +105,8 @@ class TestText:
         assert "    excluded from nightly by exclude_tags backup-skip\n" in text
         assert "    old would select it, but the policy is disabled\n" in text
         assert (
-            "  i-04 (scratch | tmp)  instance, us-east-1, running\n    no policy selects it" in text
+            "  i-04 (scratch | tmp)  instance, us-east-1, running\n"
+            "    no policy's selector.tags match it" in text
         )
 
     def test_warnings_come_before_the_resources(self) -> None:

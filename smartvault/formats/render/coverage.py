@@ -72,9 +72,10 @@ def summary_line(coverage: Coverage) -> str:
 
 def _subject(resource: ResourceCoverage) -> str:
     name = f" ({resource.name})" if resource.name else ""
+    attached = f", attached to {', '.join(resource.attached_to)}" if resource.attached_to else ""
     return (
         f"{resource.resource_id}{name}  {resource.resource_type}, "
-        f"{resource.region}, {resource.state}"
+        f"{resource.region}, {resource.state}{attached}"
     )
 
 
@@ -106,9 +107,11 @@ def _rpo(entry: PolicyCoverage) -> str:
 
 def _entry_lines(entry: PolicyCoverage) -> list[str]:
     if entry.relation == "excluded":
-        return [f"    excluded from {entry.policy} by {entry.rule}"]
+        via = f" (on instance {entry.via})" if entry.via else ""
+        return [f"    excluded from {entry.policy} by {entry.rule}{via}"]
     if entry.relation == "disabled":
-        lines = [f"    {entry.policy} would select it, but the policy is disabled"]
+        via = f" through instance {entry.via}" if entry.via else ""
+        lines = [f"    {entry.policy} would select it{via}, but the policy is disabled"]
     else:
         via = f" through instance {entry.via}" if entry.via else ""
         lines = [f"    protected by {entry.policy}{via}: {_rpo(entry)}"]
@@ -149,7 +152,7 @@ def render_text(coverage: Coverage, *, color: bool = False) -> str:
         for resource in resources:
             lines.append(f"  {_subject(resource)}")
             if not resource.policies:
-                lines.append("    no policy selects it, or excludes it by a rule")
+                lines.append("    no policy's selector.tags match it")
             for entry in resource.policies:
                 lines.extend(_entry_lines(entry))
     if not coverage.resources:
@@ -170,11 +173,12 @@ def _md_time(point: PointRef | None) -> str:
 def _md_entry(entry: PolicyCoverage) -> tuple[str, str, str, str]:
     """(policy, newest, verified, RPO) cells for one policy of a resource."""
     name = f"`{entry.policy}`"
-    if entry.relation == "excluded":
-        return f"{name} excluded: {md_escape(entry.rule or '')}", "", "", ""
-    if entry.relation == "disabled":
-        return f"{name} (disabled)", _md_time(entry.newest), _md_time(entry.newest_verified), ""
     via = f" via `{entry.via}`" if entry.via else ""
+    if entry.relation == "excluded":
+        return f"{name}{via} excluded: {md_escape(entry.rule or '')}", "", "", ""
+    if entry.relation == "disabled":
+        disabled = f"{name}{via} (disabled)"
+        return disabled, _md_time(entry.newest), _md_time(entry.newest_verified), ""
     newest = _md_time(entry.newest)
     if entry.copies:
         newest += " (copies: " + md_escape(_copies(entry)) + ")"
@@ -279,6 +283,7 @@ def coverage_to_dict(coverage: Coverage) -> dict[str, Any]:
                 "state": r.state,
                 "status": r.status,
                 "excluded": r.excluded,
+                "attached_to": list(r.attached_to),
                 "policies": [_entry_dict(e) for e in r.policies],
             }
             for r in coverage.resources
