@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from smartvault.core import planner
 from smartvault.core.coverage import Coverage
 from smartvault.core.coverage import ResourceCoverage
 from smartvault.core.coverage import coverage
@@ -304,3 +305,24 @@ class TestExclusionRule:
     )
     def test_nothing_to_explain_is_none(self, instance: Instance) -> None:
         assert exclusion_rule(NIGHTLY, instance) is None
+
+
+def test_coverage_and_the_plan_agree_on_what_each_policy_protects() -> None:
+    """Every create the plan makes is for a resource coverage shows protected by that
+    policy: both select with the planner's code."""
+    instances, volumes, snapshots = _fleet()
+    inventory = make_inventory(
+        instances=instances, volumes=volumes, snapshots=snapshots, regions=(REGION, WEST)
+    )
+    policies = PolicySet((NIGHTLY, OLD, VOLUMES))
+    the_plan = planner.plan(policies, inventory, AT)
+    report = coverage(policies, inventory, AT, (REGION,))
+    protects = {
+        (e.policy, r.resource_id)
+        for r in report.resources
+        for e in r.policies
+        if e.relation == "protects" and e.via is None
+    }
+    creates = {(a.policy, a.resource_id) for a in the_plan.actions if a.type == "create"}
+    assert creates <= protects
+    assert {("nightly", "i-01"), ("nightly", "i-02")} <= creates
