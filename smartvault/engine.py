@@ -40,7 +40,7 @@ from smartvault.aws.volumes import Ec2Volumes
 from smartvault.core import planner
 from smartvault.core import preflight
 from smartvault.core.coverage import Coverage
-from smartvault.core.coverage import coverage
+from smartvault.core.coverage import coverage as compute_coverage
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
 from smartvault.core.plan_diff import compare_actions
@@ -316,7 +316,8 @@ class Engine:
         the managed snapshots) and say what protects each resource, now. Never writes."""
         working = self.session.regions()
         inventory = read_everything(self.session, policies, working)
-        return coverage(policies, inventory, self._clock(), working)
+        with collector_paused():  # one object per recovery point, as in a plan
+            return compute_coverage(policies, inventory, self._clock(), working)
 
 
 def _only_action_types(plan: Plan, types: Sequence[str]) -> Plan:
