@@ -32,6 +32,7 @@ from smartvault.apply.run import Executor
 from smartvault.apply.step import RunContext
 from smartvault.aws.audit import AuditLog
 from smartvault.aws.ec2 import Ec2Snapshots
+from smartvault.aws.inventory import read_everything
 from smartvault.aws.inventory import read_inventory
 from smartvault.aws.session import AwsSession
 from smartvault.aws.sns import publish
@@ -39,6 +40,8 @@ from smartvault.aws.volumes import Ec2Volumes
 from smartvault.core import metrics
 from smartvault.core import planner
 from smartvault.core import preflight
+from smartvault.core.coverage import Coverage
+from smartvault.core.coverage import coverage as compute_coverage
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
 from smartvault.core.plan_diff import compare_actions
@@ -322,6 +325,14 @@ class Engine:
             except AuditError as exc:  # the backups are done: say so, don't fail them
                 sent.append(NotifyResult(note.policy, topic, sent=outcome.sent, error=str(exc)))
         return tuple(sent)
+
+    def coverage(self, policies: PolicySet) -> Coverage:
+        """Read the account once (every instance and volume of the regions, unfiltered, and
+        the managed snapshots) and say what protects each resource, now. Never writes."""
+        working = self.session.regions()
+        inventory = read_everything(self.session, policies, working)
+        with collector_paused():  # one object per recovery point, as in a plan
+            return compute_coverage(policies, inventory, self._clock(), working)
 
 
 def _only_action_types(plan: Plan, types: Sequence[str]) -> Plan:

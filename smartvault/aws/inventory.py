@@ -344,3 +344,41 @@ def read_inventory(
         snapshots=tuple(snapshots),
         images=tuple(images),
     )
+
+
+def read_everything(
+    session: AwsSession, policies: PolicySet, regions: Sequence[str] | None = None
+) -> Inventory:
+    """Every instance and volume of the working ``regions``, unfiltered, and the managed
+    snapshots there and in every copy target region: what ``smartvault coverage`` needs.
+
+    ``regions`` default to ``session.regions()``. One account-id call, then per working
+    region one paginated DescribeSnapshots, DescribeInstances and DescribeVolumes (1,000 a
+    page), and per other copy target region one DescribeSnapshots. AMIs are not read:
+    coverage deletes nothing. The planner can plan over the result as over
+    :func:`read_inventory`'s: it matches every resource against its selector itself.
+    """
+    working = tuple(session.regions() if regions is None else regions)
+    all_regions = regions_to_read(policies, working)
+    for region in all_regions:
+        session.check_region(region)
+    account_id = session.account_id(working[0] if working else None)
+    instances: list[Instance] = []
+    volumes: list[Volume] = []
+    snapshots: list[Snapshot] = []
+    no_filter: list[list[FilterTypeDef]] = [[]]
+    for region in all_regions:
+        ec2 = session.client("ec2", region)
+        snapshots.extend(read_snapshots(ec2, region))
+        if region in working:
+            found = {i.instance_id: i for i in _describe_instances(ec2, region, no_filter)}
+            instances.extend(found[key] for key in sorted(found))
+            by_id = {v.volume_id: v for v in _describe_volumes(ec2, region, no_filter)}
+            volumes.extend(by_id[key] for key in sorted(by_id))
+    return Inventory(
+        account_id=account_id,
+        regions=all_regions,
+        instances=tuple(instances),
+        volumes=tuple(volumes),
+        snapshots=tuple(snapshots),
+    )

@@ -12,6 +12,7 @@ import click
 from smartvault import __version__
 from smartvault.cli.apply import apply_command
 from smartvault.cli.audit import audit_group
+from smartvault.cli.coverage import coverage_command
 from smartvault.cli.deploy import deploy_group
 from smartvault.cli.errors import SmartVaultGroup
 from smartvault.cli.params import check_endpoint_url
@@ -90,6 +91,7 @@ for _command in (
     apply_command,
     restore_command,
     verify_command,
+    coverage_command,
     audit_group,
     deploy_group,
 ):

@@ -128,3 +128,28 @@ def select(
                 region=region,
             )
     return selected
+
+
+def exclusion_rule(policy: Policy, resource: Instance | Volume) -> str | None:
+    """The rule that keeps ``resource`` out of ``policy`` although ``selector.tags`` match it:
+    ``exclude_tags backup-skip`` or ``instance_states: stopped not in [running]``.
+
+    None when the tags do not match, or the policy does not apply in the resource's region,
+    or nothing excludes it. Only explains: :func:`select` alone decides what is selected
+    (``smartvault coverage`` calls this for resources :func:`select` left out).
+    """
+    if not policy.applies_to_region(resource.region):
+        return None
+    if not policy.selector.tags.matches_all(resource.tags):
+        return None
+    for condition in policy.selector.exclude_tags.conditions:
+        if condition.matches(resource.tags):
+            value = resource.tags[condition.key]
+            return f"exclude_tags {condition.key}" + (f": {value}" if condition.values else "")
+    if isinstance(resource, Instance):
+        if resource.state not in policy.selector.instance_states:
+            states = ", ".join(policy.selector.instance_states)
+            return f"instance_states: {resource.state} not in [{states}]"
+    elif resource.state not in ("in-use", "available"):
+        return f"volume state {resource.state}: only in-use and available volumes are backed up"
+    return None
