@@ -195,11 +195,18 @@ def _topic_action(arn: str) -> Any:
     return {"Fn::If": [condition, arn, {"Ref": "AlarmTopic"}]}
 
 
-def policy_actions(policy: Policy) -> list[Any]:
-    """Where the policy's alarms go: its own topic (in the stack's region), else ours."""
+def policy_actions(policy: Policy, region: str | None) -> list[Any]:
+    """Where the policy's alarms go: its own topic (in the stack's region), else ours.
+
+    ``region`` None: the alarm exists only when the stack's region is one of the policy's
+    ``regions``; if that is the topic's region alone, the topic is in the stack's region.
+    """
     if policy.notify is None:
         return [{"Ref": "AlarmTopic"}]
-    return [_topic_action(policy.notify.sns_topic_arn)]
+    arn = policy.notify.sns_topic_arn
+    if region is None and policy.regions and policy.regions == (_topic_region(arn),):
+        return [arn]
+    return [_topic_action(arn)]
 
 
 def function_actions(policies: Sequence[Policy]) -> tuple[list[Any], bool]:
@@ -359,7 +366,7 @@ def _count_alarm(
             "ComparisonOperator": "GreaterThanThreshold",
             # No run, no failure: a function that stopped running is the RPO alarm's job.
             "TreatMissingData": "notBreaching",
-            "AlarmActions": policy_actions(policy),
+            "AlarmActions": policy_actions(policy, region),
         },
     }
 
@@ -416,8 +423,8 @@ def _rpo_alarm(plan: AlarmPlan, policy: Policy, region: str | None) -> tuple[Jso
             "Threshold": int(threshold.total_seconds()),
             "ComparisonOperator": "GreaterThanThreshold",
             "TreatMissingData": "breaching",
-            "AlarmActions": policy_actions(policy),
-            "OKActions": policy_actions(policy),
+            "AlarmActions": policy_actions(policy, region),
+            "OKActions": policy_actions(policy, region),
         },
     }, warning
 

@@ -118,7 +118,7 @@ def cloudformation_template(
                 "ScheduledPolicies": [p.name for p in enabled],
                 # Disabled policies neither create nor delete: they get no schedule.
                 "DisabledPolicies": disabled,
-                "CatchUpSchedule": catch_up,
+                "CatchUpSchedule": catch_up if catch_up is not None else "off",
             }
         },
         "Parameters": _parameters(deploy_regions),
