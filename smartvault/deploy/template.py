@@ -22,8 +22,16 @@ from smartvault.core import audit_table
 from smartvault.core import schedules
 from smartvault.core.model import Policy
 from smartvault.core.model import PolicySet
-from smartvault.deploy import alarms
 from smartvault.deploy.alarms import DEFAULT_CATCH_UP
+from smartvault.deploy.alarms import AlarmPlan
+from smartvault.deploy.alarms import alarm_topic
+from smartvault.deploy.alarms import camel_ids
+from smartvault.deploy.alarms import catch_up_schedule
+from smartvault.deploy.alarms import function_alarms
+from smartvault.deploy.alarms import policy_alarms
+from smartvault.deploy.alarms import region_conditions
+from smartvault.deploy.alarms import schedule_period
+from smartvault.deploy.alarms import topic_conditions
 from smartvault.deploy.iam import function_role
 from smartvault.deploy.iam import scheduler_role
 from smartvault.errors import ConfigError
@@ -77,9 +85,9 @@ def cloudformation_template(
     warnings = _warnings(policies, deploy_regions)
     enabled = [p for p in policies.policies if p.enabled]
     schedule_ids = schedule_logical_ids([p.name for p in enabled])
-    plan = alarms.AlarmPlan(policies.policies, deploy_regions, catch_up)
-    policy_alarms, alarm_warnings = alarms.policy_alarms(plan)
-    function_alarms, function_warnings = alarms.function_alarms(plan)
+    plan = AlarmPlan(policies.policies, deploy_regions, catch_up)
+    per_policy, alarm_warnings = policy_alarms(plan)
+    per_function, function_warnings = function_alarms(plan)
     warnings += alarm_warnings + function_warnings
 
     resources: Json = {
@@ -93,13 +101,13 @@ def cloudformation_template(
     for policy in enabled:
         resources[schedule_ids[policy.name]] = _schedule(policy)
     if catch_up is not None:
-        resources["CatchUpSchedule"] = alarms.catch_up_schedule(catch_up)
-    resources.update(alarms.alarm_topic())
-    resources.update(function_alarms)
-    resources.update(policy_alarms)
+        resources["CatchUpSchedule"] = catch_up_schedule(catch_up)
+    resources.update(alarm_topic())
+    resources.update(per_function)
+    resources.update(per_policy)
     if len(resources) > MAX_RESOURCES:
         raise ConfigError(
-            f"the template would hold {len(resources)} resources ({len(policy_alarms)} of "
+            f"the template would hold {len(resources)} resources ({len(per_policy)} of "
             f"them alarms: about 3 per enabled policy and region), more than the "
             f"{MAX_RESOURCES} CloudFormation allows in one stack; deploy the policies in "
             "several stacks (`deploy template` and `deploy package` for each set of files) "
@@ -111,7 +119,8 @@ def cloudformation_template(
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": (
             "SmartVault: declarative EBS backups. A Lambda function run by EventBridge "
-            "Scheduler, one schedule per enabled policy, audited in DynamoDB."
+            "Scheduler, one schedule per enabled policy and a catch-up schedule, audited in "
+            "DynamoDB, watched by CloudWatch alarms."
         ),
         "Metadata": {
             "SmartVault": {
@@ -128,8 +137,8 @@ def cloudformation_template(
                 "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]
             },
             "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
-            **alarms.topic_conditions(enabled),
-            **alarms.region_conditions(plan),
+            **topic_conditions(enabled),
+            **region_conditions(plan),
         },
         "Resources": resources,
         "Outputs": _outputs(),
@@ -152,13 +161,13 @@ def schedule_logical_ids(names: Iterable[str]) -> dict[str, str]:
 
     Unique and stable (see :func:`smartvault.deploy.alarms.camel_ids`).
     """
-    return alarms.camel_ids("PolicySchedule", names)
+    return camel_ids("PolicySchedule", names)
 
 
 def check_catch_up(expression: str) -> None:
     """Refuse a catch-up expression the schedule parser (EventBridge's syntax) refuses."""
     try:
-        period = alarms.schedule_period(expression)
+        period = schedule_period(expression)
     except schedules.ScheduleError as exc:
         raise ConfigError(f"catch-up schedule {expression!r}: {exc}") from None
     if period is None:
