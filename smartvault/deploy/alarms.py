@@ -395,11 +395,16 @@ def _rpo_alarm(plan: AlarmPlan, policy: Policy, region: str | None) -> tuple[Jso
     between_runs = period if catch_up is None else min(period, catch_up)
     warning = ""
     if between_runs.total_seconds() + LONGEST_RUN > window:
+        advice = (
+            "keep the catch-up schedule on"
+            if catch_up is None
+            else "expect it to fire when a run is late"
+        )
         warning = (
-            f"policy {policy.name} runs every {human(period)} and the catch-up schedule is "
-            f"off: its RPO alarm waits at most {human(timedelta(seconds=window))} for data "
-            "(CloudWatch looks back 7 days), so it fires between runs; keep the catch-up "
-            "schedule on"
+            f"policy {policy.name}: its runs come up to {human(between_runs)} apart and may "
+            f"last 15 minutes, longer than the {human(timedelta(seconds=window))} its RPO "
+            f"alarm waits for data (two schedule periods, at most the 7 days CloudWatch "
+            f"looks back), so the alarm may fire between runs; {advice}"
         )
     return {
         "Type": "AWS::CloudWatch::Alarm",

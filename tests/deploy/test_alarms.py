@@ -226,6 +226,14 @@ class TestRpoAlarm:
         assert "weekly" in warning
         assert "keep the catch-up schedule on" in warning
 
+    def test_a_schedule_more_frequent_than_a_run_lasts_is_a_warning(self):
+        """Runs may last 15 minutes: a 20-minute window may pass without a metric."""
+        frequent = PolicySet((make_policy("frequent", schedule=Schedule("rate(10 minutes)")),))
+        _, warnings = cloudformation_template(frequent)
+        (warning,) = warnings
+        assert "frequent" in warning
+        assert "20m its RPO alarm waits for data" in warning
+
     def test_rpo_alarm_reports_recovery_too(self):
         alarm = one(
             full_policies(),
