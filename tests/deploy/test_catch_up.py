@@ -38,7 +38,7 @@ policies:
 
 @pytest.fixture
 def account(tmp_path, monkeypatch, aws) -> dict[str, Any]:
-    """An account with an audit table and one instance, and the schedules' inputs."""
+    """An account with an audit table and two instances, and the schedules' inputs."""
     folder = tmp_path / "policies"
     folder.mkdir()
     (folder / "nightly.yaml").write_text(POLICY)
@@ -49,7 +49,7 @@ def account(tmp_path, monkeypatch, aws) -> dict[str, Any]:
     from smartvault.settings import Settings
 
     Engine(Settings(regions=("us-east-1",), audit_table="audit")).audit_log().ensure_table()
-    launch(boto3.client("ec2", region_name="us-east-1"), 1)
+    launch(boto3.client("ec2", region_name="us-east-1"), 2)
     text, _ = cloudformation_template(load_policies([str(folder)]), regions=["us-east-1"])
     found = yaml.safe_load(text)["Resources"]
     return {
@@ -71,37 +71,34 @@ def fail_snapshots(region: str, snapshot_ids: list[str]) -> None:
         ec2_backends[ACCOUNT][region].snapshots[snapshot_id].status = "error"
 
 
-def test_catch_up_runs_after_a_failed_create_make_the_recovery_point_of_the_same_slot(
-    account,
-):
-    """A snapshot that failed after its call succeeded: the next run deletes it (and
-    releases its claim), the one after makes the slot's recovery point again."""
+def test_catch_up_runs_remake_a_failed_slot_and_copy_a_completed_source(account):
+    """One nightly run, two instances: one recovery point then fails (a snapshot in state
+    ``error``), the other completes. The first catch-up run copies the completed one and
+    deletes the failed one (releasing its claim); the second makes the failed slot's
+    recovery point again. One scenario, because each moto account costs seconds to set up."""
     lambda_entry.handler(account["scheduled"], FakeContext())
-    (failed,) = snapshots("us-east-1")
+    failed, source = snapshots("us-east-1")
     recovery_point = tags_of(failed)["smartvault:recovery-point"]
     fail_snapshots("us-east-1", [failed["SnapshotId"]])
-
-    first = lambda_entry.handler(account["catch_up"], FakeContext())
-    second = lambda_entry.handler(account["catch_up"], FakeContext())
-
-    assert (first["planned"]["delete"], first["planned"]["create"]) == (1, 0)
-    assert second["planned"]["create"] == 1
-    (remade,) = snapshots("us-east-1")
-    assert remade["State"] == "completed"
-    assert remade["SnapshotId"] != failed["SnapshotId"]
-    assert tags_of(remade)["smartvault:recovery-point"] == recovery_point
-
-
-def test_a_catch_up_run_after_the_source_completed_makes_its_copy(account):
-    lambda_entry.handler(account["scheduled"], FakeContext())
-    (source,) = snapshots("us-east-1")
     assert snapshots("us-west-2") == []  # the source was pending when that run planned
 
-    summary = lambda_entry.handler(account["catch_up"], FakeContext())
+    first = lambda_entry.handler(account["catch_up"], FakeContext())
 
-    assert summary["planned"]["copy"] == 1
+    assert (first["planned"]["copy"], first["planned"]["delete"]) == (1, 1)
+    assert first["planned"]["create"] == 0
     (copy,) = snapshots("us-west-2")
     assert tags_of(copy)["smartvault:source"] == f"us-east-1/{source['SnapshotId']}"
     assert (
         tags_of(copy)["smartvault:recovery-point"] == tags_of(source)["smartvault:recovery-point"]
     )
+
+    second = lambda_entry.handler(account["catch_up"], FakeContext())
+
+    assert second["planned"]["create"] == 1
+    remade = [
+        s
+        for s in snapshots("us-east-1")
+        if tags_of(s)["smartvault:recovery-point"] == recovery_point
+    ]
+    assert [s["State"] for s in remade] == ["completed"]
+    assert remade[0]["SnapshotId"] != failed["SnapshotId"]
