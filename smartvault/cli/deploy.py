@@ -12,6 +12,7 @@ from smartvault.cli.context import make_engine
 from smartvault.cli.output import echo
 from smartvault.cli.params import policy_paths
 from smartvault.engine import Engine
+from smartvault.errors import SmartVaultError
 
 #: The folder that holds ``smartvault/`` and ``lambda_entry.py`` (a clone of the repository).
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -22,22 +23,52 @@ def deploy_group() -> None:
     """Run SmartVault on schedule in AWS: CloudFormation template and Lambda package."""
 
 
+def _check_catch_up(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        deploy_module.check_catch_up(value)
+    except SmartVaultError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @deploy_group.command("template")
 @policy_paths
-def deploy_template(paths: tuple[str, ...]) -> None:
+@click.option(
+    "--catch-up",
+    "catch_up",
+    default=deploy_module.DEFAULT_CATCH_UP,
+    show_default=True,
+    metavar="EXPRESSION",
+    callback=_check_catch_up,
+    help="The catch-up schedule (UTC): runs every policy to finish what the last runs "
+    "left, such as failed creates and copies.",
+)
+@click.option(
+    "--no-catch-up",
+    is_flag=True,
+    help="No catch-up schedule: a failed create waits for the policy's next slot.",
+)
+def deploy_template(paths: tuple[str, ...], catch_up: str, no_catch_up: bool) -> None:
     """Print the CloudFormation template for the policies (makes no AWS call).
 
     PATHS are policy files or directories (default: ./policies). The --region
-    options become the function's default Regions parameter; a policy that could
-    never run in them is a warning (on stderr).
+    options become the regions the function works in and is watched in (one set of
+    alarms per policy and region); a policy that could never run in them is a warning
+    (on stderr).
     """
+    if (
+        no_catch_up
+        and click.get_current_context().get_parameter_source("catch_up")
+        is click.core.ParameterSource.COMMANDLINE
+    ):
+        raise click.UsageError("give --catch-up EXPRESSION or --no-catch-up, not both")
     policies = Engine.load_policies(paths)
     settings = current_settings()
     session = make_engine().session
     for region in settings.regions:  # a typo here would only fail in the deployed function
         session.check_region(region)
     text, warnings = deploy_module.cloudformation_template(
-        policies, regions=settings.regions or None
+        policies, regions=settings.regions or None, catch_up=None if no_catch_up else catch_up
     )
     for warning in warnings:
         echo(f"warning: {warning}", err=True)

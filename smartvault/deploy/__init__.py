@@ -7,18 +7,24 @@ The package (:mod:`.package`) is the zip the function runs, byte-for-byte reprod
 
 from __future__ import annotations
 
+from smartvault.deploy.alarms import DEFAULT_CATCH_UP
+from smartvault.deploy.alarms import schedule_period
 from smartvault.deploy.iam import function_policy_statements
 from smartvault.deploy.package import PackageInfo
 from smartvault.deploy.package import build_package
 from smartvault.deploy.package import runtime_requirements
+from smartvault.deploy.template import check_catch_up
 from smartvault.deploy.template import cloudformation_template
 from smartvault.deploy.template import schedule_logical_ids
 
 __all__ = [
+    "DEFAULT_CATCH_UP",
     "PackageInfo",
     "build_package",
+    "check_catch_up",
     "cloudformation_template",
     "function_policy_statements",
     "runtime_requirements",
     "schedule_logical_ids",
+    "schedule_period",
 ]

@@ -11,9 +11,7 @@ are :mod:`smartvault.deploy.iam`'s; its audit table is
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Iterable
 from collections.abc import Sequence
 from typing import Any
@@ -21,10 +19,22 @@ from typing import Any
 import yaml
 
 from smartvault.core import audit_table
+from smartvault.core import schedules
 from smartvault.core.model import Policy
 from smartvault.core.model import PolicySet
+from smartvault.deploy.alarms import DEFAULT_CATCH_UP
+from smartvault.deploy.alarms import AlarmPlan
+from smartvault.deploy.alarms import alarm_topic
+from smartvault.deploy.alarms import camel_ids
+from smartvault.deploy.alarms import catch_up_schedule
+from smartvault.deploy.alarms import function_alarms
+from smartvault.deploy.alarms import policy_alarms
+from smartvault.deploy.alarms import region_conditions
+from smartvault.deploy.alarms import schedule_period
+from smartvault.deploy.alarms import topic_conditions
 from smartvault.deploy.iam import function_role
 from smartvault.deploy.iam import scheduler_role
+from smartvault.errors import ConfigError
 from smartvault.settings import DEFAULT_AUDIT_TABLE
 
 Json = dict[str, Any]
@@ -37,6 +47,9 @@ LAMBDA_ARCHITECTURE = "x86_64"
 LAMBDA_PIP_PLATFORM = "manylinux2014_x86_64"
 HANDLER = "lambda_entry.handler"
 
+#: CloudFormation's limit on resources in one template.
+MAX_RESOURCES = 500
+
 #: Values CloudWatch Logs accepts for RetentionInDays.
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
@@ -48,53 +61,84 @@ LOG_RETENTION_DAYS = (
 
 
 def cloudformation_template(
-    policies: PolicySet, *, regions: Sequence[str] | None = None
+    policies: PolicySet,
+    *,
+    regions: Sequence[str] | None = None,
+    catch_up: str | None = DEFAULT_CATCH_UP,
 ) -> tuple[str, list[str]]:
     """The CloudFormation template (YAML text) for the scheduled Lambda, and warnings.
 
     One EventBridge Scheduler schedule per enabled policy; disabled policies get none
-    (their snapshots are kept). ``regions`` are the regions the function
-    will work in: they become the ``Regions`` parameter's default, and a policy whose
-    ``regions`` lie wholly outside them is a warning. Deterministic:
-    the same policies give the same text.
+    (their snapshots are kept). ``regions`` are the regions the function will work in:
+    they become the ``Regions`` parameter (its default and only allowed value, since the
+    alarms are made per region), and a policy whose ``regions`` lie wholly outside them is
+    a warning; without them, the function works in the stack's own region. ``catch_up``
+    is the catch-up schedule's expression (None: no catch-up schedule). The alarms are
+    :mod:`smartvault.deploy.alarms`'. Deterministic: the same input gives the same text.
+
+    Raises :class:`~smartvault.errors.ConfigError` for a catch-up expression that is not
+    a schedule, and when the template would exceed CloudFormation's 500 resources.
     """
     deploy_regions = tuple(dict.fromkeys(regions)) if regions else ()
+    if catch_up is not None:
+        check_catch_up(catch_up)
     warnings = _warnings(policies, deploy_regions)
     enabled = [p for p in policies.policies if p.enabled]
     schedule_ids = schedule_logical_ids([p.name for p in enabled])
+    plan = AlarmPlan(policies.policies, deploy_regions, catch_up)
+    per_policy, alarm_warnings = policy_alarms(plan)
+    per_function, function_warnings = function_alarms(plan)
+    warnings += alarm_warnings + function_warnings
 
     resources: Json = {
         "LogGroup": _log_group(),
         "FunctionRole": function_role(policies),
-        "Function": _function(),
+        "Function": _function(has_regions=bool(deploy_regions)),
         "AuditTable": _audit_table(),
         "DeadLetterQueue": _dead_letter_queue(),
         "SchedulerRole": scheduler_role(),
     }
     for policy in enabled:
         resources[schedule_ids[policy.name]] = _schedule(policy)
+    if catch_up is not None:
+        resources["CatchUpSchedule"] = catch_up_schedule(catch_up)
+    resources.update(alarm_topic())
+    resources.update(per_function)
+    resources.update(per_policy)
+    if len(resources) > MAX_RESOURCES:
+        raise ConfigError(
+            f"the template would hold {len(resources)} resources ({len(per_policy)} of "
+            f"them alarms: about 3 per enabled policy and region), more than the "
+            f"{MAX_RESOURCES} CloudFormation allows in one stack; deploy the policies in "
+            "several stacks (`deploy template` and `deploy package` for each set of files) "
+            "or give policies `regions`"
+        )
 
     disabled = [p.name for p in policies.policies if not p.enabled]
     template: Json = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": (
             "SmartVault: declarative EBS backups. A Lambda function run by EventBridge "
-            "Scheduler, one schedule per enabled policy, audited in DynamoDB."
+            "Scheduler, one schedule per enabled policy and a catch-up schedule, audited in "
+            "DynamoDB, watched by CloudWatch alarms."
         ),
         "Metadata": {
             "SmartVault": {
                 "ScheduledPolicies": [p.name for p in enabled],
                 # Disabled policies neither create nor delete: they get no schedule.
                 "DisabledPolicies": disabled,
+                "CatchUpSchedule": catch_up if catch_up is not None else "off",
             }
         },
         "Parameters": _parameters(deploy_regions),
         "Conditions": {
-            "HasRegions": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Regions"}, ""]}]},
             "ShouldCreateAuditTable": {"Fn::Equals": [{"Ref": "CreateAuditTable"}, "true"]},
             "HasReservedConcurrency": {
                 "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]
             },
+            "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
+            **topic_conditions(enabled),
+            **region_conditions(plan),
         },
         "Resources": resources,
         "Outputs": _outputs(),
@@ -115,25 +159,22 @@ class _TemplateDumper(yaml.SafeDumper):
 def schedule_logical_ids(names: Iterable[str]) -> dict[str, str]:
     """Policy name -> CloudFormation logical id of its schedule: ``PolicySchedule<CamelCase>``.
 
-    Logical ids are alphanumeric only, so ``a-b`` and ``ab`` (or ``x--y`` and ``x-y``) would
-    collide once hyphens go; CloudFormation also treats ids that differ only in case as
-    clashing in places. Colliding names get a short hash of the full name appended, which
-    keeps every id stable for as long as the policy keeps its name (a new policy that
-    clashes with an old one renames the old one's id: its schedule is simply replaced).
+    Unique and stable (see :func:`smartvault.deploy.alarms.camel_ids`).
     """
-    names = list(names)
-    base = {
-        n: "PolicySchedule" + "".join(w[:1].upper() + w[1:] for w in n.split("-")) for n in names
-    }
-    seen: dict[str, int] = {}
-    for candidate in base.values():
-        seen[candidate.lower()] = seen.get(candidate.lower(), 0) + 1
-    ids: dict[str, str] = {}
-    for name, candidate in base.items():
-        if seen[candidate.lower()] > 1:
-            candidate += "X" + hashlib.sha256(name.encode()).hexdigest()[:8].upper()
-        ids[name] = re.sub(r"[^A-Za-z0-9]", "", candidate)
-    return ids
+    return camel_ids("PolicySchedule", names)
+
+
+def check_catch_up(expression: str) -> None:
+    """Refuse a catch-up expression the schedule parser (EventBridge's syntax) refuses."""
+    try:
+        period = schedule_period(expression)
+    except schedules.ScheduleError as exc:
+        raise ConfigError(f"catch-up schedule {expression!r}: {exc}") from None
+    if period is None:
+        raise ConfigError(
+            f"catch-up schedule {expression!r} fires at most once; give a repeating "
+            "schedule such as rate(1 hour), or turn the catch-up schedule off"
+        )
 
 
 def _warnings(policies: PolicySet, deploy_regions: tuple[str, ...]) -> list[str]:
@@ -157,7 +198,7 @@ def _warnings(policies: PolicySet, deploy_regions: tuple[str, ...]) -> list[str]
 
 
 def _parameters(deploy_regions: tuple[str, ...]) -> Json:
-    return {
+    parameters = {
         "CodeBucket": {
             "Type": "String",
             "Description": "S3 bucket holding the deployment zip (same region as the stack).",
@@ -182,12 +223,12 @@ def _parameters(deploy_regions: tuple[str, ...]) -> Json:
             "Description": "false when the table already exists (made by `smartvault audit "
             "init`): the stack then only grants access to it.",
         },
-        "Regions": {
+        "AlarmEmail": {
             "Type": "String",
-            "Default": ",".join(deploy_regions),
-            "AllowedPattern": "^([a-z0-9-]+(,[a-z0-9-]+)*)?$",
-            "Description": "Comma-separated regions to back up, no spaces; empty: the stack's "
-            "own region.",
+            "Default": "",
+            "AllowedPattern": "^([^@\\s]+@[^@\\s]+)?$",
+            "Description": "An email address to subscribe to the AlarmTopic (it must confirm "
+            "the subscription); empty for none.",
         },
         "LogRetentionDays": {
             "Type": "Number",
@@ -231,6 +272,18 @@ def _parameters(deploy_regions: tuple[str, ...]) -> Json:
             "needed on accounts whose concurrency limit is 10.",
         },
     }
+    if deploy_regions:
+        parameters["Regions"] = {
+            "Type": "String",
+            "Default": ",".join(deploy_regions),
+            # The alarms are made per region when the template is generated: another
+            # value here would leave regions unwatched, so it is refused at deployment.
+            "AllowedValues": [",".join(deploy_regions)],
+            "Description": "The regions to back up, comma-separated. Fixed by `smartvault "
+            "--region ... deploy template`, because the alarms are made per region: "
+            "regenerate the template to change them.",
+        }
+    return parameters
 
 
 def _log_group() -> Json:
@@ -245,7 +298,7 @@ def _log_group() -> Json:
     }
 
 
-def _function() -> Json:
+def _function(*, has_regions: bool) -> Json:
     return {
         "Type": "AWS::Lambda::Function",
         "Properties": {
@@ -271,9 +324,8 @@ def _function() -> Json:
             "Environment": {
                 "Variables": {
                     "SMARTVAULT_AUDIT_TABLE": {"Ref": "AuditTableName"},
-                    "SMARTVAULT_REGIONS": {
-                        "Fn::If": ["HasRegions", {"Ref": "Regions"}, {"Ref": "AWS::Region"}]
-                    },
+                    # The regions given to `deploy template`, else the stack's own.
+                    "SMARTVAULT_REGIONS": {"Ref": "Regions" if has_regions else "AWS::Region"},
                     "SMARTVAULT_LOG_LEVEL": {"Ref": "LogLevel"},
                     "SMARTVAULT_DEADLINE_MARGIN": {"Ref": "DeadlineMarginSeconds"},
                 }
@@ -370,4 +422,9 @@ def _outputs() -> Json:
             "Value": {"Ref": "DeadLetterQueue"},
         },
         "LogGroupName": {"Value": {"Ref": "LogGroup"}},
+        "AlarmTopicArn": {
+            "Description": "Alarms of policies without a notify topic, and the function's "
+            "own; subscribe with `aws sns subscribe --topic-arn ...`.",
+            "Value": {"Ref": "AlarmTopic"},
+        },
     }
