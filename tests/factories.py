@@ -170,6 +170,7 @@ def make_inventory(
     snapshots: list[Snapshot] | None = None,
     images: list[Image] | None = None,
     regions: tuple[str, ...] = (REGION,),
+    resource_regions: tuple[str, ...] | None = None,
 ) -> Inventory:
     instances = instances or []
     if volumes is None:
@@ -181,6 +182,7 @@ def make_inventory(
         volumes=tuple(volumes),
         snapshots=tuple(snapshots or []),
         images=tuple(images or []),
+        resource_regions=resource_regions,
     )
 
 

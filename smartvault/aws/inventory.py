@@ -5,15 +5,16 @@ as few calls as the data allows (each Describe* page is one call against the
 account's shared EC2 request quota):
 
 * instances and volumes only where a policy of that resource type applies, with
-  the policies' selectors as server-side filters (one query per distinct selector,
-  1,000 results a page);
+  the policies' ``selector.tags`` as server-side filters (one query per distinct
+  selector, 1,000 results a page), in every state: the plan counts what
+  ``exclude_tags`` and ``instance_states`` exclude;
 * SmartVault's own snapshots (``CreatedBy=SmartVault``) in every region read,
   including copy targets: never anyone else's;
 * the account's AMIs, because a snapshot an AMI uses must never be deleted.
 
 Server-side filters only narrow the result; every resource is matched again
-against its full selector here (and again by the planner), so an imprecise
-filter can never select more than the policy says.
+against its ``selector.tags`` here, and against its full selector by the planner,
+so an imprecise filter can never select more than the policy says.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def instance_from_api(raw: InstanceTypeDef, region: str) -> Instance:
 def read_instances(
     ec2: EC2Client, region: str, selectors: Sequence[Selector]
 ) -> tuple[Instance, ...]:
-    """Instances in ``region`` that at least one of ``selectors`` selects, sorted by id.
+    """Instances in ``region`` whose tags at least one of ``selectors``' ``tags`` match, in
+    any state, sorted by id (``exclude_tags`` and ``instance_states`` are the planner's).
 
     One paginated DescribeInstances per distinct selector (and per 200 values of a
     filter); results are merged by instance id.
@@ -107,9 +109,7 @@ def read_instances(
     return tuple(
         found[key]
         for key in sorted(found)
-        if any(
-            s.matches(found[key].tags) and found[key].state in s.instance_states for s in selectors
-        )
+        if any(s.tags.matches_all(found[key].tags) for s in selectors)
     )
 
 
@@ -193,13 +193,16 @@ def volume_from_api(raw: VolumeTypeDef, region: str) -> Volume:
 
 
 def read_volumes(ec2: EC2Client, region: str, selectors: Sequence[Selector]) -> tuple[Volume, ...]:
-    """Volumes in ``region`` that at least one of ``selectors`` selects, sorted by id."""
+    """Volumes in ``region`` whose tags at least one of ``selectors``' ``tags`` match,
+    sorted by id (``exclude_tags`` is the planner's)."""
     found: dict[str, Volume] = {}
     for query in volume_queries(selectors):
         for volume in _describe_volumes(ec2, region, query.filter_sets()):
             found[volume.volume_id] = volume
     return tuple(
-        found[key] for key in sorted(found) if any(s.matches(found[key].tags) for s in selectors)
+        found[key]
+        for key in sorted(found)
+        if any(s.tags.matches_all(found[key].tags) for s in selectors)
     )
 
 
@@ -292,7 +295,8 @@ def read_inventory(
     ``regions`` are the regions to work in (default: ``session.regions()``). Instances
     and volumes are read there, where a policy of that resource type applies; managed
     snapshots and AMIs are read there and in every copy target region
-    (:func:`regions_to_read`). ``Inventory.regions`` lists every region read.
+    (:func:`regions_to_read`). ``Inventory.regions`` lists every region read, and
+    ``Inventory.resource_regions`` those whose instances and volumes were read.
     """
     working = tuple(session.regions() if regions is None else regions)
     all_regions = regions_to_read(policies, working)
@@ -317,9 +321,9 @@ def read_inventory(
             volume_selectors = _selectors(policies.policies, region, "volume")
             if volume_selectors:
                 region_volumes.extend(read_volumes(ec2, region, volume_selectors))
-            # A resource that no longer matches its selector (a tag removed, a state
-            # not selected) still exists: its retention follows its CURRENT tags, so
-            # read it too. Only resources with recovery points and not read yet.
+            # A resource that no longer matches its selector's tags (a tag removed)
+            # still exists: its retention follows its CURRENT tags, so read it too.
+            # Only resources with recovery points and not read yet.
             missing = _lineage_resources(region_snapshots, policies, "instance") - {
                 i.instance_id for i in region_instances
             }
@@ -343,6 +347,7 @@ def read_inventory(
         volumes=tuple(volumes),
         snapshots=tuple(snapshots),
         images=tuple(images),
+        resource_regions=tuple(r for r in all_regions if r in working),
     )
 
 

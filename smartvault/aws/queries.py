@@ -112,27 +112,23 @@ def _tag_filters(conditions: Iterable[TagCondition]) -> tuple[Filter, ...]:
 
 
 def instance_queries(selectors: Iterable[Selector]) -> tuple[ResourceQuery, ...]:
-    """One query per distinct tag selector; selectors differing only in states share one.
+    """One query per distinct ``selector.tags``, in every instance state.
 
-    The shared query asks for the union of their instance states; the full selectors
-    are applied to the results afterwards.
+    No ``instance-state-name`` filter: the plan counts the instances a selector's tags
+    match that its ``instance_states`` exclude, so they must be read. Leaving it out costs
+    no call (selectors differing only in states shared one query already); it only adds
+    the tagged instances in other states to the pages. ``instance_states`` and
+    ``exclude_tags`` are applied by the planner.
     """
-    states_by_tags: dict[tuple[TagCondition, ...], set[str]] = {}
-    for selector in selectors:
-        conditions = _tag_conditions(selector)
-        if conditions is not None:
-            states_by_tags.setdefault(conditions, set()).update(selector.instance_states)
-    return tuple(
-        ResourceQuery(
-            filters=(*_tag_filters(conditions), ("instance-state-name", tuple(sorted(states))))
-        )
-        for conditions, states in sorted(states_by_tags.items(), key=lambda item: repr(item[0]))
-        if states
-    )
+    return _queries(selectors)
 
 
 def volume_queries(selectors: Iterable[Selector]) -> tuple[ResourceQuery, ...]:
-    """One query per distinct tag selector (``instance_states`` does not apply to volumes)."""
+    """One query per distinct ``selector.tags`` (``instance_states`` does not apply to volumes)."""
+    return _queries(selectors)
+
+
+def _queries(selectors: Iterable[Selector]) -> tuple[ResourceQuery, ...]:
     distinct = {c for c in (_tag_conditions(s) for s in selectors) if c is not None}
     return tuple(
         ResourceQuery(filters=_tag_filters(conditions)) for conditions in sorted(distinct, key=repr)

@@ -179,7 +179,7 @@ def coverage(
         name: s if s.policy.enabled else replace(s, policy=replace(s.policy, enabled=True))
         for name, s in states.items()
     }
-    selected = select(as_enabled, inventory, set(inventory.regions), Warnings())
+    selected = select(as_enabled, inventory, Warnings()).selected
     kinds = {p.name: p.resource for p in policies.policies}
     lineages, _, _ = group_lineages(inventory.snapshots, kinds)
     copies_of: dict[tuple[str, str], dict[str, list[RecoveryPoint]]] = defaultdict(dict)

@@ -49,7 +49,7 @@ def selected_resources(
     """What each enabled policy selects in ``inventory`` at ``at``: the planner's own rule."""
     warnings = Warnings()  # the plan has already reported them
     states = {p.name: policy_state(p, at, warnings) for p in policies.policies}
-    return frozenset(select(states, inventory, set(inventory.regions), warnings))
+    return frozenset(select(states, inventory, warnings).selected)
 
 
 def newest_ages(plan: Plan, selected: Collection[SelectedResource]) -> dict[tuple[str, str], float]:

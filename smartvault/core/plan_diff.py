@@ -34,6 +34,9 @@ _PRESENT = {
 _IDENTITY_FIELDS = frozenset(
     {"type", "region", "policy", "resource_id", "recovery_point", "target_region"}
 )
+#: fields that only describe: renaming an instance between plan and apply changes nothing
+#: that applying does (its ``retention`` is compared: it says why the action is what it is)
+_DESCRIPTIVE_FIELDS = frozenset({"resource_name"})
 
 
 def _identity(action: Action) -> _Identity:
@@ -85,7 +88,7 @@ def _phrase(name: str, new: str, old: str) -> str:
 def _field_changes(saved: Action, fresh: Action) -> list[str]:
     changes = []
     for f in fields(saved):
-        if f.name in _IDENTITY_FIELDS:
+        if f.name in _IDENTITY_FIELDS or f.name in _DESCRIPTIVE_FIELDS:
             continue
         old, new = getattr(saved, f.name), getattr(fresh, f.name)
         if old != new:
@@ -97,9 +100,9 @@ def compare_actions(saved: Plan, fresh: Plan) -> list[str]:
     """What differs between the actions of a saved plan and a fresh plan at the same ``at``.
 
     Actions are matched by (type, region, policy, resource id, recovery point, target
-    region); every other field is compared. Lines start with ``+`` (only in the fresh
-    plan), ``-`` (only in the saved plan) or ``~`` (both, but different). An empty
-    list means the saved plan still does exactly what planning again would do.
+    region); every other field but ``resource_name`` is compared. Lines start with
+    ``+`` (only in the fresh plan), ``-`` (only in the saved plan) or ``~`` (both, but
+    different). An empty list means the saved plan still does exactly what planning again would do.
     """
     # indices, not objects: equal actions (even one object twice) are matched one to one
     unmatched: dict[_Identity, list[int]] = {}

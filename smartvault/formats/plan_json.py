@@ -31,6 +31,7 @@ from smartvault.core.model import Kept
 from smartvault.core.model import Orphan
 from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
+from smartvault.core.model import PolicyRegion
 from smartvault.core.model import PolicySlot
 from smartvault.core.model import Skipped
 from smartvault.core.model import VerifyAction
@@ -69,6 +70,7 @@ def action_to_dict(action: Action) -> dict[str, Any]:
         "region": action.region,
         "policy": action.policy,
         "resource_id": action.resource_id,
+        "resource_name": action.resource_name,
     }
     if isinstance(action, CreateAction):
         data["resource_type"] = action.resource_type
@@ -77,6 +79,7 @@ def action_to_dict(action: Action) -> dict[str, Any]:
         data["slot"] = format_time(action.slot)
         data["tags"] = _sorted_tags(action.tags)
         data["exclude_boot_volume"] = action.exclude_boot_volume
+        data["retention"] = action.retention
         data["reason"] = action.reason
         if action.full_tag_values:
             data["full_tag_values"] = _sorted_tags(action.full_tag_values)
@@ -89,6 +92,7 @@ def action_to_dict(action: Action) -> dict[str, Any]:
         data["kms_key_id"] = action.kms_key_id
     elif isinstance(action, VerifyAction):
         data["timeout_seconds"] = _whole_seconds(action.timeout)
+    data["retention"] = action.retention
     data["reason"] = action.reason
     return data
 
@@ -109,7 +113,17 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "account_id": plan.account_id,
         "regions": list(plan.regions),
         "policies": [
-            {"name": p.name, "file": p.file, "slot": _optional_time(p.slot)} for p in plan.policies
+            {
+                "name": p.name,
+                "file": p.file,
+                "slot": _optional_time(p.slot),
+                "selected": p.selected,
+                "excluded": p.excluded,
+                "regions": {
+                    r.region: {"selected": r.selected, "excluded": r.excluded} for r in p.regions
+                },
+            }
+            for p in plan.policies
         ],
         "actions": [action_to_dict(a) for a in plan.actions],
         "kept": [
@@ -117,10 +131,12 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "region": k.region,
                 "policy": k.policy,
                 "resource_id": k.resource_id,
+                "resource_name": k.resource_name,
                 "recovery_point": k.recovery_point,
                 "snapshot_ids": list(k.snapshot_ids),
                 "created_at": format_time(k.created_at),
                 "kept_by": list(k.kept_by),
+                "retention": k.retention,
                 "verified": _optional_time(k.verified),
             }
             for k in plan.kept
@@ -130,8 +146,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "region": s.region,
                 "policy": s.policy,
                 "resource_id": s.resource_id,
+                "resource_name": s.resource_name,
                 "recovery_point": s.recovery_point,
                 "snapshot_ids": list(s.snapshot_ids),
+                "retention": s.retention,
                 "reason": s.reason,
             }
             for s in plan.skipped
@@ -234,6 +252,26 @@ def _check_version(data: object, source: str) -> None:
         )
 
 
+def _check_older(data: object, source: str) -> None:
+    """A plan written before policies had counts and lines had names and rules: say so."""
+    if not isinstance(data, dict):
+        return
+    policies, actions = data.get("policies"), data.get("actions")
+    lacks = (
+        isinstance(policies, list)
+        and any(isinstance(p, dict) and "regions" not in p for p in policies)
+    ) or (
+        isinstance(actions, list)
+        and any(isinstance(a, dict) and "retention" not in a for a in actions)
+    )
+    if lacks:
+        raise PlanFileError(
+            f"{source} was written by an older SmartVault (its policies have no selected "
+            "counts, or its actions no retention): make the plan again with "
+            "`smartvault plan --out FILE`"
+        )
+
+
 def _action_from_dict(data: Mapping[str, Any]) -> Action:
     kind = data["type"]
     common: dict[str, Any] = {
@@ -242,6 +280,8 @@ def _action_from_dict(data: Mapping[str, Any]) -> Action:
         "resource_id": data["resource_id"],
         "recovery_point": data["recovery_point"],
         "reason": data["reason"],
+        "resource_name": data["resource_name"],
+        "retention": data["retention"],
     }
     if kind == "create":
         return CreateAction(
@@ -278,6 +318,10 @@ def _build(data: Mapping[str, Any]) -> Plan:
                 name=p["name"],
                 file=p["file"],
                 slot=None if p["slot"] is None else parse_time(p["slot"]),
+                regions=tuple(
+                    PolicyRegion(region, counts["selected"], counts["excluded"])
+                    for region, counts in sorted(p["regions"].items())
+                ),
             )
             for p in data["policies"]
         ),
@@ -292,6 +336,8 @@ def _build(data: Mapping[str, Any]) -> Plan:
                 created_at=parse_time(k["created_at"]),
                 kept_by=tuple(k["kept_by"]),
                 verified=None if k["verified"] is None else parse_time(k["verified"]),
+                resource_name=k["resource_name"],
+                retention=k["retention"],
             )
             for k in data["kept"]
         ),
@@ -303,6 +349,8 @@ def _build(data: Mapping[str, Any]) -> Plan:
                 recovery_point=s["recovery_point"],
                 snapshot_ids=tuple(s["snapshot_ids"]),
                 reason=s["reason"],
+                resource_name=s["resource_name"],
+                retention=s["retention"],
             )
             for s in data["skipped"]
         ),
@@ -337,6 +385,7 @@ def plan_from_dict(data: object, *, source: str = "plan.json") -> Plan:
     does not match the plan's contents.
     """
     _check_version(data, source)
+    _check_older(data, source)
     problems = _schema_problems(data)
     if problems:
         raise _not_a_plan(source, problems)
@@ -350,6 +399,16 @@ def plan_from_dict(data: object, *, source: str = "plan.json") -> Plan:
             source,
             [f"summary {valid['summary']} does not match its contents {plan.summary}"],
         )
+    for number, (entry, slot) in enumerate(zip(valid["policies"], plan.policies, strict=True)):
+        if (entry["selected"], entry["excluded"]) != (slot.selected, slot.excluded):
+            raise _not_a_plan(
+                source,
+                [
+                    f"policies[{number}]: selected {entry['selected']} and excluded "
+                    f"{entry['excluded']} do not match the sums of its regions "
+                    f"({slot.selected} and {slot.excluded})"
+                ],
+            )
     return plan
 
 

@@ -95,22 +95,22 @@ def test_copy_targets_of_a_policy_working_elsewhere_are_not_read() -> None:
 def test_identical_selectors_make_one_instance_query() -> None:
     selector = Selector(tags=tag_filter(backup="true"))
     queries = instance_queries([selector, Selector(tags=tag_filter(backup="true"))])
-    assert queries == (
-        ResourceQuery(
-            filters=(("tag:backup", ("true",)), ("instance-state-name", ("running", "stopped")))
-        ),
-    )
+    assert queries == (ResourceQuery(filters=(("tag:backup", ("true",)),)),)
 
 
-def test_selectors_differing_only_in_states_share_a_query_with_the_union_of_states() -> None:
+def test_instances_are_asked_for_in_every_state_and_states_never_split_a_query() -> None:
+    """The plan counts the instances instance_states excludes: they must be read, at no
+    extra call."""
     queries = instance_queries(
         [
             Selector(tags=tag_filter(backup="true"), instance_states=("running",)),
             Selector(tags=tag_filter(backup="true"), instance_states=("stopping", "stopped")),
+            Selector(tags=tag_filter(backup="true", env="prod")),
         ]
     )
-    assert [q.filters[-1] for q in queries] == [
-        ("instance-state-name", ("running", "stopped", "stopping"))
+    assert sorted(q.filters for q in queries) == [
+        (("tag:backup", ("true",)),),
+        (("tag:backup", ("true",)), ("tag:env", ("prod",))),
     ]
 
 
@@ -231,23 +231,35 @@ def test_volumes_carry_their_attachments(aws: None) -> None:
     assert inventory.instances == ()
 
 
-def test_exclude_tags_and_instance_states_are_applied_to_what_ec2_returns(aws: None) -> None:
+def test_instances_excluded_by_tag_or_state_are_read_and_untagged_ones_are_not(
+    aws: None,
+) -> None:
+    """exclude_tags and instance_states are the planner's: it counts what they exclude."""
     ec2 = setup_client()
     (kept,) = launch(ec2, 1, {"backup": "true"})
-    launch(ec2, 1, {"backup": "true", "backup-skip": "yes"})
+    (skipped,) = launch(ec2, 1, {"backup": "true", "backup-skip": "yes"})
     (stopped,) = launch(ec2, 1, {"backup": "true"})
     ec2.stop_instances(InstanceIds=[stopped])
     (terminated,) = launch(ec2, 1, {"backup": "true"})
     ec2.terminate_instances(InstanceIds=[terminated])
+    launch(ec2, 1, {"backup": "false"})
     selector = Selector(
         tags=tag_filter(backup="true"),
         exclude_tags=tag_filter(**{"backup-skip": "*"}),
         instance_states=("running",),
     )
+    session = AwsSession(regions=(REGION,))
+    calls = count_calls(session)
 
-    found = read_instances(AwsSession().client("ec2", REGION), REGION, [selector])
+    found = read_instances(session.client("ec2", REGION), REGION, [selector])
 
-    assert [i.instance_id for i in found] == [kept]
+    assert {i.instance_id: i.state for i in found} == {
+        kept: "running",
+        skipped: "running",
+        stopped: "stopped",
+        terminated: "terminated",
+    }
+    assert calls == Counter({"ec2:DescribeInstances": 1})
 
 
 def test_two_selectors_make_two_calls_and_an_instance_both_select_appears_once(aws: None) -> None:
@@ -387,6 +399,8 @@ def test_copy_target_regions_have_snapshots_read_but_not_instances(aws: None) ->
     )
 
     assert inventory.regions == (REGION, "us-west-2")
+    # so the plan never counts, nor warns about, resources it did not read
+    assert inventory.resource_regions == (REGION,)
     assert inventory.instances == ()
     assert [s.snapshot_id for s in inventory.snapshots] == [copy_id]
     assert calls["ec2:DescribeInstances"] == 1
@@ -451,10 +465,7 @@ def test_instances_are_asked_for_1000_at_a_time() -> None:
             "describe_instances",
             {"Reservations": []},
             {
-                "Filters": [
-                    {"Name": "tag:backup", "Values": ["true"]},
-                    {"Name": "instance-state-name", "Values": ["running", "stopped"]},
-                ],
+                "Filters": [{"Name": "tag:backup", "Values": ["true"]}],
                 "MaxResults": 1000,
             },
         )

@@ -24,6 +24,20 @@ class TestCompareActions:
 
         assert compare_actions(saved, fresh) == []
 
+    def test_a_renamed_resource_does_not_make_a_plan_stale_but_another_rule_does(self) -> None:
+        """The name only describes; the retention rule is why the action is what it is."""
+        saved = make_plan(actions=(dataclasses.replace(DELETE, resource_name="web-1"),))
+        renamed = make_plan(actions=(dataclasses.replace(DELETE, resource_name="web-2"),))
+        other_rule = make_plan(
+            actions=(dataclasses.replace(DELETE, resource_name="web-1", retention="retention"),)
+        )
+
+        assert compare_actions(saved, renamed) == []
+        assert compare_actions(saved, other_rule) == [
+            "~ delete prod-nightly/i-0abc/20261119T0200Z for i-0abc retention now 'retention' "
+            "(was none)"
+        ]
+
     def test_a_new_deletion_is_reported_with_a_plus(self) -> None:
         lines = compare_actions(make_plan(actions=(CREATE,)), make_plan())
 

@@ -973,9 +973,15 @@ class TestMalformed:
             "smartvault:source": "us-east-1/snap-good",
         }
         copy = managed("snap-copy", tags, volume_id="vol-ffffffff", region=west)
-        p = run(policy, snapshots=[copy], regions=("us-east-1", west))
+        p = run(
+            policy, snapshots=[copy], regions=("us-east-1", west), resource_regions=("us-east-1",)
+        )
         assert kept(p) == {"vols/vol-a/20261128T0300Z": ("keep_last", "max_age")}
-        assert p.warnings == ()
+        # Only that the source volume is gone; nothing about the copy.
+        assert messages(p) == [
+            'selector.tags {backup: "true"} matches no volume in us-east-1: '
+            "nothing is backed up there"
+        ]
 
     def test_a_malformed_copy_neither_counts_as_a_copy_nor_is_kept_by_copy_retention(
         self,

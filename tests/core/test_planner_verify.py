@@ -85,6 +85,7 @@ class TestDue:
             created_at=utc(2026, 11, 28, 3, 0, 4),
             reason="no verified recovery point yet",
             timeout=timedelta(minutes=45),
+            retention="retention",
         )
 
     def test_a_point_verified_three_days_ago_needs_no_test_with_every_7d(self) -> None:

@@ -27,6 +27,7 @@ from smartvault.core.model import Kept
 from smartvault.core.model import Orphan
 from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
+from smartvault.core.model import PolicyRegion
 from smartvault.core.model import PolicySlot
 from smartvault.core.model import Skipped
 from smartvault.core.model import VerifyAction
@@ -77,6 +78,22 @@ _times = st.datetimes(
     ),
 )
 _tags = st.dictionaries(_names, st.text(max_size=30), max_size=4)
+_resource_names = st.none() | st.text(max_size=20)
+_retentions = st.sampled_from(
+    [
+        None,
+        "default",
+        "retention",
+        "retention_by_tag[0]",
+        "retention_by_tag[12]+retention_tag",
+        "default+retention_tag",
+        "copies[1]",
+    ]
+)
+_lines = {"resource_name": _resource_names, "retention": _retentions}
+_policy_regions = st.dictionaries(
+    _names, st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), max_size=3
+).map(lambda d: tuple(PolicyRegion(r, *d[r]) for r in sorted(d)))
 
 _creates = st.builds(
     CreateAction,
@@ -91,6 +108,7 @@ _creates = st.builds(
     tags=_tags,
     exclude_boot_volume=st.booleans(),
     full_tag_values=_tags,
+    **_lines,
 )
 
 
@@ -104,6 +122,7 @@ def _existing(cls: type[DeleteAction] | type[ArchiveAction]) -> st.SearchStrateg
         snapshot_ids=_ids,
         created_at=_times,
         reason=st.text(max_size=40),
+        **_lines,
     )
 
 
@@ -117,6 +136,7 @@ _verifies = st.builds(
     created_at=_times,
     reason=st.text(max_size=40),
     timeout=st.integers(1, 12 * 60).map(lambda minutes: timedelta(minutes=minutes)),
+    **_lines,
 )
 
 _copies = st.builds(
@@ -130,6 +150,7 @@ _copies = st.builds(
     target_region=_names,
     reason=st.text(max_size=40),
     kms_key_id=st.none() | _names,
+    **_lines,
 )
 
 plans = st.builds(
@@ -139,7 +160,14 @@ plans = st.builds(
     account_id=_names,
     regions=_ids,
     policies=st.lists(
-        st.builds(PolicySlot, name=_names, file=_names, slot=st.none() | _times), max_size=3
+        st.builds(
+            PolicySlot,
+            name=_names,
+            file=_names,
+            slot=st.none() | _times,
+            regions=_policy_regions,
+        ),
+        max_size=3,
     ).map(tuple),
     actions=st.lists(
         st.one_of(_creates, _existing(DeleteAction), _existing(ArchiveAction), _copies, _verifies),
@@ -156,6 +184,7 @@ plans = st.builds(
             created_at=_times,
             kept_by=st.lists(st.sampled_from(KEPT_BY), max_size=3).map(tuple),
             verified=st.none() | _times,
+            **_lines,
         ),
         max_size=3,
     ).map(tuple),
@@ -168,6 +197,7 @@ plans = st.builds(
             recovery_point=_names,
             snapshot_ids=_ids,
             reason=_names,
+            **_lines,
         ),
         max_size=2,
     ).map(tuple),
@@ -202,7 +232,24 @@ PROPERTY = settings(max_examples=100, deadline=None)
 
 class TestPlanToDict:
     def test_plan_to_dict_writes_the_documented_shape(self) -> None:
-        data = plan_json.plan_to_dict(make_plan(actions=(CREATE, DELETE, COPY)))
+        named = {"resource_name": "web-1", "retention": "retention_by_tag[0]+retention_tag"}
+        data = plan_json.plan_to_dict(
+            make_plan(
+                policies=(
+                    PolicySlot(
+                        "prod-nightly",
+                        "policies/prod.yaml",
+                        utc(2026, 11, 28, 2),
+                        (PolicyRegion("us-east-1", 12, 1), PolicyRegion("us-west-2", 3, 0)),
+                    ),
+                ),
+                actions=(
+                    dataclasses.replace(CREATE, **named),
+                    dataclasses.replace(DELETE, **named),
+                    dataclasses.replace(COPY, resource_name=None, retention="copies[0]"),
+                ),
+            )
+        )
 
         assert list(data) == [
             "format_version",
@@ -222,19 +269,31 @@ class TestPlanToDict:
         assert data["at"] == "2026-11-28T17:00:00Z"
         assert data["generated_at"] == "2026-11-28T17:00:02Z"
         assert data["policies"] == [
-            {"name": "prod-nightly", "file": "policies/prod.yaml", "slot": "2026-11-28T02:00:00Z"}
+            {
+                "name": "prod-nightly",
+                "file": "policies/prod.yaml",
+                "slot": "2026-11-28T02:00:00Z",
+                "selected": 15,
+                "excluded": 1,
+                "regions": {
+                    "us-east-1": {"selected": 12, "excluded": 1},
+                    "us-west-2": {"selected": 3, "excluded": 0},
+                },
+            }
         ]
         assert data["actions"][0] == {
             "type": "create",
             "region": "us-east-1",
             "policy": "prod-nightly",
             "resource_id": "i-0abc",
+            "resource_name": "web-1",
             "resource_type": "instance",
             "volume_ids": ["vol-1", "vol-2"],
             "recovery_point": "prod-nightly/i-0abc/20261128T0200Z",
             "slot": "2026-11-28T02:00:00Z",
             "tags": {"CreatedBy": "SmartVault", "smartvault:policy": "prod-nightly"},
             "exclude_boot_volume": False,
+            "retention": "retention_by_tag[0]+retention_tag",
             "reason": CREATE.reason,
         }
         assert data["actions"][1] == {
@@ -242,9 +301,11 @@ class TestPlanToDict:
             "region": "us-east-1",
             "policy": "prod-nightly",
             "resource_id": "i-0abc",
+            "resource_name": "web-1",
             "recovery_point": "prod-nightly/i-0abc/20261119T0200Z",
             "snapshot_ids": ["snap-1", "snap-2"],
             "created_at": "2026-11-19T02:00:03Z",
+            "retention": "retention_by_tag[0]+retention_tag",
             "reason": "older than max_age 7d; not kept by keep_last 3",
         }
         assert list(data["actions"][2]) == [
@@ -252,13 +313,19 @@ class TestPlanToDict:
             "region",
             "policy",
             "resource_id",
+            "resource_name",
             "recovery_point",
             "snapshot_ids",
             "created_at",
             "target_region",
             "kms_key_id",
+            "retention",
             "reason",
         ]
+        assert (data["actions"][2]["resource_name"], data["actions"][2]["retention"]) == (
+            None,
+            "copies[0]",
+        )
         assert data["kept"][0]["kept_by"] == ["keep_last", "daily"]
         assert data["skipped"][0]["reason"] == "in use by AMI ami-0123"
         assert data["orphans"][0] == {
@@ -292,10 +359,12 @@ class TestPlanToDict:
             "region": "us-west-2",
             "policy": "prod-nightly",
             "resource_id": "i-0abc",
+            "resource_name": None,
             "recovery_point": "prod-nightly/i-0abc/20261127T0200Z",
             "snapshot_ids": ["snap-13", "snap-14"],
             "created_at": "2026-11-27T02:10:04Z",
             "timeout_seconds": 2700,
+            "retention": None,
             "reason": "no verified recovery point yet",
         }
         assert plan_json.plan_to_dict(make_plan(actions=(VERIFY,)))["summary"]["verify"] == 1
@@ -313,7 +382,7 @@ class TestPlanToDict:
         data = plan_json.plan_to_dict(make_plan(kept=(base, verified)))
 
         assert [k["verified"] for k in data["kept"]] == [None, "2026-11-28T03:12:09Z"]
-        assert list(data["kept"][0])[-2:] == ["kept_by", "verified"]
+        assert list(data["kept"][0])[-3:] == ["kept_by", "retention", "verified"]
 
     def test_full_tag_values_are_written_only_when_a_tag_was_cut(self) -> None:
         cut = dataclasses.replace(CREATE, full_tag_values={"smartvault:devices": "x" * 300})
@@ -329,8 +398,50 @@ class TestPlanToDict:
         plan = make_plan(policies=(PolicySlot("old", "policies/old.yaml", None),))
 
         assert plan_json.plan_to_dict(plan)["policies"] == [
-            {"name": "old", "file": "policies/old.yaml", "slot": None}
+            {
+                "name": "old",
+                "file": "policies/old.yaml",
+                "slot": None,
+                "selected": 0,
+                "excluded": 0,
+                "regions": {},
+            }
         ]
+
+    def test_a_plan_written_before_counts_and_rules_is_refused_as_older(self) -> None:
+        data = plan_json.plan_to_dict(make_plan())
+        for action in data["actions"]:
+            del action["retention"]
+        with pytest.raises(PlanFileError, match="written by an older SmartVault") as caught:
+            plan_json.plan_from_dict(data, source="old.json")
+        assert "smartvault plan --out FILE" in str(caught.value)
+        data = plan_json.plan_to_dict(make_plan())
+        del data["policies"][0]["regions"]
+        with pytest.raises(PlanFileError, match="written by an older SmartVault"):
+            plan_json.plan_from_dict(data, source="old.json")
+
+    def test_policy_totals_that_are_not_the_sums_of_their_regions_are_refused(self) -> None:
+        slot = PolicySlot("p", "p.yaml", None, (PolicyRegion("us-east-1", 2, 1),))
+        data = plan_json.plan_to_dict(make_plan(policies=(slot,)))
+        data["policies"][0]["selected"] = 3
+
+        with pytest.raises(PlanFileError) as caught:
+            plan_json.plan_from_dict(data, source="p.json")
+
+        assert str(caught.value) == (
+            "p.json is not a SmartVault plan: policies[0]: selected 3 and excluded 1 do not "
+            "match the sums of its regions (2 and 1)"
+        )
+
+    @pytest.mark.parametrize(
+        "retention", ["Retention", "retention_by_tag[x]", "copies[0]+retention_tag", ""]
+    )
+    def test_a_retention_that_names_no_rule_is_refused(self, retention: str) -> None:
+        data = plan_json.plan_to_dict(make_plan())
+        data["kept"][0]["retention"] = retention
+
+        with pytest.raises(PlanFileError, match=r"kept\[0\]\.retention"):
+            plan_json.plan_from_dict(data)
 
     def test_a_warning_without_context_writes_nulls(self) -> None:
         plan = make_plan(warnings=(PlanWarning("no regions"),))

@@ -16,6 +16,7 @@ from smartvault.core.model import Kept
 from smartvault.core.model import Orphan
 from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
+from smartvault.core.model import PolicyRegion
 from smartvault.core.model import PolicySlot
 from smartvault.core.model import Skipped
 from smartvault.formats import plan_json
@@ -38,6 +39,8 @@ KEPT = Kept(
     ("snap-3", "snap-4"),
     utc(2026, 11, 27, 2, 0, 4),
     ("keep_last", "daily"),
+    resource_name="web-1",
+    retention="retention_by_tag[0]",
 )
 SKIPPED = Skipped(
     "us-east-1",
@@ -46,6 +49,18 @@ SKIPPED = Skipped(
     "prod-nightly/i-0abc/20261101T0200Z",
     ("snap-5",),
     "in use by AMI ami-0123",
+    resource_name="web-1",
+    retention="retention_by_tag[0]",
+)
+#: the factories' create and delete, naming the resource and the rule as the planner does
+NAMED = {"resource_name": "web-1", "retention": "retention_by_tag[0]"}
+NAMED_CREATE = dataclasses.replace(CREATE, **NAMED)
+NAMED_DELETE = dataclasses.replace(DELETE, **NAMED)
+POLICY = PolicySlot(
+    "prod-nightly",
+    "policies/prod.yaml",
+    utc(2026, 11, 28, 2),
+    (PolicyRegion("us-east-1", 12, 1),),
 )
 ORPHAN = Orphan(
     "us-east-1",
@@ -63,7 +78,14 @@ WARNING = PlanWarning(
 
 def make_plan(**overrides: Any) -> Plan:
     """One policy, a create and a delete, one kept, one skipped and one warning."""
-    defaults = {"kept": (KEPT,), "skipped": (SKIPPED,), "orphans": (), "warnings": (WARNING,)}
+    defaults = {
+        "policies": (POLICY,),
+        "actions": (NAMED_CREATE, NAMED_DELETE),
+        "kept": (KEPT,),
+        "skipped": (SKIPPED,),
+        "orphans": (),
+        "warnings": (WARNING,),
+    }
     return factories.make_plan(**{**defaults, **overrides})
 
 
@@ -95,13 +117,14 @@ Regions: us-east-1; generated 2026-11-28T17:00:02Z
 
 ! i-0abc is selected by 2 policies: prod-nightly, prod-monthly (i-0abc, us-east-1)
 
-prod-nightly (policies/prod.yaml, slot 2026-11-28T02:00:00Z)
-  + create  i-0abc  prod-nightly/i-0abc/20261128T0200Z  vol-1, vol-2 — due: newest recovery \
-point 2026-11-27T02:00:04Z is before slot 2026-11-28T02:00:00Z
-  - delete  i-0abc  prod-nightly/i-0abc/20261119T0200Z  snap-1, snap-2 (2026-11-19T02:00:03Z) \
-— older than max_age 7d; not kept by keep_last 3
-  = 1 recovery point kept
-  · skip    i-0abc  prod-nightly/i-0abc/20261101T0200Z  snap-5 — in use by AMI ami-0123
+prod-nightly (policies/prod.yaml, slot 2026-11-28T02:00:00Z; 12 selected, 1 excluded)
+  retention rule retention_by_tag[0]
+    + create  i-0abc (web-1)  prod-nightly/i-0abc/20261128T0200Z  vol-1, vol-2 — due: newest \
+recovery point 2026-11-27T02:00:04Z is before slot 2026-11-28T02:00:00Z
+    - delete  i-0abc (web-1)  prod-nightly/i-0abc/20261119T0200Z  snap-1, snap-2 \
+(2026-11-19T02:00:03Z) — older than max_age 7d; not kept by keep_last 3
+    = 1 recovery point kept
+    · skip    i-0abc (web-1)  prod-nightly/i-0abc/20261101T0200Z  snap-5 — in use by AMI ami-0123
 
 Plan: 1 to create, 1 to delete, 0 to archive, 0 to copy, 0 to verify; 1 kept, 1 skipped.
 """
@@ -124,34 +147,36 @@ Account 123456789012, evaluated at 2026-11-28T17:00:00Z in us-east-1 \
 
 ### Policy prod-nightly
 
-policies/prod.yaml, slot 2026-11-28T02:00:00Z
+policies/prod.yaml, slot 2026-11-28T02:00:00Z; 12 selected, 1 excluded
+
+#### Retention rule retention_by_tag\\[0\\]
 
 **Create (1)**
 
 | Resource | Recovery point | Volumes | Reason |
 |---|---|---|---|
-| i-0abc | prod-nightly/i-0abc/20261128T0200Z | vol-1, vol-2 | due: newest recovery point \
+| i-0abc (web-1) | prod-nightly/i-0abc/20261128T0200Z | vol-1, vol-2 | due: newest recovery point \
 2026-11-27T02:00:04Z is before slot 2026-11-28T02:00:00Z |
 
 **Delete (1)**
 
 | Resource | Recovery point | Snapshots | Created | Reason |
 |---|---|---|---|---|
-| i-0abc | prod-nightly/i-0abc/20261119T0200Z | snap-1, snap-2 | 2026-11-19T02:00:03Z | \
-older than max_age 7d; not kept by keep_last 3 |
+| i-0abc (web-1) | prod-nightly/i-0abc/20261119T0200Z | snap-1, snap-2 | \
+2026-11-19T02:00:03Z | older than max_age 7d; not kept by keep_last 3 |
 
 **Skipped (1)**
 
 | Resource | Recovery point | Snapshots | Reason |
 |---|---|---|---|
-| i-0abc | prod-nightly/i-0abc/20261101T0200Z | snap-5 | in use by AMI ami-0123 |
+| i-0abc (web-1) | prod-nightly/i-0abc/20261101T0200Z | snap-5 | in use by AMI ami-0123 |
 
 <details><summary>Kept (1)</summary>
 
 | Resource | Recovery point | Snapshots | Created | Kept by | Verified |
 |---|---|---|---|---|---|
-| i-0abc | prod-nightly/i-0abc/20261127T0200Z | snap-3, snap-4 | 2026-11-27T02:00:04Z | \
-keep_last, daily |  |
+| i-0abc (web-1) | prod-nightly/i-0abc/20261127T0200Z | snap-3, snap-4 | \
+2026-11-27T02:00:04Z | keep_last, daily |  |
 
 </details>
 """
@@ -168,7 +193,7 @@ class TestRenderText:
         text = render.render_text(make_plan(), verbose=True)
 
         assert (
-            "  = keep    i-0abc  prod-nightly/i-0abc/20261127T0200Z  snap-3, snap-4 "
+            "    = keep    i-0abc (web-1)  prod-nightly/i-0abc/20261127T0200Z  snap-3, snap-4 "
             "(2026-11-27T02:00:04Z) — kept by keep_last, daily\n"
         ) in text
         assert "recovery point kept\n" not in text
@@ -177,11 +202,11 @@ class TestRenderText:
         text = render.render_text(make_plan(actions=(ARCHIVE, COPY)))
 
         assert (
-            "  ~ archive i-0abc  prod-nightly/i-0abc/20260801T0200Z  snap-7 "
+            "    ~ archive i-0abc  prod-nightly/i-0abc/20260801T0200Z  snap-7 "
             "(2026-08-01T02:00:05Z) — older than archive.after 90d\n"
         ) in text
         assert (
-            "  ~ copy    i-0abc  prod-nightly/i-0abc/20261127T0200Z  snap-3 "
+            "    ~ copy    i-0abc  prod-nightly/i-0abc/20261127T0200Z  snap-3 "
             "(2026-11-27T02:00:04Z) → us-west-2 (KMS alias/backup) — copy rule us-west-2\n"
         ) in text
         assert text.endswith(
@@ -197,7 +222,7 @@ class TestRenderText:
         text = render.render_text(plan)
 
         assert (
-            "  ? verify  i-0abc  prod-nightly/i-0abc/20261127T0200Z  snap-13, snap-14 "
+            "    ? verify  i-0abc  prod-nightly/i-0abc/20261127T0200Z  snap-13, snap-14 "
             "(2026-11-27T02:10:04Z), timeout 45m — no verified recovery point yet\n"
         ) in text
         assert text.endswith(
@@ -208,7 +233,7 @@ class TestRenderText:
     def test_a_restore_test_is_cyan_in_colour(self) -> None:
         text = render.render_text(make_plan(actions=(VERIFY,)), color=True)
 
-        assert "\x1b[36m  ? verify" in text
+        assert "\x1b[36m    ? verify" in text
 
     def test_kept_recovery_points_say_which_are_verified_and_when(self) -> None:
         verified = dataclasses.replace(
@@ -219,7 +244,7 @@ class TestRenderText:
         short = render.render_text(plan)
         long = render.render_text(plan, verbose=True)
 
-        assert "  = 2 recovery points kept, 1 verified\n" in short
+        assert "    = 2 recovery points kept, 1 verified\n" in short
         assert (
             "rp-verified  snap-3, snap-4 (2026-11-27T02:00:04Z) — kept by keep_last, daily; "
             "verified 2026-11-28\n" in long
@@ -244,9 +269,9 @@ class TestRenderText:
     def test_with_colour_creates_are_green_deletes_red_and_warnings_yellow(self) -> None:
         text = render.render_text(make_plan(actions=(CREATE, DELETE, COPY)), color=True)
 
-        assert "\x1b[32m  + create" in text
-        assert "\x1b[31m  - delete" in text
-        assert "\x1b[33m  ~ copy" in text
+        assert "\x1b[32m    + create" in text
+        assert "\x1b[31m    - delete" in text
+        assert "\x1b[33m    ~ copy" in text
         assert "\x1b[1;33m! i-0abc is selected" in text
         assert ANSI.sub("", text) == render.render_text(make_plan(actions=(CREATE, DELETE, COPY)))
 
@@ -266,7 +291,7 @@ class TestRenderText:
 
         text = render.render_text(plan)
 
-        assert "  = 14 recovery points kept\n" in text
+        assert "    = 14 recovery points kept\n" in text
         assert text.endswith("\nNo changes. 14 recovery points kept.\n")
 
     def test_no_changes_mentions_skipped_recovery_points(self) -> None:
@@ -287,7 +312,9 @@ class TestRenderText:
     def test_a_policy_in_no_loaded_file_still_gets_a_section(self) -> None:
         plan = make_plan(policies=())
 
-        assert "\nprod-nightly\n  + create" in render.render_text(plan)
+        assert "\nprod-nightly\n  retention rule retention_by_tag[0]\n    + create" in (
+            render.render_text(plan)
+        )
 
     def test_orphans_are_listed_after_the_policies(self) -> None:
         text = render.render_text(make_plan(orphans=(ORPHAN,)))
@@ -304,8 +331,8 @@ class TestRenderText:
 
         text = render.render_text(plan)
 
-        assert "  + create  us-east-1  i-0abc  " in text
-        assert "  - delete  us-west-2  i-0abc  " in text
+        assert "    + create  us-east-1  i-0abc  " in text
+        assert "    - delete  us-west-2  i-0abc  " in text
 
 
 # --- Markdown -------------------------------------------------------------------
@@ -517,3 +544,64 @@ class TestRender:
     def test_an_unknown_format_is_refused(self) -> None:
         with pytest.raises(ValueError, match="unknown plan format 'yaml'"):
             render.render(make_plan(), "yaml")  # type: ignore[arg-type]
+
+
+# --- retention rules and names --------------------------------------------------------
+
+
+class TestRuleGroups:
+    def mixed(self) -> Plan:
+        """Lines of four rules, given out of order: the rendering sorts them by rule."""
+        copy = dataclasses.replace(COPY, retention="copies[0]")
+        gold = dataclasses.replace(NAMED_DELETE, retention="retention_by_tag[1]+retention_tag")
+        return make_plan(
+            actions=(copy, gold, dataclasses.replace(CREATE, retention="retention")),
+            kept=(dataclasses.replace(KEPT, retention=None, kept_by=("disabled",)),),
+            skipped=(),
+            warnings=(),
+        )
+
+    def test_text_groups_a_policys_lines_under_an_indented_header_per_rule(self) -> None:
+        text = render.render_text(self.mixed())
+
+        headers = [line for line in text.splitlines() if line.startswith("  retention rule")]
+        assert headers == [
+            "  retention rule retention",
+            "  retention rule retention_by_tag[1]+retention_tag",
+            "  retention rule copies[0]",
+        ]
+        assert "\n  no retention rule\n    = 1 recovery point kept\n" in text
+        assert "  retention rule retention\n    + create  i-0abc  " in text
+        assert "retention_by_tag[1]+retention_tag\n    - delete  i-0abc (web-1)  " in text
+
+    def test_markdown_has_a_sub_heading_per_rule_with_its_own_tables(self) -> None:
+        markdown = render.render_markdown(self.mixed())
+
+        headings = [line for line in markdown.splitlines() if line.startswith("#### ")]
+        assert headings == [
+            "#### Retention rule retention",
+            "#### Retention rule retention_by_tag\\[1\\]+retention_tag",
+            "#### Retention rule copies\\[0\\]",
+            "#### No retention rule",
+        ]
+        after_copies = markdown.split("#### Retention rule copies\\[0\\]")[1]
+        assert after_copies.index("**Copy (1)**") < after_copies.index("#### No retention rule")
+
+    def test_counts_of_several_regions_are_shown_per_region(self) -> None:
+        policy = dataclasses.replace(
+            POLICY, regions=(PolicyRegion("us-east-1", 12, 1), PolicyRegion("us-west-2", 0, 2))
+        )
+        text = render.render_text(make_plan(policies=(policy,)))
+
+        assert (
+            "prod-nightly (policies/prod.yaml, slot 2026-11-28T02:00:00Z; us-east-1 12 selected, "
+            "1 excluded; us-west-2 0 selected, 2 excluded)\n"
+        ) in text
+
+    def test_a_name_with_control_characters_cannot_drive_the_terminal(self) -> None:
+        odd = dataclasses.replace(NAMED_CREATE, resource_name="web\x1b[31m-1\n")
+
+        text = render.render_text(make_plan(actions=(odd,)))
+
+        assert "i-0abc (web?[31m-1?)" in text
+        assert "\x1b" not in text

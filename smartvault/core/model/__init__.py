@@ -31,6 +31,7 @@ from smartvault.core.model.plan import Kept
 from smartvault.core.model.plan import Orphan
 from smartvault.core.model.plan import Plan
 from smartvault.core.model.plan import PlanWarning
+from smartvault.core.model.plan import PolicyRegion
 from smartvault.core.model.plan import PolicySlot
 from smartvault.core.model.plan import Skipped
 from smartvault.core.model.plan import VerifyAction
@@ -94,6 +95,7 @@ __all__ = [
     "Plan",
     "PlanWarning",
     "Policy",
+    "PolicyRegion",
     "PolicySet",
     "PolicySlot",
     "RecoveryPointId",

@@ -108,9 +108,13 @@ class Inventory:
     """What exists in the account, as read at one moment, across the regions read."""
 
     account_id: str
+    #: every region read: where SmartVault works, and copy target regions
     regions: tuple[str, ...]
     instances: tuple[Instance, ...] = ()
     volumes: tuple[Volume, ...] = ()
     #: managed snapshots (``CreatedBy=SmartVault``); others are never read
     snapshots: tuple[Snapshot, ...] = ()
     images: tuple[Image, ...] = ()
+    #: the regions whose instances and volumes were read (the working regions; copy
+    #: target regions only have their snapshots and AMIs read); None: all of ``regions``
+    resource_regions: tuple[str, ...] | None = None

@@ -1,4 +1,12 @@
-"""The plan: actions to take, with their reasons, and what was kept, skipped or orphaned."""
+"""The plan: actions to take, with their reasons, and what was kept, skipped or orphaned.
+
+Every action, kept and skipped entry also says which resource it is about by name
+(``resource_name``: its ``Name`` tag, when known) and which retention rule its lineage
+follows (``retention``, spelled as in docs/plan-format.md: ``default``, ``retention``,
+``retention_by_tag[N]``, each maybe followed by ``+retention_tag``, or ``copies[N]``;
+None when no rule applies: a disabled policy, a copy whose copy rule is gone, or a
+resource whose recorded tags cannot be read).
+"""
 
 from __future__ import annotations
 
@@ -37,6 +45,8 @@ class CreateAction:
     exclude_boot_volume: bool = False
     #: key -> whole value of each tag in ``tags`` cut to 256 characters (for the audit record)
     full_tag_values: Mapping[str, str] = field(default_factory=dict)
+    resource_name: str | None = None
+    retention: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class _RecoveryPointAction:
     snapshot_ids: tuple[str, ...]
     created_at: datetime
     reason: str
+    resource_name: str | None = None
+    retention: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,9 @@ class CopyAction:
     target_region: str
     reason: str
     kms_key_id: str | None = None
+    resource_name: str | None = None
+    #: ``copies[N]``: the copy rule that asks for it, whose retention keeps the copies
+    retention: str | None = None
 
 
 Action = CreateAction | DeleteAction | ArchiveAction | CopyAction | VerifyAction
@@ -108,6 +123,8 @@ class Kept:
     #: when a restore test last proved it restorable: the oldest ``smartvault:verified``
     #: time of its snapshots when every one carries a readable one, else None
     verified: datetime | None = None
+    resource_name: str | None = None
+    retention: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,8 @@ class Skipped:
     recovery_point: str
     snapshot_ids: tuple[str, ...]
     reason: str
+    resource_name: str | None = None
+    retention: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,11 +159,33 @@ class PlanWarning:
 
 
 @dataclass(frozen=True)
+class PolicyRegion:
+    """What one policy's selector found in one region it covers."""
+
+    region: str
+    #: resources the policy backs up there
+    selected: int = 0
+    #: resources ``selector.tags`` matches that ``exclude_tags`` or ``instance_states``
+    #: then removes
+    excluded: int = 0
+
+
+@dataclass(frozen=True)
 class PolicySlot:
     name: str
     file: str
     #: None for a disabled policy
     slot: datetime | None
+    #: one entry per region read for resources that the policy covers, sorted by region
+    regions: tuple[PolicyRegion, ...] = ()
+
+    @property
+    def selected(self) -> int:
+        return sum(r.selected for r in self.regions)
+
+    @property
+    def excluded(self) -> int:
+        return sum(r.excluded for r in self.regions)
 
 
 @dataclass(frozen=True)

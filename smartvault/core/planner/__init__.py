@@ -14,15 +14,19 @@ How it works, in one pass over the snapshots (O(n log n)):
    so it never counts and is never acted on; the plan warns about it (:mod:`.lineages`).
 2. Each enabled policy selects its resources (:mod:`.selection`); a selected resource
    with no pending or completed recovery point at or after the policy's slot is due
-   (:mod:`.creates`).
+   (:mod:`.creates`). Every policy's selected and excluded resources are counted per
+   region, and an enabled one that selects nothing in a region is a warning.
 3. Each lineage is given its retention; completed points no rule keeps are
    deleted, failed ones too, unless an AMI uses them (:mod:`.decisions`). Archives and
    copies (:mod:`.copies`) follow, then a restore test of the newest completed point
-   when the policy's ``verify`` says one is due (:mod:`.verify`).
+   when the policy's ``verify`` says one is due (:mod:`.verify`). Every entry of a
+   lineage names its resource (``Name`` tag: current tags, else those recorded at
+   creation) and the retention rule it follows.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from smartvault.core.model import Action
@@ -42,11 +46,14 @@ from smartvault.core.planner.creates import create_if_due
 from smartvault.core.planner.decisions import KEEP_ALL
 from smartvault.core.planner.decisions import KEPT_DISABLED
 from smartvault.core.planner.decisions import KEPT_NO_COPY_RULE
-from smartvault.core.planner.decisions import choose_retention
+from smartvault.core.planner.decisions import Lineage
+from smartvault.core.planner.decisions import chosen_retention
+from smartvault.core.planner.decisions import copy_rule_name
 from smartvault.core.planner.decisions import decide
 from smartvault.core.planner.decisions import images_by_snapshot
 from smartvault.core.planner.decisions import keep
 from smartvault.core.planner.decisions import recorded_tags
+from smartvault.core.planner.decisions import resource_name
 from smartvault.core.planner.decisions import warn_if_stale
 from smartvault.core.planner.lineages import group_lineages
 from smartvault.core.planner.lineages import warn_malformed
@@ -84,21 +91,31 @@ def plan(
     in_use_by = images_by_snapshot(inventory)
 
     actions: list[Action] = []
-    selected = select(states, inventory, regions, warnings)
+    selection = select(states, inventory, warnings)
+    selected = selection.selected
     for (region, policy_name, resource_id), resource in selected.items():
         selecting = states[policy_name]
         # Chosen again per lineage below; here so a bad retention_tag is reported
         # before the resource has any recovery point.
-        choose_retention(selecting.policy, resource.tags, resource_id, region, warnings)
+        _, _, rule = chosen_retention(
+            selecting.policy, resource.tags, resource_id, region, warnings
+        )
         if selecting.slot is None:
             continue
         lineage = lineages.get((region, policy_name, resource_id, False), ())
         create, messages = create_if_due(selecting, region, resource, lineage)
         if create is not None:
-            actions.append(create)
+            actions.append(
+                replace(create, resource_name=resource_name(resource.tags), retention=rule)
+            )
         for message in messages:
             warnings.add(message, policy=policy_name, resource_id=resource_id, region=region)
 
+    # A copy lineage lives in its target region; its resource in the source region.
+    by_id: dict[tuple[str, str], Instance | Volume] = {
+        **{("instance", i.instance_id): i for i in inventory.instances},
+        **{("volume", v.volume_id): v for v in inventory.volumes},
+    }
     kept: list[Kept] = []
     skipped: list[Skipped] = []
     orphans: list[Orphan] = []
@@ -111,55 +128,72 @@ def plan(
             )
             continue
         policy = state.policy
+        current: Instance | Volume | None = (
+            by_id.get((policy.resource, resource_id))
+            if is_copy
+            else (
+                instances.get((region, resource_id))
+                if policy.resource == "instance"
+                else volumes.get((region, resource_id))
+            )
+        )
+        tags = current.tags if current is not None else recorded_tags(points)
+        name = resource_name(tags)
         if not policy.enabled:
-            kept.extend(keep(p, (KEPT_DISABLED,)) for p in points)
+            kept.extend(keep(p, (KEPT_DISABLED,), Lineage(name, None)) for p in points)
             continue
         if is_copy:
-            copy_rule = next((r for r in policy.copies if r.region == region), None)
-            if copy_rule is None:
+            numbered = next(
+                ((n, r) for n, r in enumerate(policy.copies) if r.region == region), None
+            )
+            if numbered is None:
                 warnings.add(
                     f"copies in {region} have no copy rule any more: they are kept until "
                     "a person deletes them",
                     policy=policy_name,
                     region=region,
                 )
-                kept.extend(keep(p, (KEPT_NO_COPY_RULE,)) for p in points)
+                kept.extend(keep(p, (KEPT_NO_COPY_RULE,), Lineage(name, None)) for p in points)
                 continue
+            number, copy_rule = numbered
             retention, label = copy_rule.retention, f"copy rule for {region}"
-        else:
-            current: Instance | Volume | None = (
-                instances.get((region, resource_id))
-                if policy.resource == "instance"
-                else volumes.get((region, resource_id))
+            lineage_of = Lineage(name, copy_rule_name(number))
+        elif tags is None:
+            # The resource is gone and its recorded tags are unreadable or incomplete:
+            # no rule can be chosen safely (a lost `tier: gold` would fall back to a
+            # shorter one), so every completed point is kept; failed ones still go.
+            warnings.add(
+                f"the resource is gone and its tags recorded in {TAG_RESOURCE_TAGS} "
+                "cannot be read whole: its recovery points are kept until a person "
+                "deletes them",
+                policy=policy_name,
+                resource_id=resource_id,
+                region=region,
             )
-            tags = current.tags if current is not None else recorded_tags(points)
-            if tags is None:
-                # The resource is gone and its recorded tags are unreadable or incomplete:
-                # no rule can be chosen safely (a lost `tier: gold` would fall back to a
-                # shorter one), so every completed point is kept; failed ones still go.
-                warnings.add(
-                    f"the resource is gone and its tags recorded in {TAG_RESOURCE_TAGS} "
-                    "cannot be read whole: its recovery points are kept until a person "
-                    "deletes them",
-                    policy=policy_name,
-                    resource_id=resource_id,
-                    region=region,
-                )
-                retention, label = KEEP_ALL, "incomplete recorded tags"
-            else:
-                retention, label = choose_retention(policy, tags, resource_id, region, warnings)
-            if (region, policy_name, resource_id) in selected:
-                warn_if_stale(state, points, at, resource_id, region, warnings)
+            retention, label = KEEP_ALL, "incomplete recorded tags"
+            lineage_of = Lineage(name, None)
+        else:
+            retention, label, rule = chosen_retention(policy, tags, resource_id, region, warnings)
+            lineage_of = Lineage(name, rule)
+        if not is_copy and (region, policy_name, resource_id) in selected:
+            warn_if_stale(state, points, at, resource_id, region, warnings)
 
-        decided = decide(points, policy, retention, label, at, state.tz, in_use_by, is_copy)
+        decided = decide(
+            points, policy, retention, label, at, state.tz, in_use_by, is_copy, lineage_of
+        )
         actions.extend(decided.actions)
         kept.extend(decided.kept)
         skipped.extend(decided.skipped)
         if not is_copy:
-            actions.extend(copies(points, policy, regions, copied, warnings))
+            actions.extend(copies(points, policy, regions, copied, warnings, name))
         if policy.verify is not None:
             test = verification(
-                points, policy.verify, at, {k.recovery_point for k in decided.kept}, warnings
+                points,
+                policy.verify,
+                at,
+                {k.recovery_point for k in decided.kept},
+                warnings,
+                lineage_of,
             )
             if test is not None:
                 actions.append(test)
@@ -169,7 +203,10 @@ def plan(
         generated_at=at if generated_at is None else generated_at,
         account_id=inventory.account_id,
         regions=inventory.regions,
-        policies=tuple(PolicySlot(p.name, p.file, states[p.name].slot) for p in policies.policies),
+        policies=tuple(
+            PolicySlot(p.name, p.file, states[p.name].slot, selection.regions[p.name])
+            for p in policies.policies
+        ),
         actions=tuple(sorted(actions, key=_action_key)),
         kept=tuple(sorted(kept, key=_kept_key)),
         skipped=tuple(

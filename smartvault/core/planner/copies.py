@@ -1,7 +1,8 @@
 """Cross-region copies of a source lineage: one copy action per copy rule, at most.
 
 Pure. What is copied, and why only that, is in :func:`copies`. Each action names the
-snapshots still missing in the target region, and the copy rule's KMS key.
+snapshots still missing in the target region, and the copy rule's KMS key; its
+``retention`` names the copy rule (``copies[N]``), whose retention keeps the copies.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CopyRule
 from smartvault.core.model import Policy
+from smartvault.core.planner.decisions import copy_rule_name
 from smartvault.core.planner.lineages import CopySource
 from smartvault.core.planner.lineages import RecoveryPoint
 from smartvault.core.planner.warnings import Warnings
@@ -20,6 +22,7 @@ def copies(
     regions: set[str],
     copied: set[CopySource],
     warnings: Warnings,
+    resource_name: str | None,
 ) -> list[CopyAction]:
     """Copy the newest completed point of a source lineage to each copy rule's region.
 
@@ -33,7 +36,7 @@ def copies(
     if newest is None:
         return []
     actions = []
-    for rule in policy.copies:
+    for number, rule in enumerate(policy.copies):
         if rule.region not in regions or rule.region == newest.region:
             continue
         missing = tuple(
@@ -51,11 +54,17 @@ def copies(
                 region=newest.region,
             )
             continue
-        actions.append(_copy(newest, rule, missing))
+        actions.append(_copy(newest, rule, missing, resource_name, copy_rule_name(number)))
     return actions
 
 
-def _copy(point: RecoveryPoint, rule: CopyRule, missing: tuple[str, ...]) -> CopyAction:
+def _copy(
+    point: RecoveryPoint,
+    rule: CopyRule,
+    missing: tuple[str, ...],
+    resource_name: str | None,
+    retention: str,
+) -> CopyAction:
     if len(missing) == len(point.snapshot_ids):
         reason = f"newest recovery point has no copy in {rule.region}"
     else:
@@ -73,4 +82,6 @@ def _copy(point: RecoveryPoint, rule: CopyRule, missing: tuple[str, ...]) -> Cop
         target_region=rule.region,
         reason=reason,
         kms_key_id=rule.kms_key_id,
+        resource_name=resource_name,
+        retention=retention,
     )

@@ -22,6 +22,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from smartvault.core import retention as ret
+from smartvault.core.model import DEFAULT_RETENTION
 from smartvault.core.model import Action
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import DeleteAction
@@ -36,6 +37,7 @@ from smartvault.core.planner.lineages import RecoveryPoint
 from smartvault.core.planner.selection import PolicyState
 from smartvault.core.planner.warnings import Warnings
 from smartvault.core.tags import RESOURCE_TAGS_CUT
+from smartvault.core.tags import TAG_NAME
 from smartvault.core.times import iso_utc
 
 #: ``kept_by`` for points of a disabled policy, points not yet completed, and copies
@@ -62,14 +64,44 @@ def choose_retention(
     region: str,
     warnings: Warnings,
 ) -> tuple[Retention, str]:
-    """The first matching retention_by_tag, else retention; then a valid retention_tag."""
-    chosen, label = policy.retention, ""
-    for number, rule in enumerate(policy.retention_by_tag, start=1):
+    """The first matching retention_by_tag, else retention; then a valid retention_tag.
+
+    Also the words that name the choice in a reason ('' for the policy's own retention).
+    """
+    chosen, label, _ = chosen_retention(policy, tags, resource_id, region, warnings)
+    return chosen, label
+
+
+def retention_rule(policy: Policy) -> str:
+    """``default`` for a policy without a ``retention`` block, else ``retention``."""
+    # Identity, not equality: a written block equal to the default is still the rule the
+    # operator wrote. The policy loader gives a policy without one this very object.
+    return "default" if policy.retention is DEFAULT_RETENTION else "retention"
+
+
+def copy_rule_name(number: int) -> str:
+    """``copies[0]``: the copy rule (counted from 0) whose retention a copy follows."""
+    return f"copies[{number}]"
+
+
+def chosen_retention(
+    policy: Policy,
+    tags: Mapping[str, str],
+    resource_id: str,
+    region: str,
+    warnings: Warnings,
+) -> tuple[Retention, str, str]:
+    """:func:`choose_retention`, and which rule chose it as the plan names it:
+    ``default``, ``retention`` or ``retention_by_tag[N]`` (N from 0), followed by
+    ``+retention_tag`` when a valid ``retention_tag`` value replaced its ``max_age``."""
+    chosen, label, rule_name = policy.retention, "", retention_rule(policy)
+    for number, rule in enumerate(policy.retention_by_tag):
         if rule.match.matches_all(tags):
             chosen, label = (
                 rule.retention,
-                f"retention_by_tag {number}: {_describe_match(rule.match)}",
+                f"retention_by_tag {number + 1}: {_describe_match(rule.match)}",
             )
+            rule_name = f"retention_by_tag[{number}]"
             break
     if policy.retention_tag and (value := tags.get(policy.retention_tag)) is not None:
         try:
@@ -88,7 +120,15 @@ def choose_retention(
             chosen = replace(chosen, max_age=max_age)
             tag_label = f"max_age from tag {policy.retention_tag}"
             label = f"{label}; {tag_label}" if label else tag_label
-    return chosen, label
+            rule_name += "+retention_tag"
+    return chosen, label, rule_name
+
+
+def resource_name(tags: Mapping[str, str] | None) -> str | None:
+    """The ``Name`` tag in ``tags``; None when there is none (or it is empty)."""
+    if tags is None:
+        return None
+    return tags.get(TAG_NAME) or None
 
 
 def recorded_tags(points: list[RecoveryPoint]) -> dict[str, str] | None:
@@ -177,7 +217,17 @@ class Decided:
     skipped: list[Skipped]
 
 
-def keep(point: RecoveryPoint, kept_by: tuple[str, ...]) -> Kept:
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What every entry of one lineage says about it: its resource's name and its rule."""
+
+    #: the resource's ``Name`` tag (current tags, else those recorded at creation)
+    name: str | None
+    #: the retention rule it follows (:func:`chosen_retention`, ``copies[N]``), or None
+    rule: str | None
+
+
+def keep(point: RecoveryPoint, kept_by: tuple[str, ...], lineage: Lineage) -> Kept:
     return Kept(
         point.region,
         point.policy,
@@ -187,16 +237,25 @@ def keep(point: RecoveryPoint, kept_by: tuple[str, ...]) -> Kept:
         point.created_at,
         kept_by,
         point.verified,
+        lineage.name,
+        lineage.rule,
     )
 
 
-def _skipped(point: RecoveryPoint, reason: str) -> Skipped:
+def _skipped(point: RecoveryPoint, reason: str, lineage: Lineage) -> Skipped:
     return Skipped(
-        point.region, point.policy, point.resource_id, point.id, point.snapshot_ids, reason
+        point.region,
+        point.policy,
+        point.resource_id,
+        point.id,
+        point.snapshot_ids,
+        reason,
+        lineage.name,
+        lineage.rule,
     )
 
 
-def _delete(point: RecoveryPoint, reason: str) -> DeleteAction:
+def _delete(point: RecoveryPoint, reason: str, lineage: Lineage) -> DeleteAction:
     return DeleteAction(
         point.region,
         point.policy,
@@ -205,6 +264,8 @@ def _delete(point: RecoveryPoint, reason: str) -> DeleteAction:
         point.snapshot_ids,
         point.created_at,
         reason,
+        lineage.name,
+        lineage.rule,
     )
 
 
@@ -229,6 +290,7 @@ def decide(
     tz: ZoneInfo,
     in_use_by: Mapping[str, tuple[str, ...]],
     is_copy: bool,
+    lineage: Lineage,
 ) -> Decided:
     """Keep, delete, skip or archive each recovery point of one lineage (newest first)."""
     decided = Decided([], [], [])
@@ -253,32 +315,37 @@ def decide(
                         point,
                         f"failed: {errors}; deleted once {', '.join(point.pending_ids)} "
                         "finish pending",
+                        lineage,
                     )
                 )
             elif images:
-                decided.skipped.append(_skipped(point, f"in use by AMI {', '.join(images)}"))
+                decided.skipped.append(
+                    _skipped(point, f"in use by AMI {', '.join(images)}", lineage)
+                )
             else:
                 # Error snapshots last: a run stopped half-way leaves a point that still
                 # reads as failed, not a few completed snapshots that look whole.
                 healthy = tuple(s for s in point.snapshot_ids if s not in point.error_ids)
                 decided.actions.append(
                     replace(
-                        _delete(point, f"failed: {errors}"),
+                        _delete(point, f"failed: {errors}", lineage),
                         snapshot_ids=healthy + point.error_ids,
                     )
                 )
             continue
         if point.pending:
-            decided.kept.append(keep(point, (KEPT_PENDING,)))
+            decided.kept.append(keep(point, (KEPT_PENDING,), lineage))
             continue
         kept_by = verdicts[point.id]
         if not kept_by:
             if images:
-                decided.skipped.append(_skipped(point, f"in use by AMI {', '.join(images)}"))
+                decided.skipped.append(
+                    _skipped(point, f"in use by AMI {', '.join(images)}", lineage)
+                )
             else:
-                decided.actions.append(_delete(point, _not_kept_reason(retention, label)))
+                decided.actions.append(_delete(point, _not_kept_reason(retention, label), lineage))
             continue
-        decided.kept.append(keep(point, kept_by))
+        decided.kept.append(keep(point, kept_by, lineage))
         if (
             archive_before is not None
             and point.id != newest_id
@@ -296,6 +363,8 @@ def decide(
                     point.created_at,
                     f"older than archive after {policy.archive_after}; "
                     f"kept by {', '.join(kept_by)}",
+                    lineage.name,
+                    lineage.rule,
                 )
             )
     return decided

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from smartvault.core.model import Verify
 from smartvault.core.model import VerifyAction
+from smartvault.core.planner.decisions import Lineage
 from smartvault.core.planner.lineages import RecoveryPoint
 from smartvault.core.planner.warnings import Warnings
 from smartvault.core.times import iso_utc
@@ -27,10 +28,12 @@ def verification(
     at: datetime,
     kept: Collection[str],
     warnings: Warnings,
+    lineage: Lineage,
 ) -> VerifyAction | None:
     """The restore test one lineage (``points``, newest first) is due for by ``verify``, if any.
 
-    ``kept`` holds the ids of the lineage's points that the plan keeps. A point counts as
+    ``kept`` holds the ids of the lineage's points that the plan keeps; ``lineage`` names
+    its resource and retention rule on the action. A point counts as
     verified only by a time at or before ``at``: a plan made for an earlier ``at`` sees
     the lineage as it was then, and a far-future value someone wrote never postpones a test.
     """
@@ -72,6 +75,8 @@ def verification(
         snapshot_ids=target.snapshot_ids,
         created_at=target.created_at,
         reason=reason,
+        resource_name=lineage.name,
+        retention=lineage.rule,
         timeout=verify.timeout,
     )
 

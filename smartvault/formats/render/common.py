@@ -5,13 +5,20 @@ Pure functions of the plan: no terminal, no clock, no environment.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 
 from smartvault.core.model import ACTION_TYPES
+from smartvault.core.model import Action
+from smartvault.core.model import Kept
 from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
+from smartvault.core.model import PolicySlot
+from smartvault.core.model import Skipped
 from smartvault.core.times import iso_utc
 
 
@@ -32,12 +39,78 @@ def policy_order(plan: Plan) -> list[str]:
 
 
 def policy_detail(plan: Plan, name: str) -> str:
-    """``policies/prod.yaml, slot 2026-11-28T02:00:00Z`` (or ``disabled``); '' if not loaded."""
+    """``policies/prod.yaml, slot 2026-11-28T02:00:00Z; 12 selected, 1 excluded`` (or
+    ``disabled``; with several regions, the counts of each); '' if not loaded."""
     for p in plan.policies:
         if p.name == name:
             slot = "disabled" if p.slot is None else f"slot {iso_utc(p.slot)}"
-            return f"{p.file}, {slot}"
+            counts = selection(p)
+            return f"{p.file}, {slot}" + (f"; {counts}" if counts else "")
     return ""
+
+
+def selection(policy: PolicySlot) -> str:
+    """``12 selected, 1 excluded``, or per region: ``us-east-1 12 selected, 1 excluded;
+    us-west-2 3 selected, 0 excluded``; '' when the policy covers no region read."""
+    if len(policy.regions) == 1:
+        (only,) = policy.regions
+        return f"{only.selected:,} selected, {only.excluded:,} excluded"
+    return "; ".join(
+        f"{r.region} {r.selected:,} selected, {r.excluded:,} excluded" for r in policy.regions
+    )
+
+
+def named(resource_id: str, name: str | None) -> str:
+    """``i-0abc (web-1)``, or the id alone; a name's control characters are shown as ``?``."""
+    if not name:
+        return resource_id
+    return f"{resource_id} ({''.join(c if c.isprintable() else '?' for c in name)})"
+
+
+@dataclass
+class RuleGroup:
+    """A policy's lines that one retention rule chose (``rule`` None: no rule applies)."""
+
+    rule: str | None
+    actions: list[Action] = field(default_factory=list)
+    kept: list[Kept] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+_RULE = re.compile(
+    r"(default|retention|retention_by_tag\[(\d+)\]|copies\[(\d+)\])(\+retention_tag)?"
+)
+
+
+def _rule_order(rule: str | None) -> tuple[int, int, int, str]:
+    """default, retention, retention_by_tag[0], [1], …, copies[0], …, anything else, none."""
+    if rule is None:
+        return (5, 0, 0, "")
+    match = _RULE.fullmatch(rule)
+    if match is None:
+        return (4, 0, 0, rule)
+    base, by_tag, copy, tag = match.groups()
+    rank = {"default": 0, "retention": 1}.get(base, 2 if by_tag is not None else 3)
+    return (rank, int(by_tag or copy or 0), 1 if tag else 0, "")
+
+
+def rule_groups(
+    actions: Sequence[Action], kept: Sequence[Kept], skipped: Sequence[Skipped]
+) -> list[RuleGroup]:
+    """A policy's lines grouped by the retention rule that chose them, in rule order."""
+    groups: dict[str | None, RuleGroup] = {}
+    for action in actions:
+        groups.setdefault(action.retention, RuleGroup(action.retention)).actions.append(action)
+    for k in kept:
+        groups.setdefault(k.retention, RuleGroup(k.retention)).kept.append(k)
+    for s in skipped:
+        groups.setdefault(s.retention, RuleGroup(s.retention)).skipped.append(s)
+    return [groups[rule] for rule in sorted(groups, key=_rule_order)]
+
+
+def rule_title(rule: str | None) -> str:
+    """``retention rule retention_by_tag[0]``, or ``no retention rule`` (all kept)."""
+    return "no retention rule" if rule is None else f"retention rule {rule}"
 
 
 def multi_region(plan: Plan) -> bool:

@@ -25,8 +25,11 @@ from smartvault.core.model import format_timeout
 from smartvault.core.times import iso_utc
 from smartvault.formats.render.common import ids
 from smartvault.formats.render.common import multi_region
+from smartvault.formats.render.common import named
 from smartvault.formats.render.common import policy_detail
 from smartvault.formats.render.common import policy_order
+from smartvault.formats.render.common import rule_groups
+from smartvault.formats.render.common import rule_title
 from smartvault.formats.render.common import summary_line
 from smartvault.formats.render.common import verified_mark
 from smartvault.formats.render.common import warning_context
@@ -179,7 +182,11 @@ def _action_section(kind: str, actions: Sequence[Action], regioned: bool) -> _Se
         columns += ["Snapshots", "Created", "Reason"]
     rows = []
     for action in actions:
-        cells = [*([action.region] if regioned else []), action.resource_id, action.recovery_point]
+        cells = [
+            *([action.region] if regioned else []),
+            named(action.resource_id, action.resource_name),
+            action.recovery_point,
+        ]
         if isinstance(action, CreateAction):
             cells += [ids(action.volume_ids), action.reason]
         else:
@@ -201,7 +208,7 @@ def _kept_section(kept: Sequence[Kept], regioned: bool) -> _Section:
         _row(
             [
                 *([k.region] if regioned else []),
-                k.resource_id,
+                named(k.resource_id, k.resource_name),
                 k.recovery_point,
                 ids(k.snapshot_ids),
                 iso_utc(k.created_at),
@@ -228,7 +235,7 @@ def _skipped_section(skipped: Sequence[Skipped], regioned: bool) -> _Section:
         _row(
             [
                 *([s.region] if regioned else []),
-                s.resource_id,
+                named(s.resource_id, s.resource_name),
                 s.recovery_point,
                 ids(s.snapshot_ids),
                 s.reason,
@@ -277,16 +284,18 @@ def _markdown_blocks(plan: Plan) -> tuple[list[_Block], list[_Block]]:
         body.append(f"### Policy {md_escape(name)}\n\n")
         if detail:
             body.append(f"{_md_paragraph(detail)}\n\n")
-        for kind in ACTION_TYPES:
-            of_kind = [a for a in actions if a.type == kind]
-            if of_kind:
-                body.append(_action_section(kind, of_kind, regioned))
-        if skipped:
-            body.append(_skipped_section(skipped, regioned))
-        if kept:
-            body.append(_kept_section(kept, regioned))
         if not (actions or kept or skipped):
             body.append("Nothing to do.\n\n")
+        for group in rule_groups(actions, kept, skipped):
+            body.append(f"#### {md_escape(rule_title(group.rule)).capitalize()}\n\n")
+            for kind in ACTION_TYPES:
+                of_kind = [a for a in group.actions if a.type == kind]
+                if of_kind:
+                    body.append(_action_section(kind, of_kind, regioned))
+            if group.skipped:
+                body.append(_skipped_section(group.skipped, regioned))
+            if group.kept:
+                body.append(_kept_section(group.kept, regioned))
 
     if plan.orphans:
         body.append("### Orphans\n\n")
@@ -348,8 +357,10 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     """The plan as a pull-request comment, never longer than ``limit`` characters.
 
     A title and summary table first, then warnings, then one section per policy
-    with a table per action type (reasons included), skipped and kept recovery
-    points; tables over 20 rows, and every kept list, fold into ``<details>``.
+    (its file, slot and counts) with a sub-heading per retention rule and under it a
+    table per action type (reasons included), skipped and kept recovery points, each
+    naming the resource with its ``Name``; tables over 20 rows, and every kept list,
+    fold into ``<details>``.
     User-controlled text is escaped. When everything would not fit, rows are left
     out from the end of the longest sections, each saying how many are not shown.
     """

@@ -6,6 +6,8 @@ nothing here looks at the terminal, the clock or the environment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from smartvault.core.model import Action
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
@@ -13,11 +15,15 @@ from smartvault.core.model import Plan
 from smartvault.core.model import VerifyAction
 from smartvault.core.model import format_timeout
 from smartvault.core.times import iso_utc
+from smartvault.formats.render.common import RuleGroup
 from smartvault.formats.render.common import count
 from smartvault.formats.render.common import ids
 from smartvault.formats.render.common import multi_region
+from smartvault.formats.render.common import named
 from smartvault.formats.render.common import policy_detail
 from smartvault.formats.render.common import policy_order
+from smartvault.formats.render.common import rule_groups
+from smartvault.formats.render.common import rule_title
 from smartvault.formats.render.common import summary_line
 from smartvault.formats.render.common import verified_mark
 from smartvault.formats.render.common import warning_context
@@ -42,14 +48,53 @@ def _action_target(action: Action) -> str:
     return text
 
 
+def _group_lines(
+    group: RuleGroup,
+    subject: Callable[[str, str, str | None, str], str],
+    paint: Callable[..., str],
+    *,
+    verbose: bool,
+) -> list[str]:
+    """The lines of one retention rule's group, indented under its header."""
+    lines = []
+    for action in group.actions:
+        where = subject(
+            action.region, action.resource_id, action.resource_name, action.recovery_point
+        )
+        line = (
+            f"    {_SIGNS[action.type]} {action.type:<7} {where}  "
+            f"{_action_target(action)} — {action.reason}"
+        )
+        lines.append(paint(line, _COLOURS[action.type]))
+    if group.kept and verbose:
+        lines.extend(
+            f"    = keep    {subject(k.region, k.resource_id, k.resource_name, k.recovery_point)}  "
+            f"{ids(k.snapshot_ids)} ({iso_utc(k.created_at)}) — kept by {', '.join(k.kept_by)}"
+            + (f"; {verified_mark(k.verified)}" if k.verified is not None else "")
+            for k in group.kept
+        )
+    elif group.kept:
+        verified = sum(1 for k in group.kept if k.verified is not None)
+        of_them = f", {verified:,} verified" if verified else ""
+        lines.append(f"    = {count(len(group.kept), 'recovery point')} kept{of_them}")
+    lines.extend(
+        f"    · skip    {subject(s.region, s.resource_id, s.resource_name, s.recovery_point)}  "
+        f"{ids(s.snapshot_ids)} — {s.reason}"
+        for s in group.skipped
+    )
+    return lines
+
+
 def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
     """The plan for a terminal; ANSI colour only when ``color`` is true.
 
-    A header, the warnings (``!``), then one section per policy with one line per
-    action (``+`` create, ``-`` delete, ``~`` archive or copy, ``?`` verify: a restore
-    test), its kept recovery points (a count, and how many are verified; each one with
-    the rules that keep it and the day it was verified when ``verbose``) and skipped
-    ones, then orphans, then a closing summary line.
+    A header, the warnings (``!``), then one section per policy (its file, slot and
+    counts of selected and excluded resources) whose lines are grouped under an indented
+    header per retention rule: one line per action (``+`` create, ``-`` delete, ``~``
+    archive or copy, ``?`` verify: a restore test), its kept recovery points (a count,
+    and how many are verified; each one with the rules that keep it and the day it was
+    verified when ``verbose``) and skipped ones, each naming the resource with its
+    ``Name`` (``i-0abc (web-1)``); then orphans, then a closing summary line.
     """
 
     def paint(text: str, *codes: str) -> str:
@@ -59,9 +104,9 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
 
     regioned = multi_region(plan)
 
-    def subject(region: str, resource_id: str, recovery_point: str) -> str:
+    def subject(region: str, resource_id: str, name: str | None, recovery_point: str) -> str:
         where = f"{region}  " if regioned else ""
-        return f"{where}{resource_id}  {recovery_point}"
+        return f"{where}{named(resource_id, name)}  {recovery_point}"
 
     lines = [
         paint(f"SmartVault plan for account {plan.account_id} at {iso_utc(plan.at)}", _BOLD),
@@ -81,31 +126,12 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
         detail = policy_detail(plan, name)
         lines.append("")
         lines.append(paint(name, _BOLD) + (f" ({detail})" if detail else ""))
-        for action in actions:
-            line = (
-                f"  {_SIGNS[action.type]} {action.type:<7} "
-                f"{subject(action.region, action.resource_id, action.recovery_point)}  "
-                f"{_action_target(action)} — {action.reason}"
-            )
-            lines.append(paint(line, _COLOURS[action.type]))
-        if kept and verbose:
-            lines.extend(
-                f"  = keep    {subject(k.region, k.resource_id, k.recovery_point)}  "
-                f"{ids(k.snapshot_ids)} ({iso_utc(k.created_at)}) — kept by {', '.join(k.kept_by)}"
-                + (f"; {verified_mark(k.verified)}" if k.verified is not None else "")
-                for k in kept
-            )
-        elif kept:
-            verified = sum(1 for k in kept if k.verified is not None)
-            of_them = f", {verified:,} verified" if verified else ""
-            lines.append(f"  = {count(len(kept), 'recovery point')} kept{of_them}")
-        lines.extend(
-            f"  · skip    {subject(s.region, s.resource_id, s.recovery_point)}  "
-            f"{ids(s.snapshot_ids)} — {s.reason}"
-            for s in skipped
-        )
         if not (actions or kept or skipped):
             lines.append("  nothing to do")
+            continue
+        for group in rule_groups(actions, kept, skipped):
+            lines.append(f"  {rule_title(group.rule)}")
+            lines.extend(_group_lines(group, subject, paint, verbose=verbose))
 
     if plan.orphans:
         lines.append("")
