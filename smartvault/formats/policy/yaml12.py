@@ -308,9 +308,36 @@ def _float(text: str) -> float:
 # --- YAML syntax -------------------------------------------------------------------
 
 
-def _compose_nodes(text: str, doc: Document) -> yaml.Node | None:
+def _is_empty(node: yaml.Node | None) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _NULL and not node.value
+
+
+def _compose_nodes(text: str, doc: Document) -> tuple[yaml.Node | None, bool]:
+    """The first document's nodes, and whether it was read to its end.
+
+    Every document is read, so that a problem in the first one is not hidden by a second
+    one (a second document is a problem of its own) and the reverse; an empty document
+    after the first (a trailing ``---``) holds nothing to lose and is no problem.
+    """
+    first: yaml.Node | None = None
+    read_first = False
     try:
-        return yaml.compose(text, Loader=_CoreSchemaLoader)  # composes nodes, builds no objects
+        loader = _CoreSchemaLoader(text)  # composes nodes, builds no objects
+        try:
+            if loader.check_node():
+                first = loader.get_node()
+            read_first = True
+            while not loader.check_event(yaml.StreamEndEvent):
+                start = loader.peek_event().start_mark  # type: ignore[no-untyped-call]
+                if not _is_empty(loader.get_node()):
+                    doc.add_at_mark(
+                        start,
+                        "a policy file holds one YAML document; move what follows this "
+                        "`---` into a file of its own",
+                    )
+                    break
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         doc.add_at_mark(exc.problem_mark or exc.context_mark, _syntax_message(exc))
     except yaml.reader.ReaderError as exc:
@@ -324,7 +351,7 @@ def _compose_nodes(text: str, doc: Document) -> yaml.Node | None:
         )
     except RecursionError:
         doc.add(0, 0, "values are nested too deeply to read")
-    return None
+    return first, read_first
 
 
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
@@ -357,8 +384,8 @@ def compose(text: str, filename: str) -> Document:
     Never raises for any text: what is wrong is in the returned document's ``problems``.
     """
     doc = Document(filename)
-    root = _compose_nodes(text, doc)
-    if doc.problems:
+    root, read = _compose_nodes(text, doc)
+    if not read:
         doc.unreadable = True
     elif root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _NULL):
         doc.empty = True
