@@ -364,6 +364,12 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
             "into a file of its own"
         )
     message = f"invalid YAML: {problem}"
+    if (exc.context or "").startswith("while parsing a flow") and "but got '?'" in problem:
+        # `{expression: cron(0 3 * * ? *)}`: inside braces, `?` starts a key, `,` ends a value.
+        message += (
+            "; inside `{...}` or `[...]` quote a value that holds `?` or `,`, "
+            'such as expression: "cron(0 3 * * ? *)"'
+        )
     if problem == "mapping values are not allowed here":
         message += "; put a value that contains `: ` in quotes, or check the indentation"
     context, mark = exc.context, exc.context_mark
