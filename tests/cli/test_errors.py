@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from smartvault.cli import cli
 from smartvault.errors import AwsError
 from tests.cli import POLICY
 from tests.cli import one_error_line
@@ -147,3 +148,28 @@ def test_the_lambda_logs_an_endpoint_that_is_not_aws_as_one_json_line(
     errors = [line for line in lines if line.get("level") == "ERROR"]
     assert len(errors) == 1
     assert errors[0]["error"].startswith(f"{url} did not answer like AWS STS")
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["plan", "--region", "us-west-2"], "smartvault --region us-west-2 plan"),
+        (["audit", "list", "--profile=prod"], "smartvault --profile=prod audit list"),
+        (["validate", "-v"], "smartvault -v validate"),
+    ],
+    ids=["value", "value-with-equals", "flag"],
+)
+def test_a_global_option_after_the_command_says_where_it_goes(runner, args, hint):
+    result = runner.invoke(cli, args, prog_name="smartvault")
+
+    assert result.exit_code == 2
+    option = args[-1].split("=")[0] if args[-1] != "us-west-2" else "--region"
+    assert f"{option} is a global option: write it before the command: {hint}" in result.stderr
+
+
+def test_an_unknown_option_that_is_not_global_keeps_clicks_message(runner):
+    result = runner.invoke(cli, ["plan", "--regoin", "x"])
+
+    assert result.exit_code == 2
+    assert "No such option '--regoin'" in result.stderr
+    assert "global option" not in result.stderr
