@@ -76,10 +76,23 @@ def saved_plan_out_of_time(saved: Plan, now: datetime, max_age: timedelta) -> st
     if age > max_age:
         return (
             f"the saved plan is evaluated at {iso_utc(saved.at)}, {_hours(age)} ago, more "
-            f"than --max-plan-age {_hours(max_age)}; nothing was done. Run `smartvault "
+            f"than --max-plan-age {_as_given(max_age)}; nothing was done. Run `smartvault "
             "plan --out FILE` again and review it"
         )
     return None
+
+
+def _as_given(span: timedelta) -> str:
+    """A limit as the person wrote it (``30m``), when the flag kept that (``as_written``),
+    else in its largest whole unit of minutes, hours or days."""
+    written = getattr(span, "as_written", None)
+    if isinstance(written, str):
+        return written
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def saved_plan_mismatch(saved: Plan, fresh: Plan, differences: Sequence[str]) -> str | None:
@@ -101,5 +114,9 @@ def saved_plan_mismatch(saved: Plan, fresh: Plan, differences: Sequence[str]) ->
 
 
 def _hours(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
+    """How long ago, or ahead: minutes under two hours (never ``0.0h``), then hours, days."""
+    seconds = delta.total_seconds()
+    if seconds < 7200:
+        return f"{max(1, round(seconds / 60))}m"
+    hours = seconds / 3600
     return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"

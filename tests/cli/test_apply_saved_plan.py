@@ -178,3 +178,18 @@ def test_apply_refuses_a_deeply_nested_plan_in_one_line(runner, ec2, policy_file
         f"Error: {saved} nests values too deeply to be a plan; "
         "make it again with `smartvault plan --out FILE`"
     )
+
+
+def test_max_plan_age_is_shown_as_it_was_given(runner, ec2, policy_file, tmp_path):
+    """Before, `--max-plan-age 30m` was shown as 0.5h, and an age of minutes as 0.0h."""
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    saved = tmp_path / "plan.json"
+    run(runner, "plan", "--at", _iso_in(-timedelta(minutes=45)), "--out", str(saved), policy_file)
+
+    result = run(
+        runner, "apply", "--plan", str(saved), "--max-plan-age", "30m", "--yes", policy_file
+    )
+
+    assert result.exit_code == 1
+    assert "45m ago, more than --max-plan-age 30m; nothing was done" in one_error_line(result)

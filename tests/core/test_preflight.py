@@ -87,7 +87,7 @@ class TestSavedPlanOutOfTime:
         message = saved_plan_out_of_time(make_plan(), AT + timedelta(days=3), timedelta(days=2))
 
         assert message is not None
-        assert "3.0d ago, more than --max-plan-age 2.0d; nothing was done" in message
+        assert "3.0d ago, more than --max-plan-age 2d; nothing was done" in message
 
 
 class TestSavedPlanMismatch:
