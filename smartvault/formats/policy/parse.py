@@ -119,27 +119,41 @@ def _as_meant(
         if not found:
             break
         data = copy.deepcopy(data)
-        respelt: list[JsonPath] = []
+        respelt: dict[JsonPath, JsonPath] = {}  # as written -> as meant
         for parent, written, meant in found:
             mapping: Any = data
             for step in parent:
                 mapping = mapping[step]
             mapping[meant] = mapping.pop(written)
-            old, new = (*parent, written), (*parent, meant)
-            for path in [p for p in doc.where if p[: len(old)] == old]:
-                doc.where[(*new, *path[len(old) :])] = doc.where[path]
-            doc.broken |= {(*new, *p[len(old) :]) for p in doc.broken if p[: len(old)] == old}
-            respelt.append(new)
+            respelt[(*parent, written)] = (*parent, meant)
+        # One pass over each table, a prefix lookup per path: linear in the document.
+        for path, where in list(doc.where.items()):
+            moved = _respelt(path, respelt)
+            if moved is not None:
+                doc.where[moved] = where
+        doc.broken |= {m for m in (_respelt(p, respelt) for p in doc.broken) if m is not None}
         # Only what lies under a respelt key is new: the rest was said already.
+        meant_paths = set(respelt.values())
         again = [
             e
             for e in validator().iter_errors(data)
-            if any(tuple(e.absolute_path)[: len(r)] == r for r in respelt)
+            if any(
+                tuple(e.absolute_path)[:n] in meant_paths for n in range(len(e.absolute_path) + 1)
+            )
         ]
         explain_all(again, doc)
         hidden += again
         found = misspelt_keys(again)
     return data, hidden
+
+
+def _respelt(path: JsonPath, respelt: dict[JsonPath, JsonPath]) -> JsonPath | None:
+    """``path`` with its respelt prefix as meant, or None when it has none."""
+    for n in range(1, len(path) + 1):
+        meant = respelt.get(path[:n])
+        if meant is not None:
+            return (*meant, *path[n:])
+    return None
 
 
 def parse_policy(document: Document) -> tuple[list[Policy], list[Problem]]:
