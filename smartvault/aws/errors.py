@@ -67,8 +67,10 @@ class NotAnAwsReply(AwsError):
     """
 
 
-_XML_PROTOCOLS = frozenset({"query", "ec2", "rest-xml"})
-_JSON_PROTOCOLS = frozenset({"json", "rest-json"})
+#: The protocols of the services SmartVault calls (EC2, STS, SNS; DynamoDB); a reply of
+#: any other protocol is left to botocore.
+_XML_PROTOCOLS = frozenset({"query", "ec2"})
+_JSON_PROTOCOLS = frozenset({"json"})
 #: The first element of an XML body, after an optional declaration and comments.
 _XML_ROOT_RE = re.compile(
     rb"\A\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*<([A-Za-z_][\w.:-]*)", re.S
@@ -117,7 +119,8 @@ def check_reply(
     raise NotAnAwsReply(
         f"{endpoint_url} did not answer like AWS {title} calling "
         f"{_where(service, operation, region)} (HTTP {status}, {kind.split(';')[0]}): "
-        "it is not an AWS endpoint; check --endpoint-url and AWS_ENDPOINT_URL"
+        "another server answered; check --endpoint-url and AWS_ENDPOINT_URL, and any "
+        "proxy (HTTPS_PROXY)"
     )
 
 
