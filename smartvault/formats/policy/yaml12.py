@@ -308,6 +308,11 @@ def _float(text: str) -> float:
 # --- YAML syntax -------------------------------------------------------------------
 
 
+_ONE_DOCUMENT = (
+    "a policy file holds one YAML document; move what follows this `---` into a file of its own"
+)
+
+
 def _is_empty(node: yaml.Node | None) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag == _NULL and not node.value
 
@@ -329,12 +334,13 @@ def _compose_nodes(text: str, doc: Document) -> tuple[yaml.Node | None, bool]:
             read_first = True
             while not loader.check_event(yaml.StreamEndEvent):
                 start = loader.peek_event().start_mark  # type: ignore[no-untyped-call]
-                if not _is_empty(loader.get_node()):
-                    doc.add_at_mark(
-                        start,
-                        "a policy file holds one YAML document; move what follows this "
-                        "`---` into a file of its own",
-                    )
+                try:
+                    extra = loader.get_node()
+                except yaml.MarkedYAMLError:  # not empty, then: it holds the error below
+                    doc.add_at_mark(start, _ONE_DOCUMENT)
+                    raise
+                if not _is_empty(extra):
+                    doc.add_at_mark(start, _ONE_DOCUMENT)
                     break
         finally:
             loader.dispose()
@@ -358,11 +364,6 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or "invalid YAML"
     if "'\\t'" in problem:
         return "a tab character cannot indent YAML; indent with spaces"
-    if problem.startswith("but found another document"):
-        return (
-            "a policy file holds one YAML document; move what follows this `---` "
-            "into a file of its own"
-        )
     message = f"invalid YAML: {problem}"
     if (exc.context or "").startswith("while parsing a flow") and "but got '?'" in problem:
         # `{expression: cron(0 3 * * ? *)}`: inside braces, `?` starts a key, `,` ends a value.
