@@ -42,6 +42,7 @@ from smartvault.core import planner
 from smartvault.core import preflight
 from smartvault.core.coverage import Coverage
 from smartvault.core.coverage import coverage as compute_coverage
+from smartvault.core.model import AuditRecord
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
 from smartvault.core.plan_diff import compare_actions
@@ -248,9 +249,21 @@ class Engine:
         refusal = preflight.saved_plan_out_of_time(saved, self._clock(), max_age)
         if refusal is None:  # only then is the account read again
             fresh = self.plan(policies, at=saved.at)
-            refusal = preflight.saved_plan_mismatch(saved, fresh, compare_actions(saved, fresh))
+            differences = compare_actions(saved, fresh)
+            # Stale: was it applied already? One read of the audit log since its `at`.
+            stale = differences and fresh.account_id == saved.account_id
+            records = self._records_since(saved.at) if stale else []
+            refusal = preflight.saved_plan_mismatch(saved, fresh, differences, records)
         if refusal:
             raise PlanFileError(refusal)
+
+    def _records_since(self, since: datetime) -> list[AuditRecord]:
+        """The audit records since ``since``, or none when the log cannot be read: they
+        only explain a refusal, which stands without them."""
+        try:
+            return self.audit_log().records.query(since, self._clock())
+        except AuditError:
+            return []
 
     def audit_region(self) -> str:
         return self.settings.audit_region or self.session.regions()[0]

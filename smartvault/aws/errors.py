@@ -11,11 +11,15 @@ Two kinds of callers need them:
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import botocore.exceptions
+import botocore.parsers
 
 from smartvault.errors import AwsError
 
@@ -50,6 +54,73 @@ class DeadlineReached(botocore.exceptions.BotoCoreError):
     fmt = (
         "{operation} not sent: {left:.1f} s left before the run's deadline, and a request "
         "to {service} needs {needed:.1f} s; the next run does what is left"
+    )
+
+
+class NotAnAwsReply(AwsError):
+    """An endpoint answered, but not in the format of the AWS service that was called:
+    ``--endpoint-url`` (or ``AWS_ENDPOINT_URL``) points at some other HTTP server.
+
+    An :class:`AwsError`, not a botocore error, on purpose: nothing may retry it, and
+    every caller (the typed clients' retry loops included) lets it through to the one
+    place that shows errors, as one line.
+    """
+
+
+#: The protocols of the services SmartVault calls (EC2, STS, SNS; DynamoDB); a reply of
+#: any other protocol is left to botocore.
+_XML_PROTOCOLS = frozenset({"query", "ec2"})
+_JSON_PROTOCOLS = frozenset({"json"})
+#: The first element of an XML body, after an optional declaration and comments.
+_XML_ROOT_RE = re.compile(
+    rb"\A\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*<([A-Za-z_][\w.:-]*)", re.S
+)
+
+
+def _looks_like_aws(protocol: str, status: int, body: bytes) -> bool:
+    """Whether a reply has the shape every reply of a service of ``protocol`` has.
+
+    A 5xx is let through whatever it holds: AWS's own front ends can answer one with
+    an HTML page, and botocore retries it. An empty body is AWS's only for an error.
+    """
+    if status >= 500:
+        return True
+    if not body.strip():
+        return status >= 300
+    if protocol in _XML_PROTOCOLS:
+        root = _XML_ROOT_RE.match(body)
+        # AWS's query replies are <OperationResponse>, <ErrorResponse> or EC2's <Response>.
+        return root is not None and root.group(1).split(b":")[-1].endswith(b"Response")
+    if protocol in _JSON_PROTOCOLS:
+        try:
+            return isinstance(json.loads(body), dict)
+        except ValueError:
+            return False
+    return True
+
+
+def check_reply(
+    endpoint_url: str,
+    service: str,
+    operation: str,
+    region: str,
+    protocol: str,
+    response: Mapping[str, Any],
+) -> None:
+    """Raise :class:`NotAnAwsReply` when ``response`` (botocore's ``response_dict``,
+    before it is parsed) cannot have come from AWS."""
+    status = int(response.get("status_code") or 0)
+    body = response.get("body") or b""
+    if not isinstance(body, bytes) or _looks_like_aws(protocol, status, body):
+        return
+    headers = response.get("headers") or {}
+    kind = str(headers.get("content-type") or headers.get("Content-Type") or "no content type")
+    title = _SERVICE_TITLES.get(service, service)
+    raise NotAnAwsReply(
+        f"{endpoint_url} did not answer like AWS {title} calling "
+        f"{_where(service, operation, region)} (HTTP {status}, {kind.split(';')[0]}): "
+        "another server answered; check --endpoint-url and AWS_ENDPOINT_URL, and any "
+        "proxy (HTTPS_PROXY)"
     )
 
 
@@ -173,6 +244,11 @@ def translate_errors(service: str, operation: str, region: str = "") -> Iterator
         raise _from_client_error(exc, service, operation, region) from exc
     except botocore.exceptions.BotoCoreError as exc:
         raise _from_botocore_error(exc, service, operation, region) from exc
+    except botocore.parsers.ResponseParserError as exc:  # not a BotoCoreError
+        raise AwsError(
+            f"{_where(service, operation, region)} failed: the reply could not be read "
+            f"({_one_line(str(exc))[:200]}): check --endpoint-url and AWS_ENDPOINT_URL"
+        ) from exc
 
 
 def error_code(exc: botocore.exceptions.ClientError) -> str:

@@ -29,6 +29,7 @@ from botocore.config import Config
 from smartvault import __version__
 from smartvault.aws.errors import THROTTLING_CODES
 from smartvault.aws.errors import DeadlineReached
+from smartvault.aws.errors import check_reply
 from smartvault.aws.errors import translate_errors
 from smartvault.errors import AwsError
 from smartvault.settings import endpoint_url_problem
@@ -268,6 +269,7 @@ class AwsSession:
                         endpoint_url=self._endpoint_url,
                         config=config,
                     )
+                _refuse_other_servers(cached, service, region)
                 if self._deadline is not None:
                     _keep_inside(cached, service, self._deadline, retries=cache_as != "ec2:once")
                 self._clients[key] = cached
@@ -291,6 +293,28 @@ class AwsSession:
                 identity = sts.get_caller_identity()
             self._account_id = identity["Account"]
         return self._account_id
+
+
+def _refuse_other_servers(client: Any, service: str, region: str) -> None:
+    """Stop at a reply that is not AWS's, before botocore parses it.
+
+    An HTML page (a wrong ``--endpoint-url``, a captive portal, a proxy's error page)
+    otherwise fails deep in botocore's parser with a long traceback, or worse, parses
+    as an empty answer: "no audit records" from a web server.
+    """
+    url = str(client.meta.endpoint_url)
+
+    def before_parse(operation_model: Any, response_dict: Any, **_: Any) -> None:
+        check_reply(
+            url,
+            service,
+            operation_model.name,
+            region,
+            operation_model.service_model.resolved_protocol,
+            response_dict,
+        )
+
+    client.meta.events.register("before-parse", before_parse)
 
 
 def _keep_inside(client: Any, service: str, deadline: Deadline, *, retries: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from datetime import timedelta
 from typing import Any
@@ -12,10 +13,14 @@ import click
 from smartvault.cli.context import make_engine
 from smartvault.cli.output import echo
 from smartvault.cli.params import parse_span
+from smartvault.cli.params import span_text
 from smartvault.core.model import AuditRecord
 from smartvault.core.times import format_time
+from smartvault.engine import DEFAULT_POLICY_PATHS
+from smartvault.engine import Engine
 from smartvault.errors import AuditError
 from smartvault.errors import AuditTableMissing
+from smartvault.errors import SmartVaultError
 
 
 @click.group("audit")
@@ -77,16 +82,40 @@ def audit_list(since: timedelta, policy: str | None, run_id: str | None, fmt: st
         echo(json.dumps([_record_to_json(r) for r in records], indent=2))
         return
     if not records:
-        echo("no audit records in that period")
+        echo(_nothing_found(since, policy))
     for record in records:
         echo(_record_line(record))
+
+
+def _nothing_found(since: timedelta, policy: str | None) -> str:
+    """No records: for a policy name, also whether the policies here know that name."""
+    period = f"in the last {span_text(since)}"
+    if policy is None:
+        return f"no audit records {period}"
+    said = f"no audit records of policy {policy} {period}"
+    try:  # the policies are not needed to read the log: only a hint when they are here
+        known = [p.name for p in Engine.load_policies().policies]
+    except SmartVaultError:
+        return said
+    if policy in known:
+        return said
+    close = difflib.get_close_matches(policy, known, n=1)
+    hint = f"; did you mean {close[0]}?" if close else f" (known: {', '.join(known)})"
+    return f"{said}, and no policy in {', '.join(DEFAULT_POLICY_PATHS)} is named {policy}{hint}"
+
+
+def region_shown(r: AuditRecord) -> str:
+    """Where the record's snapshots are: a copy's are in its target region, made from its
+    source's, so both are shown (``us-east-1→us-west-2``)."""
+    target = r.details.get("target_region")
+    return f"{r.region}→{target}" if r.action == "copy" and target else r.region
 
 
 def _record_line(r: AuditRecord) -> str:
     ids = ",".join(r.snapshot_ids)
     line = (
         f"{r.timestamp:%Y-%m-%d %H:%M:%S}Z {r.outcome:<9} {r.action:<7} {r.policy} "
-        f"{r.region} {r.recovery_point or r.resource_id} {ids}"
+        f"{region_shown(r)} {r.recovery_point or r.resource_id} {ids}"
     )
     detail = r.error or r.reason
     return line.rstrip() + (f"  ({detail})" if detail else "")
@@ -97,4 +126,6 @@ def _record_to_json(record: AuditRecord) -> dict[str, Any]:
     out["timestamp"] = format_time(record.timestamp)
     out["snapshot_ids"] = list(record.snapshot_ids)
     out["details"] = dict(record.details)
+    if record.action == "copy" and "target_region" in record.details:
+        out["target_region"] = record.details["target_region"]
     return out

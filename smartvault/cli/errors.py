@@ -42,8 +42,12 @@ class SmartVaultGroup(click.Group):
     """The root group: every expected failure of every command is shown here."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        given = [*getattr(ctx, "_protected_args", ()), *ctx.args]
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            _hint_global_option(exc, self, ctx, given)
+            raise
         except PolicyError as exc:  # always a list of problems, never a traceback
             raise Failed(policy_problems(exc)) from exc
         except SmartVaultError as exc:
@@ -51,6 +55,35 @@ class SmartVaultGroup(click.Group):
             if settings is not None and settings.verbose:
                 raise
             raise Failed(f"Error: {exc}") from exc
+
+
+def _hint_global_option(
+    exc: click.NoSuchOption, group: click.Group, ctx: click.Context, given: list[str]
+) -> None:
+    """``smartvault plan --region us-east-1``: say where a global option goes."""
+    name = exc.option_name
+    option = next(
+        (p for p in group.params if isinstance(p, click.Option) and name in p.opts),
+        None,
+    )
+    if option is None or exc.ctx is None:
+        return
+    written = [name]
+    for i, arg in enumerate(given):
+        if arg.startswith(f"{name}="):
+            written = [arg]
+            break
+        if arg == name:
+            if not option.is_flag and i + 1 < len(given):
+                written.append(given[i + 1])
+            break
+    root = ctx.info_name or "smartvault"
+    command = exc.ctx.command_path.removeprefix(root).strip()
+    exc.message = (
+        f"No such option: {name} for `{command}`. {name} is a global option: write it "
+        f"before the command: {' '.join([root, *written, command])}"
+    )
+    exc.possibilities = None
 
 
 def policy_problems(exc: PolicyError) -> str:

@@ -71,6 +71,17 @@ def parse_time(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return moment
 
 
+class Span(timedelta):
+    """A duration that remembers how it was written (``30m``), to be shown the same way."""
+
+    as_written: str
+
+    def __new__(cls, seconds: int, as_written: str) -> Span:
+        span = super().__new__(cls, seconds=seconds)
+        span.as_written = as_written
+        return span
+
+
 def parse_span(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
     """``90s``, ``45m``, ``2h``, ``7d``, ``1w``."""
     if value is None:
@@ -82,11 +93,14 @@ def parse_span(ctx: click.Context, param: click.Parameter, value: str | None) ->
     seconds = int(count) * _SPAN_UNITS[unit]
     if seconds > _MAX_SPAN_SECONDS:
         raise click.BadParameter(f"{value!r} is too long; at most {_MAX_SPAN_DAYS}d")
-    return timedelta(seconds=seconds)
+    return Span(seconds, f"{int(count)}{unit}")
 
 
 def span_text(span: timedelta | None) -> str:
-    """A duration as ``parse_span`` reads it, in its largest whole unit: ``1m``, ``2h``."""
+    """A duration as ``parse_span`` reads it: as it was written, else in its largest whole
+    unit (``1m``, ``2h``)."""
+    if isinstance(span, Span):
+        return span.as_written
     seconds = int(span.total_seconds()) if span else 0
     for unit, size in sorted(_SPAN_UNITS.items(), key=lambda item: -item[1]):
         if seconds and seconds % size == 0:

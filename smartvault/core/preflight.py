@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import posixpath
 from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
 
+from smartvault.core.model import AuditRecord
+from smartvault.core.model import CopyAction
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
 from smartvault.core.times import iso_utc
@@ -76,15 +79,35 @@ def saved_plan_out_of_time(saved: Plan, now: datetime, max_age: timedelta) -> st
     if age > max_age:
         return (
             f"the saved plan is evaluated at {iso_utc(saved.at)}, {_hours(age)} ago, more "
-            f"than --max-plan-age {_hours(max_age)}; nothing was done. Run `smartvault "
+            f"than --max-plan-age {_as_given(max_age)}; nothing was done. Run `smartvault "
             "plan --out FILE` again and review it"
         )
     return None
 
 
-def saved_plan_mismatch(saved: Plan, fresh: Plan, differences: Sequence[str]) -> str | None:
+def _as_given(span: timedelta) -> str:
+    """A limit as the person wrote it (``30m``), when the flag kept that (``as_written``),
+    else in its largest whole unit of minutes, hours or days."""
+    written = getattr(span, "as_written", None)
+    if isinstance(written, str):
+        return written
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def saved_plan_mismatch(
+    saved: Plan,
+    fresh: Plan,
+    differences: Sequence[str],
+    records: Sequence[AuditRecord] = (),
+) -> str | None:
     """Why ``saved`` is not what planning again at its ``at`` gave (``fresh``, which
-    differs from it in ``differences``): another account, or other actions."""
+    differs from it in ``differences``), naming the cause where it is known: another
+    account, a run that already applied it (``records``: the audit records since its
+    ``at``), other policy files or policies, or else the account (or the policies' text)."""
     if fresh.account_id != saved.account_id:
         return (
             f"the saved plan is for account {saved.account_id}, but these credentials are "
@@ -93,13 +116,73 @@ def saved_plan_mismatch(saved: Plan, fresh: Plan, differences: Sequence[str]) ->
     if not differences:
         return None
     listed = "\n".join(f"  {line}" for line in differences)
-    return (
-        "the saved plan no longer matches the account; nothing was done. "
+    again = (
         f"Planning again at {iso_utc(saved.at)} gives:\n{listed}\n"
         "Run `smartvault plan --out FILE` again and review the new plan."
+    )
+    applied = _applied_by(saved, records)
+    if applied:
+        return f"{applied}; nothing was done. {again}"
+    files_then, files_now = _files(saved), _files(fresh)
+    if files_then != files_now:
+        return (
+            "the saved plan was made from other policy files than these: "
+            f"the plan's: {', '.join(files_then) or 'none'}; given now: "
+            f"{', '.join(files_now) or 'none'}; nothing was done. Give `apply --plan` the "
+            f"policy files the plan was made from, or {again[0].lower()}{again[1:]}"
+        )
+    names_then = {p.name for p in saved.policies}
+    names_now = {p.name for p in fresh.policies}
+    if names_then != names_now:
+        only_then = ", ".join(sorted(names_then - names_now)) or "none"
+        only_now = ", ".join(sorted(names_now - names_then)) or "none"
+        return (
+            "the policies changed since the plan was made (only in the plan: "
+            f"{only_then}; only now: {only_now}); nothing was done. {again}"
+        )
+    return (
+        "the saved plan no longer matches the account (or the policies were edited since "
+        f"it was made); nothing was done. {again}"
+    )
+
+
+def _files(plan: Plan) -> list[str]:
+    return sorted({posixpath.normpath(p.file) for p in plan.policies})
+
+
+def _applied_by(saved: Plan, records: Sequence[AuditRecord]) -> str | None:
+    """``already applied by run X``, when the audit records show that every action of
+    ``saved`` succeeded (``partly applied`` when some did), or None."""
+    done: dict[tuple[str, str, str, str], str] = {}
+    for record in records:
+        if record.outcome == "succeeded":
+            target = record.details.get("target_region", "") if record.action == "copy" else ""
+            key = (record.action, record.region, record.recovery_point, target)
+            done.setdefault(key, record.run_id)
+    runs: list[str] = []
+    matched = 0
+    for action in saved.actions:
+        target = action.target_region if isinstance(action, CopyAction) else ""
+        run = done.get((action.type, action.region, action.recovery_point, target))
+        if run is not None:
+            matched += 1
+            if run not in runs:
+                runs.append(run)
+    if not matched:
+        return None
+    by = f"run{'s' if len(runs) > 1 else ''} {', '.join(runs)}"
+    if matched == len(saved.actions):
+        return f"the saved plan was already applied by {by}"
+    return (
+        f"the saved plan was partly applied by {by}: {matched} of its "
+        f"{len(saved.actions)} actions succeeded"
     )
 
 
 def _hours(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
+    """How long ago, or ahead: minutes under two hours (never ``0.0h``), then hours, days."""
+    seconds = delta.total_seconds()
+    if seconds < 7200:
+        return f"{max(1, round(seconds / 60))}m"
+    hours = seconds / 3600
     return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"

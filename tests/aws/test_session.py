@@ -7,10 +7,13 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from botocore.parsers import ResponseParserError
 from botocore.stub import Stubber
 from moto import mock_aws
 
 from smartvault import __version__
+from smartvault.aws.errors import NotAnAwsReply
+from smartvault.aws.errors import check_reply
 from smartvault.aws.errors import translate_errors
 from smartvault.aws.inventory import read_snapshots
 from smartvault.aws.session import AwsSession
@@ -256,3 +259,44 @@ def test_translate_errors_also_works_as_a_decorator() -> None:
 def test_translate_errors_lets_other_exceptions_through() -> None:
     with pytest.raises(KeyError), translate_errors("ec2", "DescribeImages", "eu-west-1"):
         raise KeyError("a bug stays a bug")
+
+
+# --- replies that are not AWS's ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("protocol", "status", "body", "aws"),
+    [
+        ("query", 200, b"<GetCallerIdentityResponse><A/></GetCallerIdentityResponse>", True),
+        ("ec2", 400, b'<?xml version="1.0"?>\n<Response><Errors/></Response>', True),
+        ("query", 403, b"", True),
+        ("json", 200, b'{"Items": []}', True),
+        ("json", 503, b"<html>busy</html>", True),
+        ("query", 200, b"<!DOCTYPE html><html></html>", False),
+        ("query", 404, b"<html><body>Not Found</body></html>", False),
+        ("ec2", 200, b"<foo/>", False),
+        ("json", 200, b"<html></html>", False),
+        ("json", 200, b"[1, 2]", False),
+        ("json", 200, b"", False),
+    ],
+)
+def test_a_reply_is_refused_before_parsing_unless_it_has_the_shape_of_aws(
+    protocol, status, body, aws
+) -> None:
+    """5xx pages and empty error bodies stay botocore's to retry and read."""
+    reply = {"status_code": status, "body": body, "headers": {"content-type": "text/html"}}
+    if aws:
+        check_reply("http://x", "sts", "GetCallerIdentity", "us-east-1", protocol, reply)
+    else:
+        with pytest.raises(NotAnAwsReply, match=r"^http://x did not answer like AWS STS"):
+            check_reply("http://x", "sts", "GetCallerIdentity", "us-east-1", protocol, reply)
+
+
+def test_a_reply_botocore_cannot_parse_is_one_line() -> None:
+    with pytest.raises(AwsError) as caught, translate_errors("ec2", "DescribeVolumes", "eu-west-1"):
+        raise ResponseParserError("Unable to parse response (syntax error: line 1)\n  <x")
+
+    message = assert_one_line(caught.value)
+    assert message.startswith(
+        "ec2:DescribeVolumes in eu-west-1 failed: the reply could not be read"
+    )

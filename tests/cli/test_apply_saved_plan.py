@@ -178,3 +178,60 @@ def test_apply_refuses_a_deeply_nested_plan_in_one_line(runner, ec2, policy_file
         f"Error: {saved} nests values too deeply to be a plan; "
         "make it again with `smartvault plan --out FILE`"
     )
+
+
+def test_max_plan_age_is_shown_as_it_was_given(runner, ec2, policy_file, tmp_path):
+    """Before, `--max-plan-age 30m` was shown as 0.5h, and an age of minutes as 0.0h."""
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    saved = tmp_path / "plan.json"
+    run(runner, "plan", "--at", _iso_in(-timedelta(minutes=45)), "--out", str(saved), policy_file)
+
+    result = run(
+        runner, "apply", "--plan", str(saved), "--max-plan-age", "30m", "--yes", policy_file
+    )
+
+    assert result.exit_code == 1
+    assert "45m ago, more than --max-plan-age 30m; nothing was done" in one_error_line(result)
+
+
+def test_a_saved_plan_already_applied_names_the_run_that_applied_it(
+    runner, ec2, policy_file, tmp_path
+):
+    """Before, it said the plan "no longer matches the account"."""
+    launch(ec2, 2)
+    run(runner, "audit", "init")
+    saved = tmp_path / "plan.json"
+    run(runner, "plan", "--out", str(saved), policy_file)
+    assert run(runner, "apply", "--plan", str(saved), "--yes", policy_file).exit_code == 0
+    [run_id] = {
+        r["run_id"] for r in json.loads(run(runner, "audit", "list", "--format", "json").output)
+    }
+
+    result = run(runner, "apply", "--plan", str(saved), "--yes", policy_file)
+
+    assert result.exit_code == 1
+    assert f"the saved plan was already applied by run {run_id}; nothing was done" in (
+        result.stderr
+    )
+    assert "no longer matches the account" not in result.stderr
+    assert len(managed_snapshots(ec2)) == 2
+
+
+def test_a_saved_plan_given_other_policy_files_lists_both(runner, ec2, policy_file, tmp_path):
+    """Before, it said the plan "no longer matches the account"."""
+    launch(ec2, 1)
+    run(runner, "audit", "init")
+    saved = tmp_path / "plan.json"
+    run(runner, "plan", "--out", str(saved), policy_file)
+    other = tmp_path / "weekly.yaml"
+    other.write_text(POLICY.replace("name: nightly", "name: weekly"))
+
+    result = run(runner, "apply", "--plan", str(saved), "--yes", str(other))
+
+    assert result.exit_code == 1
+    assert (
+        "the saved plan was made from other policy files than these: "
+        f"the plan's: {policy_file}; given now: {other}; nothing was done"
+    ) in result.stderr
+    assert managed_snapshots(ec2) == []

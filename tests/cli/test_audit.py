@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+from smartvault.core.model import AuditRecord
+from smartvault.engine import Engine
+from smartvault.settings import Settings
+from tests.cli import POLICY
 from tests.cli import one_error_line
 from tests.cli import run
 
@@ -15,3 +24,67 @@ def test_audit_list_without_the_table_says_how_to_find_or_create_it(runner, ec2)
     assert "--audit-table" in line
     assert "smartvault audit init" in line
     assert "next run" not in line
+
+
+def _write(**fields) -> None:
+    """One audit record in the table `audit init` made, written as a run writes it."""
+    log = Engine(Settings(regions=("us-east-1",))).audit_log()
+    record = {
+        "run_id": "run-1",
+        "timestamp": datetime.now(UTC) - timedelta(minutes=5),
+        "action": "create",
+        "outcome": "succeeded",
+        "policy": "nightly",
+        "region": "us-east-1",
+        "resource_id": "i-0abc",
+        "recovery_point": "nightly/i-0abc/20261201T0300Z",
+        **fields,
+    }
+    log.records.write(AuditRecord(**record))
+
+
+def test_a_copy_row_shows_its_source_and_its_target_region(runner, ec2):
+    """Before, it showed only the source region, beside snapshot ids of the target region."""
+    run(runner, "audit", "init")
+    _write(action="copy", snapshot_ids=("snap-0copy",), details={"target_region": "us-west-2"})
+
+    text = run(runner, "audit", "list").output
+    as_json = json.loads(run(runner, "audit", "list", "--format", "json").output)
+
+    assert " us-east-1→us-west-2 nightly/i-0abc/20261201T0300Z snap-0copy" in text
+    assert (as_json[0]["region"], as_json[0]["target_region"]) == ("us-east-1", "us-west-2")
+
+
+def test_audit_list_of_a_policy_without_records_says_so(runner, ec2, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no policies here: none are needed
+    run(runner, "audit", "init")
+    _write()
+
+    result = run(runner, "audit", "list", "--policy", "weekly", "--since", "30m")
+
+    assert result.exit_code == 0
+    assert result.output == "no audit records of policy weekly in the last 30m\n"
+
+
+def test_audit_list_of_a_policy_no_policy_file_names_says_that_too(
+    runner, ec2, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "nightly.yaml").write_text(POLICY)
+    run(runner, "audit", "init")
+
+    result = run(runner, "audit", "list", "--policy", "nigthly")
+
+    assert result.output == (
+        "no audit records of policy nigthly in the last 7d, and no policy in policies "
+        "is named nigthly; did you mean nightly?\n"
+    )
+
+
+def test_audit_list_without_records_names_the_period(runner, ec2):
+    run(runner, "audit", "init")
+
+    assert run(runner, "audit", "list", "--since", "2h").output == (
+        "no audit records in the last 2h\n"
+    )

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from smartvault.core.model import AuditRecord
 from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
 from smartvault.core.model import PolicySet
@@ -17,6 +18,7 @@ from smartvault.core.preflight import saved_plan_out_of_time
 from smartvault.core.preflight import unknown_policies
 from tests.factories import ACCOUNT
 from tests.factories import CREATE
+from tests.factories import DELETE
 from tests.factories import REGION
 from tests.factories import make_policy
 from tests.factories import utc
@@ -87,7 +89,7 @@ class TestSavedPlanOutOfTime:
         message = saved_plan_out_of_time(make_plan(), AT + timedelta(days=3), timedelta(days=2))
 
         assert message is not None
-        assert "3.0d ago, more than --max-plan-age 2.0d; nothing was done" in message
+        assert "3.0d ago, more than --max-plan-age 2d; nothing was done" in message
 
 
 class TestSavedPlanMismatch:
@@ -110,4 +112,67 @@ class TestSavedPlanMismatch:
         assert message is not None
         assert "Planning again at 2026-11-28T03:00:00Z gives:\n  + create a\n  - delete b\n" in (
             message
+        )
+
+
+def _record(action, run_id: str, outcome: str = "succeeded") -> AuditRecord:
+    return AuditRecord(
+        run_id=run_id,
+        timestamp=AT,
+        action=action.type,
+        outcome=outcome,
+        policy=action.policy,
+        region=action.region,
+        resource_id=action.resource_id,
+        recovery_point=action.recovery_point,
+    )
+
+
+class TestSavedPlanStaleCause:
+    """A stale saved plan names its cause: the audit log's run, or the policy files."""
+
+    def test_a_plan_whose_actions_all_succeeded_in_one_run_was_already_applied(self):
+        saved = make_plan(actions=(CREATE, DELETE))
+        records = [_record(CREATE, "run-a"), _record(DELETE, "run-a")]
+
+        message = saved_plan_mismatch(saved, make_plan(), ["- no longer creates x"], records)
+
+        assert message is not None
+        assert message.startswith(
+            "the saved plan was already applied by run run-a; nothing was done."
+        )
+
+    def test_a_plan_some_of_whose_actions_succeeded_was_partly_applied(self):
+        saved = make_plan(actions=(CREATE, DELETE))
+        records = [_record(CREATE, "run-a"), _record(DELETE, "run-b", outcome="failed")]
+
+        message = saved_plan_mismatch(saved, make_plan(), ["- x"], records)
+
+        assert message is not None
+        assert message.startswith(
+            "the saved plan was partly applied by run run-a: 1 of its 2 actions succeeded;"
+        )
+
+    def test_other_policy_files_are_named_both_ways(self):
+        saved = make_plan(policies=(PolicySlot("nightly", "./policies/a.yaml", AT),))
+        fresh = make_plan(policies=(PolicySlot("nightly", "other/b.yaml", AT),))
+
+        message = saved_plan_mismatch(saved, fresh, ["- x"])
+
+        assert message is not None
+        assert message.startswith(
+            "the saved plan was made from other policy files than these: the plan's: "
+            "policies/a.yaml; given now: other/b.yaml; nothing was done."
+        )
+
+    def test_the_same_files_spelt_alike_are_not_other_files(self):
+        saved = make_plan(policies=(PolicySlot("nightly", "./policies/a.yaml", AT),))
+        fresh = make_plan(policies=(PolicySlot("weekly", "policies/a.yaml", AT),))
+
+        message = saved_plan_mismatch(saved, fresh, ["- x"])
+
+        assert message is not None
+        assert message.startswith(
+            "the policies changed since the plan was made (only in the plan: nightly; "
+            "only now: weekly)"
         )

@@ -44,8 +44,8 @@ class NameUse:
 def check_policies(entries: Sequence[object], doc: Document, bad: set[JsonPath]) -> list[NameUse]:
     """Check each policy of ``entries``, into ``doc``; return where each one's name is written.
 
-    ``bad`` holds the paths the schema found wrong: what lies at, inside or above one
-    of them is not checked again.
+    ``bad`` holds the paths the schema found wrong: what lies at or above one of them
+    (what holds a wrong value) is not checked again; every other part of every policy is.
     """
     bad_within = {path[:n] for path in bad for n in range(len(path))}
     names = []
@@ -55,8 +55,7 @@ def check_policies(entries: Sequence[object], doc: Document, bad: set[JsonPath])
         if ("policies", index, "name") not in bad and isinstance(raw.get("name"), str):
             line, column = doc.at(("policies", index, "name"))
             names.append(NameUse(raw["name"], doc.filename, line, column))
-        if ("policies", index) not in bad:
-            _check_policy(index, raw, doc, bad, bad_within)
+        _check_policy(index, raw, doc, bad, bad_within)
     return names
 
 
@@ -71,9 +70,13 @@ def _check_policy(
     base: JsonPath = ("policies", index)
 
     def clean(*keys: str | int) -> bool:
-        """No schema error at, inside or above this path: safe to look closer."""
+        """No schema error at or inside this path: safe to look closer.
+
+        An error above it (a missing `name`, an unknown key beside it) leaves it as good
+        as it is; a value of the wrong type above it is no mapping, which callers test.
+        """
         path = (*base, *keys)
-        return not any(path[:n] in bad for n in range(len(path) + 1)) and path not in bad_within
+        return path not in bad and path not in bad_within
 
     schedule = raw.get("schedule")
     if isinstance(schedule, dict) and clean("schedule"):

@@ -125,12 +125,36 @@ def _expected(error: jsonschema.ValidationError, path: JsonPath) -> str:
     return " or ".join(_TYPE_WORDS.get(t, t) for t in names)
 
 
-def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+def meant(word: str, choices: Sequence[str]) -> str | None:
+    """The choice ``word`` was probably meant to be (``retension``: ``retention``), or None."""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in choices}
         close = [lowered[word.lower()]] if word.lower() in lowered else []
-    return f"; did you mean `{close[0]}`?" if close else ""
+    return close[0] if close else None
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = meant(word, choices)
+    return f"; did you mean `{close}`?" if close else ""
+
+
+def misspelt_keys(errors: Iterable[jsonschema.ValidationError]) -> list[tuple[JsonPath, str, str]]:
+    """``(mapping path, key as written, key meant)`` for each unknown key with one likely
+    meaning that is not also written: what lies under it can be checked as if spelt right."""
+    found = []
+    for error in errors:
+        instance = error.instance
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        if error.validator != "additionalProperties" or not isinstance(instance, dict):
+            continue
+        known = sorted(schema.get("properties", {}))
+        for key in instance:
+            if key not in known:
+                close = meant(key, known)
+                if close is not None and close not in instance:
+                    found.append((tuple(error.absolute_path), key, close))
+    return found
 
 
 def _explain(error: jsonschema.ValidationError, doc: Document, seen: set[JsonPath]) -> None:

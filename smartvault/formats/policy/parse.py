@@ -9,8 +9,12 @@ A document is valid or invalid as a whole: when it has any problem, it has no po
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
 
 from smartvault.core.model import Policy
 from smartvault.errors import Problem
@@ -20,6 +24,8 @@ from smartvault.formats.policy.checks import check_policies
 from smartvault.formats.policy.checks import duplicate_names
 from smartvault.formats.policy.messages import describe
 from smartvault.formats.policy.messages import explain_all
+from smartvault.formats.policy.messages import misspelt_keys
+from smartvault.formats.policy.paths import JsonPath
 from smartvault.formats.policy.schema import validator
 from smartvault.formats.policy.yaml12 import Document
 from smartvault.formats.policy.yaml12 import compose
@@ -42,7 +48,12 @@ class Parsed:
 
 def parse_document(document: Document) -> Parsed:
     """Validate ``document`` and build its records; ``document`` itself is not changed."""
-    doc = dataclasses.replace(document, problems=list(document.problems))
+    doc = dataclasses.replace(
+        document,
+        problems=list(document.problems),
+        where=dict(document.where),
+        broken=set(document.broken),
+    )
     if doc.unreadable:
         # The text is no YAML, or its data is cut short: anything more would be noise.
         return Parsed([], doc.problems, [])
@@ -69,9 +80,11 @@ def parse_document(document: Document) -> Parsed:
 
     errors = list(validator().iter_errors(data))
     explain_all(errors, doc)
+    data, hidden = _as_meant(data, errors, doc)
+    errors += hidden
     raw_policies = data.get("policies")
     entries = raw_policies if isinstance(raw_policies, list) else []
-    names = check_policies(entries, doc, {tuple(e.absolute_path) for e in errors})
+    names = check_policies(entries, doc, _bad_paths(errors))
     if doc.problems:
         return Parsed([], doc.problems, names)
     policies = [
@@ -79,6 +92,68 @@ def parse_document(document: Document) -> Parsed:
         for index, raw in enumerate(entries)
     ]
     return Parsed(policies, [], names)
+
+
+#: Misspelt keys inside the value of a misspelt key inside ...: deep enough for the schema.
+_MAX_RESPELLINGS = 6
+
+
+def _bad_paths(errors: list[jsonschema.ValidationError]) -> set[JsonPath]:
+    """Where the data is unsafe to look at closer. An unknown key is not: the checks read
+    only known keys, and the mapping that holds it is as good as its other keys."""
+    return {tuple(e.absolute_path) for e in errors if e.validator != "additionalProperties"}
+
+
+def _as_meant(
+    data: dict[str, Any], errors: list[jsonschema.ValidationError], doc: Document
+) -> tuple[dict[str, Any], list[jsonschema.ValidationError]]:
+    """The data with each misspelt key spelt as meant, and the errors that hid under it.
+
+    ``retension:`` is reported as "did you mean `retention`?"; without this, a mistake
+    inside its value (``keep_last: 0``) would surface only once the key is fixed. Problems
+    are located where they are written: the respelt paths point at the same places.
+    """
+    hidden: list[jsonschema.ValidationError] = []
+    found = misspelt_keys(errors)
+    for _ in range(_MAX_RESPELLINGS):
+        if not found:
+            break
+        data = copy.deepcopy(data)
+        respelt: dict[JsonPath, JsonPath] = {}  # as written -> as meant
+        for parent, written, meant in found:
+            mapping: Any = data
+            for step in parent:
+                mapping = mapping[step]
+            mapping[meant] = mapping.pop(written)
+            respelt[(*parent, written)] = (*parent, meant)
+        # One pass over each table, a prefix lookup per path: linear in the document.
+        for path, where in list(doc.where.items()):
+            moved = _respelt(path, respelt)
+            if moved is not None:
+                doc.where[moved] = where
+        doc.broken |= {m for m in (_respelt(p, respelt) for p in doc.broken) if m is not None}
+        # Only what lies under a respelt key is new: the rest was said already.
+        meant_paths = set(respelt.values())
+        again = [
+            e
+            for e in validator().iter_errors(data)
+            if any(
+                tuple(e.absolute_path)[:n] in meant_paths for n in range(len(e.absolute_path) + 1)
+            )
+        ]
+        explain_all(again, doc)
+        hidden += again
+        found = misspelt_keys(again)
+    return data, hidden
+
+
+def _respelt(path: JsonPath, respelt: dict[JsonPath, JsonPath]) -> JsonPath | None:
+    """``path`` with its respelt prefix as meant, or None when it has none."""
+    for n in range(1, len(path) + 1):
+        meant = respelt.get(path[:n])
+        if meant is not None:
+            return (*meant, *path[n:])
+    return None
 
 
 def parse_policy(document: Document) -> tuple[list[Policy], list[Problem]]:

@@ -308,9 +308,42 @@ def _float(text: str) -> float:
 # --- YAML syntax -------------------------------------------------------------------
 
 
-def _compose_nodes(text: str, doc: Document) -> yaml.Node | None:
+_ONE_DOCUMENT = (
+    "a policy file holds one YAML document; move what follows this `---` into a file of its own"
+)
+
+
+def _is_empty(node: yaml.Node | None) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _NULL and not node.value
+
+
+def _compose_nodes(text: str, doc: Document) -> tuple[yaml.Node | None, bool]:
+    """The first document's nodes, and whether it was read to its end.
+
+    Every document is read, so that a problem in the first one is not hidden by a second
+    one (a second document is a problem of its own) and the reverse; an empty document
+    after the first (a trailing ``---``) holds nothing to lose and is no problem.
+    """
+    first: yaml.Node | None = None
+    read_first = False
     try:
-        return yaml.compose(text, Loader=_CoreSchemaLoader)  # composes nodes, builds no objects
+        loader = _CoreSchemaLoader(text)  # composes nodes, builds no objects
+        try:
+            if loader.check_node():
+                first = loader.get_node()
+            read_first = True
+            while not loader.check_event(yaml.StreamEndEvent):
+                start = loader.peek_event().start_mark  # type: ignore[no-untyped-call]
+                try:
+                    extra = loader.get_node()
+                except yaml.MarkedYAMLError:  # not empty, then: it holds the error below
+                    doc.add_at_mark(start, _ONE_DOCUMENT)
+                    raise
+                if not _is_empty(extra):
+                    doc.add_at_mark(start, _ONE_DOCUMENT)
+                    break
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         doc.add_at_mark(exc.problem_mark or exc.context_mark, _syntax_message(exc))
     except yaml.reader.ReaderError as exc:
@@ -324,19 +357,20 @@ def _compose_nodes(text: str, doc: Document) -> yaml.Node | None:
         )
     except RecursionError:
         doc.add(0, 0, "values are nested too deeply to read")
-    return None
+    return first, read_first
 
 
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or "invalid YAML"
     if "'\\t'" in problem:
         return "a tab character cannot indent YAML; indent with spaces"
-    if problem.startswith("but found another document"):
-        return (
-            "a policy file holds one YAML document; move what follows this `---` "
-            "into a file of its own"
-        )
     message = f"invalid YAML: {problem}"
+    if (exc.context or "").startswith("while parsing a flow") and "but got '?'" in problem:
+        # `{expression: cron(0 3 * * ? *)}`: inside braces, `?` starts a key, `,` ends a value.
+        message += (
+            "; inside `{...}` or `[...]` quote a value that holds `?` or `,`, "
+            'such as expression: "cron(0 3 * * ? *)"'
+        )
     if problem == "mapping values are not allowed here":
         message += "; put a value that contains `: ` in quotes, or check the indentation"
     context, mark = exc.context, exc.context_mark
@@ -357,8 +391,8 @@ def compose(text: str, filename: str) -> Document:
     Never raises for any text: what is wrong is in the returned document's ``problems``.
     """
     doc = Document(filename)
-    root = _compose_nodes(text, doc)
-    if doc.problems:
+    root, read = _compose_nodes(text, doc)
+    if not read:
         doc.unreadable = True
     elif root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _NULL):
         doc.empty = True

@@ -45,3 +45,17 @@ class TestChecks:
             "p.yaml:9:11: policy name `nightly` is already used at p.yaml:3:11; "
             "names must be unique across every loaded file"
         ]
+
+    def test_a_missing_key_does_not_stop_the_other_checks_of_its_policy(self) -> None:
+        """Before, any schema error on a policy (a missing or unknown key) skipped its checks."""
+        text = MINIMAL_POLICY.replace("cron(0 3 * * ? *)", "cron(61 3 * * ? *)").replace(
+            '    selector:\n      tags:\n        backup: "true"\n', ""
+        )
+
+        assert problems_of(text + "    owner: me\n") == [
+            "p.yaml:3:5: policy is missing the required key `selector`",
+            "p.yaml:5:19: expression: minutes: 61 is out of range 0-59",
+            "p.yaml:6:5: unknown key `owner`; known keys here: archive, copies, description, "
+            "enabled, name, notify, regions, resource, retention, retention_by_tag, "
+            "retention_tag, schedule, selector, snapshot, verify",
+        ]

@@ -108,3 +108,34 @@ class TestParsePolicy:
         text = with_policy_lines("retention: {keep_last: 0}")
 
         assert parse_policies(text, "p.yaml") == parse_policy(compose(text, "p.yaml"))
+
+    def test_a_trailing_document_marker_is_no_problem(self) -> None:
+        """An empty document after the first holds nothing to lose."""
+        policies, problems = parse_policies(MINIMAL_POLICY + "---\n", "p.yaml")
+
+        assert problems == []
+        assert [p.name for p in policies] == ["nightly"]
+
+    def test_parsing_a_misspelt_key_leaves_the_document_as_it_was(self) -> None:
+        document = compose(with_policy_lines("retension: {keep_last: 0}"), "p.yaml")
+        where, broken = dict(document.where), set(document.broken)
+
+        _, problems = parse_policy(document)
+
+        assert [p.message for p in problems] == [
+            "unknown key `retension`; did you mean `retention`?",
+            "keep_last: 0 is less than the minimum of 1",
+        ]
+        assert (document.where, document.broken) == (where, broken)
+
+    def test_a_misspelt_key_with_a_misspelt_key_inside_reports_both_and_what_is_under_them(
+        self,
+    ) -> None:
+        text = with_policy_lines("snapshots:", "  tag:", "    CreatedBy: me")
+
+        assert problems_of(text) == [
+            "p.yaml:9:5: unknown key `snapshots`; did you mean `snapshot`?",
+            "p.yaml:10:7: unknown key `tag`; did you mean `tags`?",
+            "p.yaml:11:9: tag `CreatedBy` is written by SmartVault itself to recognise its "
+            "snapshots; choose another key",
+        ]

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from smartvault.core.model import TagCondition
 from smartvault.formats.policy import compose
+from smartvault.formats.policy import parse_policies
 from smartvault.formats.policy import yaml12
 from tests.factories import MINIMAL_POLICY
 from tests.factories import parse_one
@@ -231,3 +232,17 @@ class TestCompose:
         document = compose("# nothing here yet\n", "p.yaml")
 
         assert (document.data, document.problems, document.empty) == (None, [], True)
+
+
+def test_a_second_document_that_is_no_yaml_is_both_problems_and_the_first_is_still_checked() -> (
+    None
+):
+    policies, problems = parse_policies("version: 1\npolicies: []\n---\nfoo: [\n", "p.yaml")
+
+    assert policies == []
+    assert [str(p) for p in problems] == [
+        "p.yaml:2:11: policies: the list is empty; list at least one policy",
+        "p.yaml:3:1: a policy file holds one YAML document; move what follows this `---` "
+        "into a file of its own",
+        "p.yaml:5:1: invalid YAML: expected the node content, but found '<stream end>'",
+    ]
