@@ -13,9 +13,10 @@ The guarantees (docs/audit-and-apply.md says them for operators):
   what it did not start; the next run converges, since the plan is a pure function of
   the account.
 
-Creates run first, in plan order (grouped by region); then deletes, on a bounded thread
-pool; then copies and archives, one after another in plan order; restore tests last,
-after the sweep of test volumes earlier runs left (:mod:`.verify`).
+Creates run first, in plan order (grouped by region), after the deletes of failed
+recovery points whose slot they make again; then deletes, on a bounded thread pool; then
+copies and archives, one after another in plan order; restore tests last, after the
+sweep of test volumes earlier runs left (:mod:`.verify`).
 """
 
 from __future__ import annotations
@@ -142,20 +143,30 @@ class Executor:
         ctx = self._context(ledger)
         claims = ctx.claims
         verify = VerifyStep(ctx, self._sweep_regions)
-        steps: tuple[tuple[type[Action], Step[Any, Any]], ...] = (
-            (CreateAction, CreateStep(ctx)),
-            (DeleteAction, DeleteStep(ctx, self._max_workers)),
-            (CopyAction, CopyStep(ctx)),
-            (ArchiveAction, ArchiveStep(ctx)),
+        deletes = DeleteStep(ctx, self._max_workers)
+        steps: tuple[tuple[Callable[[Action], bool], Step[Any, Any]], ...] = (
+            # A failed recovery point of the slot a create makes again goes first: while
+            # its snapshots exist the create must not mix new ones in beside them, and
+            # the slot would wait for the next run (a failed nightly retried an hour
+            # later by the catch-up schedule, not two).
+            (_failed_point_remade(actions), deletes),
+            (_is(CreateAction), CreateStep(ctx)),
+            (_is(DeleteAction), deletes),
+            (_is(CopyAction), CopyStep(ctx)),
+            (_is(ArchiveAction), ArchiveStep(ctx)),
             # Restore tests last: they wait minutes on EC2, so a deadline cuts a test,
             # never a backup, a deletion or a copy; and they test what this run left in
             # place (a point this run deleted or archived is skipped, not restored).
-            (VerifyAction, verify),
+            (_is(VerifyAction), verify),
         )
         indexed = list(enumerate(actions))
         try:
-            for kind, step in steps:
-                _run_step(step, [(i, a) for i, a in indexed if isinstance(a, kind)], ledger)
+            for wanted, step in steps:
+                _run_step(
+                    step,
+                    [(i, a) for i, a in indexed if wanted(a) and not ledger.finished(i)],
+                    ledger,
+                )
         finally:
             # Claims taken but never completed (asked to stop, or a crash in this process).
             claims.release_held()
@@ -181,6 +192,19 @@ class Executor:
             clock=self._clock,
             sleep=self._sleep,
         )
+
+
+def _is(kind: type[Action]) -> Callable[[Action], bool]:
+    return lambda action: isinstance(action, kind)
+
+
+def _failed_point_remade(actions: Sequence[Action]) -> Callable[[Action], bool]:
+    """The deletes of failed recovery points whose slot a create of the plan makes again
+    (the same id: a completed point at the slot would leave nothing due)."""
+    remade = {(a.region, a.recovery_point) for a in actions if isinstance(a, CreateAction)}
+    return lambda action: (
+        isinstance(action, DeleteAction) and (action.region, action.recovery_point) in remade
+    )
 
 
 def _run_step(step: Step[Any, Any], items: Sequence[tuple[int, Action]], ledger: RunLedger) -> None:

@@ -579,23 +579,24 @@ def test_a_snapshot_that_lost_its_smartvault_tags_is_never_deleted(world):
     assert delete.snapshot_ids[1] in outcome.reason
 
 
-def test_a_failed_recovery_point_is_deleted_and_its_slot_tried_again(world):
+def test_a_failed_recovery_point_is_deleted_and_its_slot_made_again_in_the_same_run(world):
     from moto.ec2.models import ec2_backends
 
     world.instance(volumes=1)
     world.apply(DAY1)
-    (snap,) = world.snapshots()
-    ec2_backends[ACCOUNT][REGION].snapshots[snap["SnapshotId"]].status = "error"
+    (failed,) = world.snapshots()
+    ec2_backends[ACCOUNT][REGION].snapshots[failed["SnapshotId"]].status = "error"
 
-    second = world.apply(DAY1)  # deletes the failed point, and releases its claim
-    assert [(type(r.action).__name__, r.outcome) for r in second.results] == [
-        ("DeleteAction", "succeeded")
+    # the delete goes first (releasing the claim), then the slot's create
+    second = world.apply(DAY1)
+    assert sorted((type(r.action).__name__, r.outcome) for r in second.results) == [
+        ("CreateAction", "succeeded"),
+        ("DeleteAction", "succeeded"),
     ]
-    third = world.apply(DAY1)
-    assert [(type(r.action).__name__, r.outcome) for r in third.results] == [
-        ("CreateAction", "succeeded")
-    ]
-    assert len(world.snapshots()) == 1
+    (remade,) = world.snapshots()
+    assert remade["SnapshotId"] != failed["SnapshotId"]
+    assert remade["State"] == "completed"
+    assert world.plan(DAY1).actions == ()
 
 
 def test_a_create_beside_failed_snapshots_is_skipped_until_they_are_gone(world):

@@ -130,11 +130,25 @@ class TestCreate:
         )
         assert create.reason == "due: no recovery point yet"
 
-    def test_a_failed_point_of_this_slot_is_deleted_first_and_retried_next_run(self) -> None:
+    def test_a_failed_point_of_this_slot_is_deleted_and_made_again_in_the_same_run(
+        self,
+    ) -> None:
+        # Apply deletes a failed point whose slot a create makes again before the creates.
         snaps = nightly("nightly", I1, [28], state="error")
         p = run(make_policy(), instances=[make_instance(I1, volumes=2)], snapshots=snaps)
+        [create] = creates(p)
+        assert create.recovery_point == rp(28) in deletes(p)
+        assert "failed: its snapshots are deleted first, then it is made again" in create.reason
+        assert not any("attempted again by the next run" in m for m in messages(p))
+
+    def test_a_failed_point_an_ami_uses_waits_and_its_slot_is_not_made_again(self) -> None:
+        snaps = nightly("nightly", I1, [28], state="error")
+        image = Image("ami-0123", "us-east-1", snapshot_ids=(snaps[0].snapshot_id,))
+        p = run(
+            make_policy(), instances=[make_instance(I1, volumes=2)], snapshots=snaps, images=[image]
+        )
         assert creates(p) == []
-        assert rp(28) in deletes(p)
+        assert deletes(p) == {}
         assert any("attempted again by the next run" in m for m in messages(p))
 
     def test_slots_follow_the_schedule_time_zone(self) -> None:

@@ -26,6 +26,7 @@ How it works, in one pass over the snapshots (O(n log n)):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -55,6 +56,7 @@ from smartvault.core.planner.decisions import keep
 from smartvault.core.planner.decisions import recorded_tags
 from smartvault.core.planner.decisions import resource_name
 from smartvault.core.planner.decisions import warn_if_stale
+from smartvault.core.planner.lineages import RecoveryPoint
 from smartvault.core.planner.lineages import group_lineages
 from smartvault.core.planner.lineages import warn_malformed
 from smartvault.core.planner.selection import policy_state
@@ -103,7 +105,9 @@ def plan(
         if selecting.slot is None:
             continue
         lineage = lineages.get((region, policy_name, resource_id, False), ())
-        create, messages = create_if_due(selecting, region, resource, lineage)
+        create, messages = create_if_due(
+            selecting, region, resource, lineage, lambda p: _deleted_now(p, in_use_by)
+        )
         if create is not None:
             actions.append(
                 replace(create, resource_name=resource_name(resource.tags), retention=rule)
@@ -220,6 +224,12 @@ def plan(
         ),
         warnings=warnings.sorted(),
     )
+
+
+def _deleted_now(point: RecoveryPoint, in_use_by: Mapping[str, tuple[str, ...]]) -> bool:
+    """Whether the plan deletes this failed point now (:func:`.decisions.decide` waits for
+    pending snapshots and never deletes one an AMI uses)."""
+    return not point.pending and not any(s in in_use_by for s in point.snapshot_ids)
 
 
 # --- ordering -------------------------------------------------------------------

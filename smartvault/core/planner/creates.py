@@ -1,9 +1,10 @@
 """The create for a selected resource that is due: which volumes, and every tag to write.
 
 Pure. A resource is due when its lineage has no pending or completed recovery point
-at or after the policy's slot; a failed point at the slot itself is deleted first and
-the slot attempted again by the next run. The tags of a new recovery point, highest
-precedence first (docs/retention.md):
+at or after the policy's slot; a failed point at the slot itself is deleted first (apply
+runs that delete before the creates) and the slot made again in the same run, unless the
+failed point must wait (snapshots still pending, or an AMI uses one): then the next run.
+The tags of a new recovery point, highest precedence first (docs/retention.md):
 
 1. SmartVault's own keys (``CreatedBy``, ``InstanceId``, ``smartvault:*``): a user
    tag can never override them, and user tags under ``smartvault:`` are dropped.
@@ -23,6 +24,7 @@ about it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
@@ -61,17 +63,25 @@ def create_if_due(
     region: str,
     resource: Instance | Volume,
     lineage: Iterable[RecoveryPoint],
+    deleted_first: Callable[[RecoveryPoint], bool] = lambda _point: False,
 ) -> tuple[CreateAction | None, list[str]]:
-    """The create for a selected resource when it is due, and what to warn about."""
+    """The create for a selected resource when it is due, and what to warn about.
+
+    ``deleted_first(point)``: the plan deletes that failed point, and apply deletes it
+    before the creates; then its slot is made again in the same run."""
     policy, slot = state.policy, state.slot
     assert slot is not None  # only called for policies with a slot
     resource_id = resource_id_of(resource)
     rp_id = RecoveryPointId.format(policy.name, resource_id, slot)
     newest: RecoveryPoint | None = None
+    remade = False
     for point in lineage:  # newest first
         if point.id == rp_id:
             if not point.failed:
                 return None, []
+            if deleted_first(point):
+                remade = True
+                continue
             # Never tag a new attempt like the failed one while that one still exists:
             # the two would read as one failed recovery point.
             return None, [
@@ -92,6 +102,8 @@ def create_if_due(
         else f"due: newest recovery point {iso_utc(newest.created_at)} is before "
         f"slot {iso_utc(slot)}"
     )
+    if remade:
+        reason += f"; {rp_id} failed: its snapshots are deleted first, then it is made again"
     tags = snapshot_tags(policy, resource, slot)
     action = CreateAction(
         region=region,
