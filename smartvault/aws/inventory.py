@@ -287,6 +287,20 @@ def _selectors(policies: Iterable[Policy], region: str, resource: str) -> tuple[
     )
 
 
+def _regions_and_account(
+    session: AwsSession, policies: PolicySet, regions: Sequence[str] | None
+) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """The working regions (default ``session.regions()``), every region to read (with
+    the copy targets), and the account id."""
+    working = tuple(session.regions() if regions is None else regions)
+    all_regions = regions_to_read(policies, working)
+    # Fail on a misspelt copy target before any call, not after reading other regions.
+    for region in all_regions:
+        session.check_region(region)
+    # First, and once: it is the cheapest call that proves the credentials work.
+    return working, all_regions, session.account_id(working[0] if working else None)
+
+
 def read_inventory(
     session: AwsSession, policies: PolicySet, regions: Sequence[str] | None = None
 ) -> Inventory:
@@ -298,13 +312,7 @@ def read_inventory(
     (:func:`regions_to_read`). ``Inventory.regions`` lists every region read, and
     ``Inventory.resource_regions`` those whose instances and volumes were read.
     """
-    working = tuple(session.regions() if regions is None else regions)
-    all_regions = regions_to_read(policies, working)
-    # Fail on a misspelt copy target before any call, not after reading other regions.
-    for region in all_regions:
-        session.check_region(region)
-    # First, and once: it is the cheapest call that proves the credentials work.
-    account_id = session.account_id(working[0] if working else None)
+    working, all_regions, account_id = _regions_and_account(session, policies, regions)
     instances: list[Instance] = []
     volumes: list[Volume] = []
     snapshots: list[Snapshot] = []
@@ -363,11 +371,7 @@ def read_everything(
     coverage deletes nothing. The planner can plan over the result as over
     :func:`read_inventory`'s: it matches every resource against its selector itself.
     """
-    working = tuple(session.regions() if regions is None else regions)
-    all_regions = regions_to_read(policies, working)
-    for region in all_regions:
-        session.check_region(region)
-    account_id = session.account_id(working[0] if working else None)
+    working, all_regions, account_id = _regions_and_account(session, policies, regions)
     instances: list[Instance] = []
     volumes: list[Volume] = []
     snapshots: list[Snapshot] = []
