@@ -176,6 +176,13 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
             ["logs:CreateLogStream", "logs:PutLogEvents"],
             {"Fn::GetAtt": ["LogGroup", "Arn"]},
         ),
+        # A run that failed (it raises, after auditing and notifying) is parked in this
+        # stack's dead-letter queue, the asynchronous invocation's on-failure destination.
+        _statement(
+            "FailedRunsToOwnDeadLetterQueue",
+            ["sqs:SendMessage"],
+            {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+        ),
     ]
     topics = sorted({p.notify.sns_topic_arn for p in policies.policies if p.notify})
     if topics:

@@ -94,6 +94,7 @@ def cloudformation_template(
         "LogGroup": _log_group(),
         "FunctionRole": function_role(policies),
         "Function": _function(has_regions=bool(deploy_regions)),
+        "FunctionInvokeConfig": _invoke_config(),
         "AuditTable": _audit_table(),
         "DeadLetterQueue": _dead_letter_queue(),
         "SchedulerRole": scheduler_role(),
@@ -333,9 +334,25 @@ def _function(*, has_regions: bool) -> Json:
             # Text: the handler already writes one JSON object per line, which Logs
             # Insights parses as it is.
             "LoggingConfig": {"LogFormat": "Text", "LogGroup": {"Ref": "LogGroup"}},
-            # No DeadLetterConfig: a failed run is audited and notified, and the next
-            # scheduled run re-plans from the account; Scheduler keeps its own DLQ for
-            # invocations it could not deliver.
+        },
+    }
+
+
+def _invoke_config() -> Json:
+    """What Lambda does with a run that raised (any action failed: it is audited and
+    notified first). No retry of its own: an immediate retry would fail the same way and
+    notify again, and the catch-up schedule (or the next slot) re-plans from the account
+    anyway. The failed invocation goes to this stack's dead-letter queue, where the
+    DLQ alarm sees it."""
+    return {
+        "Type": "AWS::Lambda::EventInvokeConfig",
+        "Properties": {
+            "FunctionName": {"Ref": "Function"},
+            "Qualifier": "$LATEST",
+            "MaximumRetryAttempts": 0,
+            "DestinationConfig": {
+                "OnFailure": {"Destination": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+            },
         },
     }
 

@@ -111,6 +111,29 @@ class TestTemplateShape:
         assert hourly["ScheduleExpressionTimezone"] == "UTC"
         assert json.loads(hourly["Target"]["Input"])["policies"] == ["hourly-db"]
 
+    def test_a_failed_run_goes_to_the_dead_letter_queue_without_a_retry(self):
+        # The handler raises when an action failed (after its records and notifications):
+        # Lambda's own retries would fail alike and notify again; the catch-up re-plans.
+        resources = template_of(example_policies())["Resources"]
+        config = resources["FunctionInvokeConfig"]
+        assert config["Type"] == "AWS::Lambda::EventInvokeConfig"
+        assert config["Properties"]["MaximumRetryAttempts"] == 0
+        assert config["Properties"]["DestinationConfig"]["OnFailure"] == {
+            "Destination": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+        }
+        statements = resources["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+            "Statement"
+        ]
+        sends = [st for st in statements if "sqs:SendMessage" in st["Action"]]
+        assert sends == [
+            {
+                "Sid": "FailedRunsToOwnDeadLetterQueue",
+                "Effect": "Allow",
+                "Action": ["sqs:SendMessage"],
+                "Resource": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+            }
+        ]
+
     def test_disabled_policy_gets_no_schedule_and_is_listed_in_metadata(self):
         template = template_of(example_policies())
         inputs = [
