@@ -345,30 +345,54 @@ def _alarm_name(policy: Policy, region: str | None, what: str) -> Any:
     return {"Fn::Sub": f"${{AWS::StackName}}-{policy.name}-{where}-{what}"}
 
 
+def _above_zero(
+    name: Any,
+    description: str,
+    *,
+    namespace: str,
+    metric: str,
+    dimensions: list[Json],
+    statistic: str,
+    period: int,
+    actions: list[Any],
+) -> Json:
+    """An alarm on any ``metric`` above 0 in one window. No data is no failure (a
+    function that stopped running is the RPO alarm's job)."""
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": name,
+            "AlarmDescription": description[:1024],
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Dimensions": dimensions,
+            "Statistic": statistic,
+            "Period": period,
+            "EvaluationPeriods": 1,
+            "DatapointsToAlarm": 1,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": actions,
+        },
+    }
+
+
 def _count_alarm(
     plan: AlarmPlan, policy: Policy, region: str | None, metric: str, description: str
 ) -> Json:
     """Any ``metric`` above 0 in the window: a run that did not do what the policy asks."""
     slug = re.sub(r"(?<!^)(?=[A-Z])", "-", metric).lower()
-    return {
-        "Type": "AWS::CloudWatch::Alarm",
-        "Properties": {
-            "AlarmName": _alarm_name(policy, region, slug),
-            "AlarmDescription": f"SmartVault: {description}"[:1024],
-            "Namespace": NAMESPACE,
-            "MetricName": metric,
-            "Dimensions": _dimensions(policy, region),
-            "Statistic": "Sum",
-            "Period": plan.failure_window,
-            "EvaluationPeriods": 1,
-            "DatapointsToAlarm": 1,
-            "Threshold": 0,
-            "ComparisonOperator": "GreaterThanThreshold",
-            # No run, no failure: a function that stopped running is the RPO alarm's job.
-            "TreatMissingData": "notBreaching",
-            "AlarmActions": policy_actions(policy, region),
-        },
-    }
+    return _above_zero(
+        _alarm_name(policy, region, slug),
+        f"SmartVault: {description}",
+        namespace=NAMESPACE,
+        metric=metric,
+        dimensions=_dimensions(policy, region),
+        statistic="Sum",
+        period=plan.failure_window,
+        actions=policy_actions(policy, region),
+    )
 
 
 def _rpo_alarm(plan: AlarmPlan, policy: Policy, region: str | None) -> tuple[Json | None, str]:
@@ -445,54 +469,35 @@ def function_alarms(plan: AlarmPlan) -> tuple[Json, list[str]]:
             "subscribe to it (AlarmEmail)"
         )
     resources = {
-        "FunctionErrorsAlarm": {
-            "Type": "AWS::CloudWatch::Alarm",
-            "Properties": {
-                "AlarmName": {"Fn::Sub": "${AWS::StackName}-function-errors"},
-                "AlarmDescription": (
-                    "SmartVault: a run of the function failed (an action failed, deletions "
-                    "were held, or the run could not start: invalid policies or event, no "
-                    "access). First check: the function's log group, `filter level = "
-                    '"ERROR"` in Logs Insights (docs/deploy.md, Alarms).'
-                ),
-                "Namespace": "AWS/Lambda",
-                "MetricName": "Errors",
-                "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": "Function"}}],
-                "Statistic": "Sum",
-                "Period": plan.failure_window,
-                "EvaluationPeriods": 1,
-                "DatapointsToAlarm": 1,
-                "Threshold": 0,
-                "ComparisonOperator": "GreaterThanThreshold",
-                "TreatMissingData": "notBreaching",
-                "AlarmActions": actions,
-            },
-        },
-        "DeadLetterQueueAlarm": {
-            "Type": "AWS::CloudWatch::Alarm",
-            "Properties": {
-                "AlarmName": {"Fn::Sub": "${AWS::StackName}-dead-letter-queue"},
-                "AlarmDescription": (
-                    "SmartVault: a schedule could not start the function (after Scheduler's "
-                    "retries) and its event is in the dead-letter queue. First check: the "
-                    "message in the queue (DeadLetterQueueUrl output) and whether the "
-                    "function exists and its reserved concurrency is not 0."
-                ),
-                "Namespace": "AWS/SQS",
-                "MetricName": "ApproximateNumberOfMessagesVisible",
-                "Dimensions": [
-                    {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
-                ],
-                "Statistic": "Maximum",
-                "Period": 300,
-                "EvaluationPeriods": 1,
-                "DatapointsToAlarm": 1,
-                "Threshold": 0,
-                "ComparisonOperator": "GreaterThanThreshold",
-                "TreatMissingData": "notBreaching",
-                "AlarmActions": actions,
-            },
-        },
+        "FunctionErrorsAlarm": _above_zero(
+            {"Fn::Sub": "${AWS::StackName}-function-errors"},
+            "SmartVault: a run of the function failed (an action failed, deletions were "
+            "held, or the run could not start: invalid policies or event, no access). First "
+            'check: the function\'s log group, `filter level = "ERROR"` in Logs Insights '
+            "(docs/deploy.md, Alarms).",
+            namespace="AWS/Lambda",
+            metric="Errors",
+            dimensions=[{"Name": "FunctionName", "Value": {"Ref": "Function"}}],
+            statistic="Sum",
+            period=plan.failure_window,
+            actions=actions,
+        ),
+        "DeadLetterQueueAlarm": _above_zero(
+            {"Fn::Sub": "${AWS::StackName}-dead-letter-queue"},
+            "SmartVault: an invocation is in the dead-letter queue: a run failed (see the "
+            "function's errors alarm), or a schedule could not start the function after "
+            "Scheduler's retries. First check: the message in the queue (DeadLetterQueueUrl "
+            "output); for an undelivered one, whether the function exists and its reserved "
+            "concurrency is not 0.",
+            namespace="AWS/SQS",
+            metric="ApproximateNumberOfMessagesVisible",
+            dimensions=[
+                {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
+            ],
+            statistic="Maximum",
+            period=300,
+            actions=actions,
+        ),
     }
     return resources, warnings
 
