@@ -31,13 +31,13 @@ from smartvault.core.model.restore import SettingsSource
 from smartvault.core.model.restore import VolumePlan
 from smartvault.core.model.volumes import VolumeSpec
 from smartvault.core.model.volumes import decode_volume_specs
+from smartvault.core.planner.lineages import verified_at
 from smartvault.core.tags import TAG_DEVICE
 from smartvault.core.tags import TAG_HOLD
 from smartvault.core.tags import TAG_INSTANCE_ID
 from smartvault.core.tags import TAG_NAME
 from smartvault.core.tags import TAG_RESTORED_FROM
 from smartvault.core.tags import TAG_SOURCE
-from smartvault.core.tags import TAG_VERIFIED
 from smartvault.core.tags import TAG_VOLUMES
 from smartvault.core.tags import TAGS_PER_RESOURCE_MAX
 from smartvault.core.tags import aws_reserved
@@ -99,7 +99,7 @@ def _point(region: str, text: str, members: list[Snapshot]) -> FoundPoint:
     state: PointState = (
         "failed" if "error" in states else "completed" if states == {"completed"} else "pending"
     )
-    verified = [s.tags.get(TAG_VERIFIED, "") for s in snapshots]
+    verified = verified_at(list(snapshots))
     held = sorted({s.tags[TAG_HOLD] for s in snapshots if s.tags.get(TAG_HOLD)})
     return FoundPoint(
         region=region,
@@ -110,8 +110,8 @@ def _point(region: str, text: str, members: list[Snapshot]) -> FoundPoint:
         snapshots=snapshots,
         state=state,
         sources=tuple(s.tags[TAG_SOURCE] for s in snapshots if s.tags.get(TAG_SOURCE)),
-        # verified only when every snapshot was: the oldest of their times
-        verified=min(verified) if all(verified) else "",
+        # as the planner reads it: every snapshot carries a readable time, the oldest
+        verified=iso_utc(verified) if verified is not None else "",
         held="; ".join(held),
     )
 

@@ -155,6 +155,23 @@ class TestFinding:
         )
         assert failed[0].state == "failed"
 
+    def test_verified_is_read_as_the_planner_reads_it(self):
+        # the oldest readable time of all its snapshots; a value that is no time is no proof
+        (both,) = decide.find_points(
+            [
+                snap("snap-1", "vol-f", smartvault__verified="2026-12-01T05:00:00Z"),
+                snap("snap-2", "vol-g", smartvault__verified="2026-11-30T05:00:00+00:00"),
+            ]
+        )
+        assert both.verified == "2026-11-30T05:00:00Z"
+        (garbage,) = decide.find_points(
+            [
+                snap("snap-1", "vol-f", smartvault__verified="2026-12-01T05:00:00Z"),
+                snap("snap-2", "vol-g", smartvault__verified="yes"),
+            ]
+        )
+        assert garbage.verified == ""
+
     def test_tier_text_says_archive_and_temporary_restores(self):
         (point,) = decide.find_points([snap("snap-1", "vol-f")])
         archived = FoundPoint(
