@@ -37,7 +37,6 @@ from smartvault.aws.inventory import read_inventory
 from smartvault.aws.session import AwsSession
 from smartvault.aws.sns import publish
 from smartvault.aws.volumes import Ec2Volumes
-from smartvault.core import metrics
 from smartvault.core import planner
 from smartvault.core import preflight
 from smartvault.core.coverage import Coverage
@@ -237,8 +236,7 @@ class Engine:
         now = self._clock()
         inventory = read_inventory(self.session, policies, self.session.regions())
         with collector_paused():
-            plan = planner.plan(policies, inventory, at or now, generated_at=now)
-            return plan, metrics.selected_resources(policies, inventory, at or now)
+            return planner.plan_selecting(policies, inventory, at or now, generated_at=now)
 
     def check_saved_plan(
         self, saved: Plan, policies: PolicySet, max_age: timedelta = DEFAULT_MAX_PLAN_AGE

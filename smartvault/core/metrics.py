@@ -17,12 +17,8 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
-from smartvault.core.model import Inventory
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
-from smartvault.core.planner.selection import policy_state
-from smartvault.core.planner.selection import select
-from smartvault.core.planner.warnings import Warnings
 from smartvault.core.report import RunResult
 
 NAMESPACE = "SmartVault"
@@ -41,15 +37,6 @@ METRICS: Mapping[str, str] = {
 
 #: (region, policy, resource id) of a resource a policy selects
 SelectedResource = tuple[str, str, str]
-
-
-def selected_resources(
-    policies: PolicySet, inventory: Inventory, at: datetime
-) -> frozenset[SelectedResource]:
-    """What each enabled policy selects in ``inventory`` at ``at``: the planner's own rule."""
-    warnings = Warnings()  # the plan has already reported them
-    states = {p.name: policy_state(p, at, warnings) for p in policies.policies}
-    return frozenset(select(states, inventory, warnings).selected)
 
 
 def newest_ages(plan: Plan, selected: Collection[SelectedResource]) -> dict[tuple[str, str], float]:

@@ -8,10 +8,10 @@ from dataclasses import replace
 from smartvault.core.metrics import METRICS
 from smartvault.core.metrics import documents
 from smartvault.core.metrics import newest_ages
-from smartvault.core.metrics import selected_resources
 from smartvault.core.model import Kept
 from smartvault.core.model import PolicySet
 from smartvault.core.model import PolicySlot
+from smartvault.core.planner import plan_selecting
 from smartvault.core.report import ActionResult
 from smartvault.core.report import RunResult
 from tests.factories import CREATE
@@ -158,6 +158,6 @@ def test_selected_resources_follow_the_policy_selector():
     )
     policies = PolicySet((make_policy("nightly"),))  # selects backup=true
 
-    selected = selected_resources(policies, inventory, utc(2026, 11, 28, 17))
+    _, selected = plan_selecting(policies, inventory, utc(2026, 11, 28, 17))
 
     assert selected == {("us-east-1", "nightly", "i-0000000000000001")}

@@ -70,7 +70,17 @@ from smartvault.core.tags import TAG_RESOURCE_TAGS
 def plan(
     policies: PolicySet, inventory: Inventory, at: datetime, generated_at: datetime | None = None
 ) -> Plan:
-    """The plan for ``policies`` over ``inventory`` at ``at`` (aware).
+    """The plan for ``policies`` over ``inventory`` at ``at`` (aware): see
+    :func:`plan_selecting`, which also says what each policy selected."""
+    return plan_selecting(policies, inventory, at, generated_at)[0]
+
+
+def plan_selecting(
+    policies: PolicySet, inventory: Inventory, at: datetime, generated_at: datetime | None = None
+) -> tuple[Plan, frozenset[tuple[str, str, str]]]:
+    """The plan for ``policies`` over ``inventory`` at ``at`` (aware), and the
+    ``(region, policy, resource id)`` of every resource an enabled policy selected (what
+    the run's metrics measure the age of recovery points over).
 
     ``generated_at`` is when the caller read the account (the core never reads the
     clock); it defaults to ``at``.
@@ -202,7 +212,7 @@ def plan(
             if test is not None:
                 actions.append(test)
 
-    return Plan(
+    made = Plan(
         at=at,
         generated_at=at if generated_at is None else generated_at,
         account_id=inventory.account_id,
@@ -224,6 +234,7 @@ def plan(
         ),
         warnings=warnings.sorted(),
     )
+    return made, frozenset(selected)
 
 
 def _deleted_now(point: RecoveryPoint, in_use_by: Mapping[str, tuple[str, ...]]) -> bool:
