@@ -23,6 +23,7 @@ from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
 from smartvault.core.model import Policy
 from smartvault.core.model import PolicySlot
+from smartvault.core.model import Safety
 from smartvault.core.model import Schedule
 from smartvault.core.model import Selector
 from smartvault.core.model import Skipped
@@ -69,6 +70,11 @@ def tag_filter(**tags: str | list[str]) -> TagFilter:
             for k, v in tags.items()
         )
     )
+
+
+#: ``safety`` that never holds: for tests of retention itself, whose plans delete most of
+#: a lineage at once (the deletion circuit breaker has tests of its own)
+NO_BREAKER = Safety(max_delete_fraction=1)
 
 
 def make_policy(name: str = "nightly", **overrides: Any) -> Policy:

@@ -30,6 +30,7 @@ from smartvault.core.model import Volume
 from smartvault.core.planner import plan
 from smartvault.core.tags import TAG_RESOURCE_TAGS
 from smartvault.core.tags import TAG_SOURCE
+from tests.factories import NO_BREAKER
 from tests.factories import make_instance
 from tests.factories import make_inventory
 from tests.factories import make_policy
@@ -257,7 +258,7 @@ class TestCreate:
 
 class TestRetention:
     def test_points_no_rule_keeps_are_deleted_with_a_reason(self) -> None:
-        policy = make_policy(retention=KEEP3_7D)
+        policy = make_policy(retention=KEEP3_7D, safety=NO_BREAKER)
         snaps = nightly("nightly", I1, range(1, 29))
         p = run(policy, instances=[make_instance(I1, volumes=2)], snapshots=snaps)
         assert set(deletes(p)) == {rp(d) for d in range(1, 22)}
@@ -357,6 +358,7 @@ class TestRetention:
 
     def test_a_resource_retagged_from_gold_to_bronze_follows_bronze(self) -> None:
         policy = make_policy(
+            safety=NO_BREAKER,
             retention=KEEP3_7D,
             retention_by_tag=(
                 RetentionRule(
@@ -406,7 +408,7 @@ class TestRetention:
     def test_a_resource_that_no_longer_matches_keeps_following_retention(self) -> None:
         snaps = nightly("nightly", I1, range(1, 29))
         p = run(
-            make_policy(retention=KEEP3_7D),
+            make_policy(retention=KEEP3_7D, safety=NO_BREAKER),
             instances=[make_instance(I1, volumes=2, tags={})],
             snapshots=snaps,
         )
@@ -423,7 +425,7 @@ class TestRetention:
     ) -> None:
         """A lost `tier: gold` must not fall back to a shorter rule: never widen deletion."""
         snaps = nightly("nightly", I1, range(1, 29), extra_tags={TAG_RESOURCE_TAGS: recorded})
-        p = run(make_policy(retention=KEEP3_7D), snapshots=snaps)
+        p = run(make_policy(retention=KEEP3_7D, safety=NO_BREAKER), snapshots=snaps)
         assert deletes(p) == {}
         assert len(kept(p)) == 28
         assert any("cannot be read whole" in m for m in messages(p))
@@ -441,7 +443,9 @@ class TestRetention:
     def test_retention_tag_replaces_max_age_and_an_invalid_value_changes_nothing(
         self, value: str, deleted_days: set[int], warned: bool
     ) -> None:
-        policy = make_policy(retention=KEEP3_7D, retention_tag="backup-retention")
+        policy = make_policy(
+            retention=KEEP3_7D, safety=NO_BREAKER, retention_tag="backup-retention"
+        )
         instance = make_instance(I1, volumes=2, tags={"backup": "true", "backup-retention": value})
         p = run(policy, instances=[instance], snapshots=nightly("nightly", I1, range(1, 29)))
         assert set(deletes(p)) == {rp(d) for d in deleted_days}
@@ -464,7 +468,7 @@ class TestRetention:
     def test_durations_reaching_before_year_one_plan_and_widen_nothing(
         self, overrides: dict[str, object], tags: dict[str, str], deleted_days: range | set[int]
     ) -> None:
-        policy = make_policy(**{"retention": KEEP3_60D, **overrides})
+        policy = make_policy(**{"retention": KEEP3_60D, "safety": NO_BREAKER, **overrides})
         instance = make_instance(I1, volumes=2, tags={"backup": "true", **tags})
         p = run(policy, instances=[instance], snapshots=nightly("nightly", I1, range(1, 29)))
         assert set(deletes(p)) == {rp(d) for d in deleted_days}
@@ -741,7 +745,7 @@ def test_plan_does_not_mutate_or_depend_on_anything_but_its_arguments() -> None:
 
 
 def test_an_unreadable_schedule_creates_nothing_but_retention_still_applies() -> None:
-    policy = make_policy(schedule=Schedule("cron(bad)"), retention=KEEP3_7D)
+    policy = make_policy(schedule=Schedule("cron(bad)"), retention=KEEP3_7D, safety=NO_BREAKER)
     snaps = nightly("nightly", I1, range(1, 29))
     p = run(policy, instances=[make_instance(I1, volumes=2)], snapshots=snaps)
     assert creates(p) == []

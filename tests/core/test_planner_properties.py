@@ -37,6 +37,7 @@ from smartvault.core.model import Policy
 from smartvault.core.model import PolicySet
 from smartvault.core.model import Retention
 from smartvault.core.model import RetentionRule
+from smartvault.core.model import Safety
 from smartvault.core.model import Schedule
 from smartvault.core.model import Snapshot
 from smartvault.core.model import Verify
@@ -107,7 +108,20 @@ def policies(draw: st.DrawFn, name: str) -> Policy:
         archive_after=draw(st.sampled_from([None, Duration.parse("10d")])),
         copies=copies,
         verify=draw(st.sampled_from(VERIFIES)),
+        safety=draw(safeties),
     )
+
+
+#: the deletion circuit breaker: the default, turned off, tight, and capped
+safeties = st.sampled_from(
+    [
+        Safety(),
+        Safety(max_delete_fraction=1),
+        Safety(max_delete_fraction=0.25),
+        Safety(max_delete_fraction=1, max_deletes=1),
+        Safety(max_delete_fraction=0.5, max_deletes=3),
+    ]
+)
 
 
 resource_tags = st.fixed_dictionaries(
@@ -249,7 +263,10 @@ def touched_snapshots(p: Plan) -> set[str]:
 
 
 def deleted(p: Plan) -> list[DeleteAction]:
-    return [a for a in p.actions if isinstance(a, DeleteAction)]
+    """What retention deletes: the planned deletions and those ``safety`` held back."""
+    return [a for a in p.actions if isinstance(a, DeleteAction)] + [
+        h.action for h in p.held_deletes
+    ]
 
 
 PROPERTY = settings(max_examples=150, deadline=None)

@@ -21,6 +21,7 @@ from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.core.tags import TAG_SOURCE
 from smartvault.core.tags import TAG_VERIFIED
 from smartvault.core.times import iso_utc
+from tests.factories import NO_BREAKER
 from tests.factories import make_instance
 from tests.factories import make_inventory
 from tests.factories import make_policy
@@ -168,7 +169,7 @@ class TestWhichPoint:
         assert (test.recovery_point, test.reason) == (rp(27), "no verified recovery point yet")
 
     def test_the_tested_point_is_never_one_the_plan_deletes(self) -> None:
-        keep_one = policy(retention=Retention(keep_last=1))
+        keep_one = policy(retention=Retention(keep_last=1), safety=NO_BREAKER)
         snaps = point(1) + point(2) + point(28)
 
         p = run(keep_one, snapshots=snaps)

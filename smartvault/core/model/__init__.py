@@ -27,6 +27,8 @@ from smartvault.core.model.plan import ArchiveAction
 from smartvault.core.model.plan import CopyAction
 from smartvault.core.model.plan import CreateAction
 from smartvault.core.model.plan import DeleteAction
+from smartvault.core.model.plan import HeldBy
+from smartvault.core.model.plan import HeldDelete
 from smartvault.core.model.plan import Kept
 from smartvault.core.model.plan import Orphan
 from smartvault.core.model.plan import Plan
@@ -36,6 +38,7 @@ from smartvault.core.model.plan import PolicySlot
 from smartvault.core.model.plan import Skipped
 from smartvault.core.model.plan import VerifyAction
 from smartvault.core.model.policy import DEFAULT_RETENTION
+from smartvault.core.model.policy import DEFAULT_SAFETY
 from smartvault.core.model.policy import DEFAULT_TIMEOUT
 from smartvault.core.model.policy import TIMEOUT_MAX
 from smartvault.core.model.policy import TIMEOUT_MIN
@@ -47,6 +50,7 @@ from smartvault.core.model.policy import PolicySet
 from smartvault.core.model.policy import ResourceType
 from smartvault.core.model.policy import Retention
 from smartvault.core.model.policy import RetentionRule
+from smartvault.core.model.policy import Safety
 from smartvault.core.model.policy import Schedule
 from smartvault.core.model.policy import Selector
 from smartvault.core.model.policy import SnapshotSettings
@@ -68,6 +72,7 @@ from smartvault.core.model.volumes import encode_volume_specs
 __all__ = [
     "ACTION_TYPES",
     "DEFAULT_RETENTION",
+    "DEFAULT_SAFETY",
     "DEFAULT_TIMEOUT",
     "RECOVERY_POINT_SLOT_FORMAT",
     "TIMEOUT_MAX",
@@ -85,6 +90,8 @@ __all__ = [
     "CreateAction",
     "DeleteAction",
     "Duration",
+    "HeldBy",
+    "HeldDelete",
     "Image",
     "Instance",
     "Inventory",
@@ -102,6 +109,7 @@ __all__ = [
     "ResourceType",
     "Retention",
     "RetentionRule",
+    "Safety",
     "Schedule",
     "Selector",
     "Skipped",

@@ -16,6 +16,7 @@ from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
 from typing import ClassVar
+from typing import Literal
 
 from smartvault.core.model.policy import ResourceType
 from smartvault.core.model.policy import Tags
@@ -65,10 +66,51 @@ class _RecoveryPointAction:
 
 
 @dataclass(frozen=True)
+class HeldBy:
+    """The ``safety`` rule that held a policy's deletions in a region, with its numbers.
+
+    ``max_delete_fraction``: one lineage (``resource_id``, in ``region``) would lose
+    ``deletes`` of its ``completed`` recovery points, more than ``limit`` of them.
+    ``max_deletes``: the policy would delete ``deletes`` recovery points in the region,
+    more than ``limit``.
+    """
+
+    rule: Literal["max_delete_fraction", "max_deletes"]
+    limit: float | int
+    deletes: int
+    #: the lineage's completed recovery points (``max_delete_fraction`` only)
+    completed: int | None = None
+    #: the lineage that tripped it (``max_delete_fraction`` only)
+    resource_id: str | None = None
+
+    def __str__(self) -> str:
+        if self.rule == "max_deletes":
+            return (
+                f"max_deletes {self.limit}: this run would delete {self.deletes} recovery "
+                "points of the policy in the region"
+            )
+        return (
+            f"max_delete_fraction {self.limit}: this run would delete {self.deletes} of the "
+            f"{self.completed} completed recovery points of {self.resource_id}"
+        )
+
+
+@dataclass(frozen=True)
 class DeleteAction(_RecoveryPointAction):
     """Delete a recovery point's snapshots: retention keeps it no more, or it failed."""
 
     type: ClassVar[str] = "delete"
+    #: the ``safety`` rule that would have held it, when ``--allow-deletes`` lifted it
+    #: for this run (the person's second key, recorded with the deletion)
+    safety_lifted: HeldBy | None = None
+
+
+@dataclass(frozen=True)
+class HeldDelete:
+    """A deletion ``safety`` held back: planned by retention, not made this run."""
+
+    action: DeleteAction
+    held_by: HeldBy
 
 
 @dataclass(frozen=True)
@@ -200,6 +242,10 @@ class Plan:
     skipped: tuple[Skipped, ...] = ()
     orphans: tuple[Orphan, ...] = ()
     warnings: tuple[PlanWarning, ...] = ()
+    #: deletions ``safety`` held back (none of them is among ``actions``)
+    held_deletes: tuple[HeldDelete, ...] = ()
+    #: the policies whose ``safety`` a person lifted for this plan (``--allow-deletes``)
+    allow_deletes: tuple[str, ...] = ()
     format_version: int = 1
 
     @property

@@ -194,6 +194,29 @@ class Verify:
     timeout: timedelta = DEFAULT_TIMEOUT
 
 
+# --- the deletion circuit breaker ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Safety:
+    """How much one run may delete of a policy's recovery points in one region.
+
+    When the planned deletions of one lineage exceed ``max_delete_fraction`` of its
+    completed recovery points, or a policy's deletions in a region exceed
+    ``max_deletes``, none of that policy's deletions there are planned (DESIGN §2).
+    Steady state never comes near it: a daily policy keeping 7 days deletes one point of
+    eight a day.
+    """
+
+    #: above 0, at most 1 (1: no lineage is ever held by its share)
+    max_delete_fraction: float = 0.5
+    #: recovery points per policy and region; None: no cap
+    max_deletes: int | None = None
+
+
+DEFAULT_SAFETY = Safety()
+
+
 @dataclass(frozen=True)
 class Policy:
     name: str
@@ -215,6 +238,7 @@ class Policy:
     copies: tuple[CopyRule, ...] = ()
     notify: Notify | None = None
     verify: Verify | None = None
+    safety: Safety = DEFAULT_SAFETY
 
     def applies_to_region(self, region: str) -> bool:
         return not self.regions or region in self.regions

@@ -22,10 +22,13 @@ How it works, in one pass over the snapshots (O(n log n)):
    when the policy's ``verify`` says one is due (:mod:`.verify`). Every entry of a
    lineage names its resource (``Name`` tag: current tags, else those recorded at
    creation) and the retention rule it follows.
+4. The deletion circuit breaker (:mod:`.safety`) looks at each policy's deletions in each
+   region together and holds them all back when they are too many.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -33,6 +36,7 @@ from datetime import datetime
 from smartvault.core.model import Action
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
+from smartvault.core.model import HeldDelete
 from smartvault.core.model import Instance
 from smartvault.core.model import Inventory
 from smartvault.core.model import Kept
@@ -59,6 +63,7 @@ from smartvault.core.planner.decisions import warn_if_stale
 from smartvault.core.planner.lineages import RecoveryPoint
 from smartvault.core.planner.lineages import group_lineages
 from smartvault.core.planner.lineages import warn_malformed
+from smartvault.core.planner.safety import guard
 from smartvault.core.planner.selection import policy_state
 from smartvault.core.planner.selection import select
 from smartvault.core.planner.selection import warn_unread_regions
@@ -68,22 +73,32 @@ from smartvault.core.tags import TAG_RESOURCE_TAGS
 
 
 def plan(
-    policies: PolicySet, inventory: Inventory, at: datetime, generated_at: datetime | None = None
+    policies: PolicySet,
+    inventory: Inventory,
+    at: datetime,
+    generated_at: datetime | None = None,
+    allow_deletes: Collection[str] = (),
 ) -> Plan:
     """The plan for ``policies`` over ``inventory`` at ``at`` (aware): see
     :func:`plan_selecting`, which also says what each policy selected."""
-    return plan_selecting(policies, inventory, at, generated_at)[0]
+    return plan_selecting(policies, inventory, at, generated_at, allow_deletes)[0]
 
 
 def plan_selecting(
-    policies: PolicySet, inventory: Inventory, at: datetime, generated_at: datetime | None = None
+    policies: PolicySet,
+    inventory: Inventory,
+    at: datetime,
+    generated_at: datetime | None = None,
+    allow_deletes: Collection[str] = (),
 ) -> tuple[Plan, frozenset[tuple[str, str, str]]]:
     """The plan for ``policies`` over ``inventory`` at ``at`` (aware), and the
     ``(region, policy, resource id)`` of every resource an enabled policy selected (what
     the run's metrics measure the age of recovery points over).
 
     ``generated_at`` is when the caller read the account (the core never reads the
-    clock); it defaults to ``at``.
+    clock); it defaults to ``at``. ``allow_deletes`` names the policies whose deletion
+    circuit breaker a person lifts for this plan (:mod:`.safety`); names of policies not
+    loaded are ignored here (the caller refuses them).
 
     A large plan builds several objects per recovery point and frees almost none until
     it returns: callers that plan large inventories pause the cyclic garbage collector
@@ -212,6 +227,10 @@ def plan_selecting(
             if test is not None:
                 actions.append(test)
 
+    by_name = {p.name: p for p in policies.policies}
+    lifted = tuple(sorted(set(allow_deletes) & by_name.keys()))
+    actions, held = guard(actions, lineages, by_name, lifted, warnings)
+
     made = Plan(
         at=at,
         generated_at=at if generated_at is None else generated_at,
@@ -233,6 +252,8 @@ def plan_selecting(
             sorted(orphans, key=lambda o: (o.policy, o.region, o.recovery_point, o.snapshot_ids))
         ),
         warnings=warnings.sorted(),
+        held_deletes=tuple(sorted(held, key=_held_key)),
+        allow_deletes=lifted,
     )
     return made, frozenset(selected)
 
@@ -262,6 +283,10 @@ def _action_key(action: Action) -> tuple[str, str, str, int, str, str, tuple[str
         target,
         snapshot_ids,
     )
+
+
+def _held_key(held: HeldDelete) -> tuple[str, str, str, int, str, str, tuple[str, ...]]:
+    return _action_key(held.action)
 
 
 def _kept_key(kept: Kept) -> tuple[str, str, str, str, tuple[str, ...]]:

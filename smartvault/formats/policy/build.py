@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from smartvault.core.model import DEFAULT_RETENTION
+from smartvault.core.model import DEFAULT_SAFETY
 from smartvault.core.model import DEFAULT_TIMEOUT
 from smartvault.core.model import CopyRule
 from smartvault.core.model import Duration
@@ -16,6 +17,7 @@ from smartvault.core.model import Notify
 from smartvault.core.model import Policy
 from smartvault.core.model import Retention
 from smartvault.core.model import RetentionRule
+from smartvault.core.model import Safety
 from smartvault.core.model import Schedule
 from smartvault.core.model import Selector
 from smartvault.core.model import SnapshotSettings
@@ -57,6 +59,15 @@ def _verify(raw: dict[str, Any] | None) -> Verify | None:
     return Verify(
         every=Duration.parse(raw["every"]),
         timeout=DEFAULT_TIMEOUT if timeout is None else parse_timeout(timeout),
+    )
+
+
+def _safety(raw: dict[str, Any] | None) -> Safety:
+    if raw is None:
+        return DEFAULT_SAFETY
+    return Safety(
+        max_delete_fraction=raw.get("max_delete_fraction", DEFAULT_SAFETY.max_delete_fraction),
+        max_deletes=raw.get("max_deletes"),
     )
 
 
@@ -106,4 +117,5 @@ def build_policy(raw: dict[str, Any], filename: str, line: int) -> Policy:
         if notify
         else None,
         verify=_verify(raw.get("verify")),
+        safety=_safety(raw.get("safety")),
     )

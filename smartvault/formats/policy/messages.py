@@ -200,6 +200,10 @@ def _explain(error: jsonschema.ValidationError, doc: Document, seen: set[JsonPat
         doc.add_at(path, f"{label} `{show(instance)}` {_PATTERN_PHRASES[title]}")
     elif kind == "minimum":
         doc.add_at(path, f"{label}: {instance} is less than the minimum of {value}")
+    elif kind == "exclusiveMinimum":
+        doc.add_at(path, f"{label}: {instance} must be more than {value}")
+    elif kind == "maximum":
+        doc.add_at(path, f"{label}: {instance} is more than the maximum of {value}")
     elif kind == "minItems":
         doc.add_at(
             path, f"{label}: the list is empty; list at least one {_SINGULAR.get(label, 'entry')}"

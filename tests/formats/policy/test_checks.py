@@ -57,5 +57,5 @@ class TestChecks:
             "p.yaml:5:19: expression: minutes: 61 is out of range 0-59",
             "p.yaml:6:5: unknown key `owner`; known keys here: archive, copies, description, "
             "enabled, name, notify, regions, resource, retention, retention_by_tag, "
-            "retention_tag, schedule, selector, snapshot, verify",
+            "retention_tag, safety, schedule, selector, snapshot, verify",
         ]

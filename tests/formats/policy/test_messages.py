@@ -38,7 +38,7 @@ class TestSchemaProblems:
             "p.yaml:9:28: keep_last: 0 is less than the minimum of 1",
             "p.yaml:16:5: unknown key `colour`; known keys here: archive, copies, description, "
             "enabled, name, notify, regions, resource, retention, retention_by_tag, "
-            "retention_tag, schedule, selector, snapshot, verify",
+            "retention_tag, safety, schedule, selector, snapshot, verify",
         ]
 
     def test_a_missing_key_points_at_the_mapping_that_lacks_it(self) -> None:
