@@ -58,12 +58,12 @@ def guard(
     """
     completed: dict[_LineageKey, int] = defaultdict(int)
     failed: set[tuple[str, str, str, str]] = set()
-    for (region, policy, resource_id, _), points in lineages.items():
+    for (region, name, resource_id, _), points in lineages.items():
         for point in points:
             if point.failed:
-                failed.add((region, policy, resource_id, point.id))
+                failed.add((region, name, resource_id, point.id))
             elif not point.pending:
-                completed[(region, policy, resource_id)] += 1
+                completed[(region, name, resource_id)] += 1
 
     # Deletions of completed points, by (policy, region): what the rules count.
     counted: dict[tuple[str, str], list[DeleteAction]] = defaultdict(list)
