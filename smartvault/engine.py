@@ -119,6 +119,9 @@ class RunRequest:
     #: region of the run, even when no test is due.
     action_types: tuple[str, ...] = ()
     dry_run: bool = False
+    #: policies whose deletion circuit breaker (``safety``) a person lifts for this run
+    #: (``--allow-deletes``); never set by the Lambda. A saved plan carries its own.
+    allow_deletes: tuple[str, ...] = ()
     #: a saved plan (``plan --out``), applied only if planning again at its time agrees
     saved_plan: str | None = None
     max_plan_age: timedelta = DEFAULT_MAX_PLAN_AGE
@@ -183,12 +186,23 @@ class Engine:
         )
         if unknown:
             raise ConfigError(unknown)
+        unknown = preflight.unknown_policies(
+            request.allow_deletes, policies, paths, "--allow-deletes"
+        )
+        if unknown:
+            raise ConfigError(unknown)
         selected: frozenset[tuple[str, str, str]] = frozenset()
         if request.saved_plan:
+            if request.allow_deletes:
+                raise ConfigError(
+                    "--allow-deletes cannot be given with --plan: a saved plan carries the "
+                    "policies whose safety it lifts (its allow_deletes); make the plan again "
+                    "with `smartvault plan --allow-deletes POLICY --out FILE`"
+                )
             plan = _read_plan(request.saved_plan)
             self.check_saved_plan(plan, policies, request.max_plan_age)
         else:
-            plan, selected = self._plan_selecting(policies)
+            plan, selected = self._plan_selecting(policies, allow_deletes=request.allow_deletes)
         if request.policies:
             plan = preflight.only_policies(plan, request.policies)
         if request.action_types:
@@ -225,18 +239,23 @@ class Engine:
             )
         return policy.load_policies(paths or DEFAULT_POLICY_PATHS)
 
-    def plan(self, policies: PolicySet, at: datetime | None = None) -> Plan:
-        """Read the account and plan at ``at`` (default: now). Never writes to AWS."""
-        return self._plan_selecting(policies, at)[0]
+    def plan(
+        self, policies: PolicySet, at: datetime | None = None, allow_deletes: Sequence[str] = ()
+    ) -> Plan:
+        """Read the account and plan at ``at`` (default: now), with the deletion circuit
+        breaker of the ``allow_deletes`` policies lifted. Never writes to AWS."""
+        return self._plan_selecting(policies, at, allow_deletes)[0]
 
     def _plan_selecting(
-        self, policies: PolicySet, at: datetime | None = None
+        self, policies: PolicySet, at: datetime | None = None, allow_deletes: Sequence[str] = ()
     ) -> tuple[Plan, frozenset[tuple[str, str, str]]]:
         """The plan, and what each policy selected in the same inventory (for metrics)."""
         now = self._clock()
         inventory = read_inventory(self.session, policies, self.session.regions())
         with collector_paused():
-            return planner.plan_selecting(policies, inventory, at or now, generated_at=now)
+            return planner.plan_selecting(
+                policies, inventory, at or now, generated_at=now, allow_deletes=allow_deletes
+            )
 
     def check_saved_plan(
         self, saved: Plan, policies: PolicySet, max_age: timedelta = DEFAULT_MAX_PLAN_AGE
@@ -246,7 +265,8 @@ class Engine:
         policies, any difference in its actions makes it stale, and nothing is done."""
         refusal = preflight.saved_plan_out_of_time(saved, self._clock(), max_age)
         if refusal is None:  # only then is the account read again
-            fresh = self.plan(policies, at=saved.at)
+            # With the same second key the person turned when saving it.
+            fresh = self.plan(policies, at=saved.at, allow_deletes=saved.allow_deletes)
             differences = compare_actions(saved, fresh)
             # Stale: was it applied already? One read of the audit log since its `at`.
             stale = differences and fresh.account_id == saved.account_id
@@ -347,8 +367,13 @@ class Engine:
 
 
 def _only_action_types(plan: Plan, types: Sequence[str]) -> Plan:
-    """``plan`` with only the actions of ``types`` (what it kept and warned stays)."""
-    return replace(plan, actions=tuple(a for a in plan.actions if a.type in types))
+    """``plan`` with only the actions of ``types`` (what it kept and warned stays; held
+    deletions only with ``delete``: a restore-test run is not failed by them)."""
+    return replace(
+        plan,
+        actions=tuple(a for a in plan.actions if a.type in types),
+        held_deletes=plan.held_deletes if "delete" in types else (),
+    )
 
 
 def _sweep_regions(plan: Plan, policies: PolicySet, request: RunRequest) -> tuple[str, ...]:

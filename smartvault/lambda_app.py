@@ -48,7 +48,9 @@ _FAILURES_NAMED = 5
 
 
 class RunFailed(Exception):
-    """A run in which an action failed: raised after auditing, notifying and metrics.
+    """A run in which an action failed, or whose deletions ``safety`` held (the Lambda never
+    lifts the breaker: a person does, with ``apply --allow-deletes``): raised after
+    auditing, notifying and metrics.
 
     Raising is what makes Lambda count the invocation in ``Errors`` and retry it (an
     asynchronous invocation, as EventBridge Scheduler makes, is tried up to twice more),
@@ -68,9 +70,17 @@ class RunFailed(Exception):
             f"; and {len(failed) - _FAILURES_NAMED} more" if len(failed) > _FAILURES_NAMED else ""
         )
         run_id = summary.get("run_id", "")
+        held = summary.get("held_deletes", 0)
+        held_text = (
+            f"; safety held {held} deletion(s), none made: review `smartvault plan` "
+            "(held_deletes) and apply them with `smartvault apply --allow-deletes POLICY`"
+            if held
+            else ""
+        )
         super().__init__(
-            f"run {run_id}: {len(failed)} action(s) failed ({named}{more}); "
-            f"{summary.get('not_started', 0)} not started. Its audit records: "
+            f"run {run_id}: {len(failed)} action(s) failed"
+            + (f" ({named}{more})" if failed else "")
+            + f"; {summary.get('not_started', 0)} not started{held_text}. Its audit records: "
             f"smartvault audit list --run-id {run_id}"
         )
 
@@ -204,7 +214,10 @@ def handle(
     log(
         level,
         "run finished",
-        **{k: summary[k] for k in ("outcomes", "ok", "complete", "not_started", "stopped_early")},
+        **{
+            k: summary[k]
+            for k in ("outcomes", "ok", "complete", "not_started", "stopped_early", "held_deletes")
+        },
     )
     if not report.ok:
         raise RunFailed(summary)

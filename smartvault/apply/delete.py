@@ -39,9 +39,17 @@ class DeleteStep(LookFirstStep[DeleteAction]):
         if isinstance(looked, ActionResult):
             return looked
         was_failed = any(looked[s].state == "error" for s in action.snapshot_ids if s in looked)
+        # A person lifted the breaker for this run: each record says so, and by which rule.
+        lifted = (
+            {"safety_lifted": f"--allow-deletes: {action.safety_lifted}"}
+            if action.safety_lifted is not None
+            else {}
+        )
         try:
             ref = ctx.trail.pending(
-                ctx.trail.record_of(action, "pending", snapshot_ids=tuple(action.snapshot_ids))
+                ctx.trail.record_of(
+                    action, "pending", snapshot_ids=tuple(action.snapshot_ids), details=lifted
+                )
             )
         except AuditError as exc:
             return ActionResult(action, "failed", error=f"nothing deleted: {exc}")
@@ -64,7 +72,7 @@ class DeleteStep(LookFirstStep[DeleteAction]):
                     in_use.append(exc.detail)
                 else:
                     errors.append(exc.message)
-        details = {"deleted": ",".join(deleted), "already_gone": ",".join(gone)}
+        details = {"deleted": ",".join(deleted), "already_gone": ",".join(gone), **lifted}
         ids = tuple(action.snapshot_ids)
         if errors:
             result = ActionResult(

@@ -19,6 +19,7 @@ from smartvault.cli.errors import Failed
 from smartvault.cli.output import Progress
 from smartvault.cli.output import echo
 from smartvault.cli.output import use_color
+from smartvault.cli.params import allow_deletes_option
 from smartvault.cli.params import parse_span
 from smartvault.cli.params import policy_paths
 from smartvault.cli.params import span_text
@@ -81,25 +82,35 @@ def end_run(report: RunReport) -> None:
     metavar="DURATION",
     help="Start no new action after this long (e.g. 45m); running again finishes the work.",
 )
+@allow_deletes_option
 def apply_command(
     paths: tuple[str, ...],
     plan_file: str | None,
     yes: bool,
     max_plan_age: timedelta,
     max_duration: timedelta | None,
+    allow_deletes: tuple[str, ...],
 ) -> None:
     """Plan and apply: create, delete, archive and copy snapshots; audit every action.
 
     PATHS are policy files or directories (default: ./policies). Shows the plan and
     asks before changing anything. Needs the audit table (`smartvault audit init`).
-    Exits 1 if any action failed, 3 if it stopped (--max-duration) with actions not
-    started and none failed: running it again finishes the work.
+    Exits 1 if any action failed or a policy's safety rules held its deletions (the
+    rest is still applied), 3 if it stopped (--max-duration) with actions not started
+    and none failed: running it again finishes the work.
+
+    \b
+    Examples:
+      smartvault apply --yes
+      smartvault plan --out plan.json && smartvault apply --plan plan.json
+      smartvault apply --allow-deletes prod-nightly   # after reviewing held_deletes
     """
     terminal = _Terminal(yes=yes, timer=_Timer(max_duration))
     report = make_engine().run(
         RunRequest(
             paths=paths,
             saved_plan=plan_file,
+            allow_deletes=allow_deletes,
             max_plan_age=max_plan_age,
             actor=cli_actor(),
             should_stop=terminal.timer.expired,
@@ -202,6 +213,15 @@ class _Terminal:
             )
         elif result.stopped_early:
             echo(f"Stopped early: {result.stop_reason}", err=True)
+        held = sorted({h.action.policy for h in report.plan.held_deletes})
+        if held:
+            flags = " ".join(f"--allow-deletes {name}" for name in held)
+            echo(
+                f"safety held {len(report.plan.held_deletes):,} deletions of "
+                f"{', '.join(held)}: none was made. If they are right, run "
+                f"`smartvault apply {flags}`.",
+                err=True,
+            )
 
 
 def _monotonic() -> float:

@@ -18,6 +18,17 @@ from smartvault.settings import table_name_problem
 #: ``PATHS``: the policy files or directories a command reads (default: ./policies).
 policy_paths = click.argument("paths", nargs=-1, type=click.Path())
 
+#: ``--allow-deletes POLICY``: a person's second key for deletions ``safety`` holds.
+allow_deletes_option = click.option(
+    "--allow-deletes",
+    "allow_deletes",
+    multiple=True,
+    metavar="POLICY",
+    help="Lift the deletion circuit breaker (the policy's safety rules) of POLICY for this "
+    "run only: its deletions are planned however many they are, and their audit records "
+    "say so. Repeat for several policies. Review the plan first.",
+)
+
 _SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: Ten years: far beyond the audit records' lifetime (400 days), and one Query per day.
 _MAX_SPAN_DAYS = 3660

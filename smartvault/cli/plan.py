@@ -14,9 +14,12 @@ from smartvault.cli.errors import CHANGES
 from smartvault.cli.errors import PlanCommand
 from smartvault.cli.output import echo
 from smartvault.cli.output import use_color
+from smartvault.cli.params import allow_deletes_option
 from smartvault.cli.params import parse_time
 from smartvault.cli.params import policy_paths
+from smartvault.core import preflight
 from smartvault.core.model import Plan
+from smartvault.engine import DEFAULT_POLICY_PATHS
 from smartvault.errors import ConfigError
 from smartvault.formats import plan_json
 from smartvault.formats import render
@@ -51,16 +54,34 @@ from smartvault.formats import render
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on any error.",
 )
+@allow_deletes_option
 def plan_command(
-    paths: tuple[str, ...], at: datetime | None, fmt: str, out: str | None, detailed_exitcode: bool
+    paths: tuple[str, ...],
+    at: datetime | None,
+    fmt: str,
+    out: str | None,
+    detailed_exitcode: bool,
+    allow_deletes: tuple[str, ...],
 ) -> None:
     """Show what applying the policies would do. Never writes to AWS.
 
     PATHS are policy files or directories (default: ./policies). Reads the
-    instances, volumes, snapshots and AMIs of every --region.
+    instances, volumes, snapshots and AMIs of every --region. Deletions a policy's
+    safety rules hold back are listed as held (held_deletes in JSON).
+
+    \b
+    Examples:
+      smartvault plan --format markdown > plan.md
+      smartvault plan --allow-deletes prod-nightly --out plan.json
     """
     engine = make_engine()
-    the_plan = engine.plan(engine.load_policies(paths), at=at)
+    policies = engine.load_policies(paths)
+    unknown = preflight.unknown_policies(
+        allow_deletes, policies, paths or DEFAULT_POLICY_PATHS, "--allow-deletes"
+    )
+    if unknown:
+        raise ConfigError(unknown)
+    the_plan = engine.plan(policies, at=at, allow_deletes=allow_deletes)
     if out:
         _save(the_plan, out)
     color = fmt == "text" and use_color()

@@ -75,8 +75,9 @@ def documents(
 
     ``at`` is the metric's timestamp (when the run ended). Counts come from ``result``:
     actions are counted in their own ``region`` (a copy in its source region).
-    ``DeletesHeld`` counts the deletions ``safety`` held: the plan carries none yet, so
-    it is 0 until it does (then count them here, per policy and region).
+    ``DeletesHeld`` counts the deletions ``safety`` held, in their region (a copy
+    lineage's in its target region; only where the policy applies, as every count: a
+    held run also raises, which the ``Errors`` alarm sees wherever it is).
     """
     names = {slot.name for slot in plan.policies}
     counts: dict[tuple[str, str], dict[str, int]] = {}
@@ -105,6 +106,8 @@ def documents(
             add(a.policy, a.region, "RecoveryPointsDeleted")
     for a in result.not_started:
         add(a.policy, a.region, "ActionsNotStarted")
+    for held in plan.held_deletes:
+        add(held.action.policy, held.action.region, "DeletesHeld")
 
     ages = newest_ages(plan, selected)
     timestamp = int(at.astimezone(UTC).timestamp() * 1000)

@@ -53,6 +53,7 @@ def only_policies(plan: Plan, names: Sequence[str]) -> Plan:
         plan,
         policies=tuple(p for p in plan.policies if p.name in wanted),
         actions=tuple(a for a in plan.actions if a.policy in wanted),
+        held_deletes=tuple(h for h in plan.held_deletes if h.action.policy in wanted),
         kept=tuple(k for k in plan.kept if k.policy in wanted),
         skipped=tuple(s for s in plan.skipped if s.policy in wanted),
         warnings=tuple(w for w in plan.warnings if w.policy is None or w.policy in wanted),

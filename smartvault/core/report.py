@@ -21,6 +21,7 @@ from typing import NamedTuple
 from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import Action
 from smartvault.core.model import AuditRecord
+from smartvault.core.model import HeldDelete
 from smartvault.core.model import Notify
 from smartvault.core.model import Outcome
 from smartvault.core.model import Plan
@@ -106,9 +107,14 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """No action failed. (Deletions that ``safety`` held will make a run not ok too,
-        once the plan carries them: add them here, beside the failed actions.)"""
-        return self.result is None or self.result.ok
+        """No action failed, and ``safety`` held no deletion of an applied run (a held run
+        is a failure: a person must look). A dry run changes nothing, and is ok."""
+        return self.result is None or (self.result.ok and not self.plan.held_deletes)
+
+    @property
+    def held(self) -> int:
+        """Deletions ``safety`` held back in this run (0 for a dry run)."""
+        return 0 if self.result is None else len(self.plan.held_deletes)
 
     @property
     def complete(self) -> bool:
@@ -135,7 +141,8 @@ class RunReport:
             out.update(
                 run_id=self.result.run_id,
                 outcomes=self.result.counts,
-                ok=self.result.ok,
+                ok=self.ok,
+                held_deletes=self.held,
                 complete=self.result.complete,
                 not_started=len(self.result.not_started),
                 not_started_actions=[
@@ -214,20 +221,26 @@ class PolicyRunSummary:
     dry_run: bool = False
     #: the run stopped starting actions near its deadline; the next run goes on
     stopped_early: bool = False
+    #: per region, the deletions ``safety`` held and the rule that held them
+    held: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """No failure and nothing left undone.
+        """No failure, no deletion held, and nothing left undone.
 
         A run that stopped early is not ok: what it did not reach (a backup due now,
         say) may only happen at the next scheduled run, which for a nightly policy is
-        a missed night. People who asked to hear about failures want to hear that.
+        a missed night. People who asked to hear about failures want to hear that. A
+        run whose deletions ``safety`` held needs a person to decide on them.
         """
-        return not self.failed and not self.stopped_early and not self.not_started
+        return not self.failed and not self.stopped_early and not self.not_started and not self.held
 
 
-def summarise(policy: str, result: RunResult, regions: Sequence[str]) -> PolicyRunSummary:
-    """What ``result`` did for one policy, in the shape notifications report it."""
+def summarise(
+    policy: str, result: RunResult, regions: Sequence[str], held: Sequence[HeldDelete] = ()
+) -> PolicyRunSummary:
+    """What ``result`` did for one policy, in the shape notifications report it (``held``:
+    the plan's held deletions, of any policy)."""
     mine = [r for r in result.results if r.action.policy == policy]
     done: dict[str, list[RecoveryPointResult]] = {t: [] for t in (*ACTION_TYPES, "verify")}
     failed: list[FailedItem] = []
@@ -262,6 +275,19 @@ def summarise(policy: str, result: RunResult, regions: Sequence[str]) -> PolicyR
         skipped=tuple(skipped),
         not_started=tuple(f"{_what(a)} [{a.region}]" for a in not_started),
         stopped_early=result.stopped_early and bool(not_started),
+        held=_held_lines(policy, held),
+    )
+
+
+def _held_lines(policy: str, held: Sequence[HeldDelete]) -> tuple[str, ...]:
+    """``us-east-1: 9 deletions held (max_delete_fraction 0.5: …)``, one per region."""
+    by_region: dict[str, list[HeldDelete]] = {}
+    for entry in held:
+        if entry.action.policy == policy:
+            by_region.setdefault(entry.action.region, []).append(entry)
+    return tuple(
+        f"{region}: {len(entries)} deletion{'s' * (len(entries) != 1)} held ({entries[0].held_by})"
+        for region, entries in sorted(by_region.items())
     )
 
 
@@ -305,7 +331,7 @@ def notifications_due(plan: Plan, policies: PolicySet, result: RunResult) -> lis
         policy = policies.get(slot.name)
         if policy is None or policy.notify is None or not policy.enabled:
             continue
-        summary = summarise(policy.name, result, plan.regions)
+        summary = summarise(policy.name, result, plan.regions, plan.held_deletes)
         if should_notify(policy.notify, summary):
             subject, body = compose(summary)
             due.append(Notification(policy.name, policy.notify.sns_topic_arn, subject, body))
@@ -346,6 +372,8 @@ def compose(summary: PolicyRunSummary) -> tuple[str, str]:
 def _subject(summary: PolicyRunSummary) -> str:
     if summary.failed:
         outcome = "FAILED"
+    elif summary.held:
+        outcome = "DELETIONS HELD"
     elif summary.stopped_early or summary.not_started:
         outcome = "INCOMPLETE"
     else:
@@ -381,9 +409,17 @@ def _ascii_subject(text: str) -> str:
 
 def _body(summary: PolicyRunSummary, per_section: int, error_chars: int) -> str:
     incomplete = summary.stopped_early or bool(summary.not_started)
+    state = (
+        "FAILED"
+        if summary.failed
+        else "DELETIONS HELD"
+        if summary.held
+        else "INCOMPLETE"
+        if incomplete
+        else "ok"
+    )
     lines = [
-        f"SmartVault policy {summary.policy}: "
-        + ("FAILED" if summary.failed else "INCOMPLETE" if incomplete else "ok"),
+        f"SmartVault policy {summary.policy}: {state}",
         "",
         f"Run id:   {summary.run_id}",
         f"Regions:  {', '.join(summary.regions) or '-'}",
@@ -397,7 +433,16 @@ def _body(summary: PolicyRunSummary, per_section: int, error_chars: int) -> str:
             "stopped starting new actions near its time limit, or could not write its audit "
             "log); the next run does the rest, planning again from the account.",
         ]
+    if summary.held:
+        lines += [
+            "",
+            "Deletions held by safety: this run would have deleted more than the policy's "
+            "safety rules allow, so it deleted none of them (backups were still made). "
+            "Review them with `smartvault plan` (held_deletes); if they are right, a person "
+            f"applies them with `smartvault apply --allow-deletes {summary.policy}`.",
+        ]
     sections: Sequence[tuple[str, Sequence[str]]] = (
+        ("Held by safety", list(summary.held)),
         (
             "Failed",
             [

@@ -27,6 +27,8 @@ from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
 from smartvault.core.model import DeleteAction
+from smartvault.core.model import HeldBy
+from smartvault.core.model import HeldDelete
 from smartvault.core.model import Kept
 from smartvault.core.model import Orphan
 from smartvault.core.model import Plan
@@ -94,7 +96,30 @@ def action_to_dict(action: Action) -> dict[str, Any]:
         data["timeout_seconds"] = _whole_seconds(action.timeout)
     data["retention"] = action.retention
     data["reason"] = action.reason
+    if isinstance(action, DeleteAction) and action.safety_lifted is not None:
+        data["safety_lifted"] = held_by_to_dict(action.safety_lifted)
     return data
+
+
+def held_by_to_dict(held_by: HeldBy) -> dict[str, Any]:
+    """The ``safety`` rule that held (or, lifted, would have held) a deletion."""
+    return {
+        "rule": held_by.rule,
+        "limit": held_by.limit,
+        "deletes": held_by.deletes,
+        "completed": held_by.completed,
+        "resource_id": held_by.resource_id,
+    }
+
+
+def _held_by_from_dict(data: Mapping[str, Any]) -> HeldBy:
+    return HeldBy(
+        rule=data["rule"],
+        limit=data["limit"],
+        deletes=data["deletes"],
+        completed=data["completed"],
+        resource_id=data["resource_id"],
+    )
 
 
 def _whole_seconds(limit: timedelta) -> int:
@@ -125,7 +150,12 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             }
             for p in plan.policies
         ],
+        "allow_deletes": list(plan.allow_deletes),
         "actions": [action_to_dict(a) for a in plan.actions],
+        "held_deletes": [
+            {**action_to_dict(h.action), "held_by": held_by_to_dict(h.held_by)}
+            for h in plan.held_deletes
+        ],
         "kept": [
             {
                 "region": k.region,
@@ -303,7 +333,10 @@ def _action_from_dict(data: Mapping[str, Any]) -> Action:
         return ArchiveAction(**common)
     if kind == "verify":
         return VerifyAction(**common, timeout=timedelta(seconds=data["timeout_seconds"]))
-    return DeleteAction(**common)
+    lifted = data.get("safety_lifted")
+    return DeleteAction(
+        **common, safety_lifted=None if lifted is None else _held_by_from_dict(lifted)
+    )
 
 
 def _build(data: Mapping[str, Any]) -> Plan:
@@ -325,7 +358,13 @@ def _build(data: Mapping[str, Any]) -> Plan:
             )
             for p in data["policies"]
         ),
+        # Plans saved before the deletion circuit breaker have neither key.
+        allow_deletes=tuple(data.get("allow_deletes", ())),
         actions=tuple(_action_from_dict(a) for a in data["actions"]),
+        held_deletes=tuple(
+            HeldDelete(cast("DeleteAction", _action_from_dict(h)), _held_by_from_dict(h["held_by"]))
+            for h in data.get("held_deletes", ())
+        ),
         kept=tuple(
             Kept(
                 region=k["region"],

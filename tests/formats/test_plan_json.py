@@ -23,6 +23,8 @@ from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
 from smartvault.core.model import DeleteAction
+from smartvault.core.model import HeldBy
+from smartvault.core.model import HeldDelete
 from smartvault.core.model import Kept
 from smartvault.core.model import Orphan
 from smartvault.core.model import Plan
@@ -126,6 +128,29 @@ def _existing(cls: type[DeleteAction] | type[ArchiveAction]) -> st.SearchStrateg
     )
 
 
+_held_by = st.one_of(
+    st.builds(
+        HeldBy,
+        rule=st.just("max_delete_fraction"),
+        limit=st.sampled_from([0.5, 0.25, 1]),
+        deletes=st.integers(1, 10**6),
+        completed=st.integers(1, 10**6),
+        resource_id=_names,
+    ),
+    st.builds(
+        HeldBy,
+        rule=st.just("max_deletes"),
+        limit=st.integers(1, 1000),
+        deletes=st.integers(1, 10**6),
+    ),
+)
+_deletes = st.one_of(
+    _existing(DeleteAction),
+    st.tuples(_existing(DeleteAction), _held_by).map(
+        lambda pair: dataclasses.replace(pair[0], safety_lifted=pair[1])
+    ),
+)
+
 _verifies = st.builds(
     VerifyAction,
     region=_names,
@@ -170,9 +195,13 @@ plans = st.builds(
         max_size=3,
     ).map(tuple),
     actions=st.lists(
-        st.one_of(_creates, _existing(DeleteAction), _existing(ArchiveAction), _copies, _verifies),
+        st.one_of(_creates, _deletes, _existing(ArchiveAction), _copies, _verifies),
         max_size=5,
     ).map(tuple),
+    held_deletes=st.lists(st.builds(HeldDelete, _existing(DeleteAction), _held_by), max_size=2).map(
+        tuple
+    ),
+    allow_deletes=st.lists(_names, max_size=2, unique=True).map(lambda names: tuple(sorted(names))),
     kept=st.lists(
         st.builds(
             Kept,
@@ -258,7 +287,9 @@ class TestPlanToDict:
             "account_id",
             "regions",
             "policies",
+            "allow_deletes",
             "actions",
+            "held_deletes",
             "kept",
             "skipped",
             "orphans",

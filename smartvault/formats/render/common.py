@@ -14,6 +14,8 @@ from datetime import datetime
 
 from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import Action
+from smartvault.core.model import DeleteAction
+from smartvault.core.model import HeldDelete
 from smartvault.core.model import Kept
 from smartvault.core.model import Plan
 from smartvault.core.model import PlanWarning
@@ -31,7 +33,7 @@ def policy_order(plan: Plan) -> list[str]:
     """Loaded policies in their order, then any other policy the plan mentions."""
     names = [p.name for p in plan.policies]
     seen = set(names)
-    for item in (*plan.actions, *plan.kept, *plan.skipped):
+    for item in (*plan.actions, *(h.action for h in plan.held_deletes), *plan.kept, *plan.skipped):
         if item.policy not in seen:
             seen.add(item.policy)
             names.append(item.policy)
@@ -144,12 +146,61 @@ def ids(values: Sequence[str]) -> str:
 
 
 def summary_line(plan: Plan) -> str:
-    """``Plan: 3 to create, …; 14 kept, 1 skipped.`` or ``No changes. 14 recovery points kept.``"""
+    """``Plan: 3 to create, …; 14 kept, 1 skipped.`` or ``No changes. 14 recovery points kept.``
+    (either followed by ``9 deletions held by safety.`` when the breaker held some)."""
     counts = plan.summary
+    held = f" {count(len(plan.held_deletes), 'deletion')} held by safety." * bool(plan.held_deletes)
     if not plan.has_changes:
         line = f"No changes. {count(counts['kept'], 'recovery point')} kept"
         if counts["skipped"]:
             line += f", {counts['skipped']:,} skipped"
-        return line + "."
+        return line + "." + held
     todo = ", ".join(f"{counts[t]:,} to {t}" for t in ACTION_TYPES)
-    return f"Plan: {todo}; {counts['kept']:,} kept, {counts['skipped']:,} skipped."
+    return f"Plan: {todo}; {counts['kept']:,} kept, {counts['skipped']:,} skipped." + held
+
+
+@dataclass
+class HeldGroup:
+    """One policy's deletions in one region that ``safety`` held, and the rule that did."""
+
+    region: str
+    #: what the plan says held them: the worst lineage's share, else the cap
+    held_by: str
+    entries: list[HeldDelete] = field(default_factory=list)
+
+
+def held_groups(plan: Plan, policy: str) -> list[HeldGroup]:
+    """``policy``'s held deletions, by region (in region order)."""
+    groups: dict[str, HeldGroup] = {}
+    for held in plan.held_deletes:
+        if held.action.policy != policy:
+            continue
+        region = held.action.region
+        group = groups.setdefault(region, HeldGroup(region, ""))
+        group.entries.append(held)
+    for group in groups.values():
+        # The rule the planner's warning names: a lineage's share before the cap.
+        rules = [h.held_by for h in group.entries]
+        shares = [r for r in rules if r.rule == "max_delete_fraction"]
+        group.held_by = str(
+            max(shares, key=lambda r: r.deletes / (r.completed or 1), default=rules[0])
+        )
+    return [groups[region] for region in sorted(groups)]
+
+
+def held_header(group: HeldGroup, policy: str) -> str:
+    """``held by safety in us-east-1 (max_delete_fraction 0.5: …): none of these 9
+    deletions is made; a person makes them with `smartvault apply --allow-deletes P```."""
+    return (
+        f"held by safety in {group.region} ({group.held_by}): none of these "
+        f"{count(len(group.entries), 'deletion')} is made; if they are right, a person makes "
+        f"them with `smartvault apply --allow-deletes {policy}`"
+    )
+
+
+def reason_of(action: Action) -> str:
+    """The action's reason, and for a deletion ``--allow-deletes`` let through, the rule
+    that would have held it."""
+    if isinstance(action, DeleteAction) and action.safety_lifted is not None:
+        return f"{action.reason}; safety lifted by --allow-deletes ({action.safety_lifted})"
+    return action.reason

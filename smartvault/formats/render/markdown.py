@@ -23,11 +23,16 @@ from smartvault.core.model import Skipped
 from smartvault.core.model import VerifyAction
 from smartvault.core.model import format_timeout
 from smartvault.core.times import iso_utc
+from smartvault.formats.render.common import HeldGroup
+from smartvault.formats.render.common import count
+from smartvault.formats.render.common import held_groups
+from smartvault.formats.render.common import held_header
 from smartvault.formats.render.common import ids
 from smartvault.formats.render.common import multi_region
 from smartvault.formats.render.common import named
 from smartvault.formats.render.common import policy_detail
 from smartvault.formats.render.common import policy_order
+from smartvault.formats.render.common import reason_of
 from smartvault.formats.render.common import rule_groups
 from smartvault.formats.render.common import rule_title
 from smartvault.formats.render.common import summary_line
@@ -196,7 +201,7 @@ def _action_section(kind: str, actions: Sequence[Action], regioned: bool) -> _Se
                 cells.append(action.target_region + kms)
             elif isinstance(action, VerifyAction):
                 cells.append(format_timeout(action.timeout))
-            cells.append(action.reason)
+            cells.append(reason_of(action))
         rows.append(_row(cells))
     return _Section(title, rows, singular, plural, header=_header(columns))
 
@@ -252,6 +257,42 @@ def _skipped_section(skipped: Sequence[Skipped], regioned: bool) -> _Section:
     )
 
 
+def _held_section(group: HeldGroup, regioned: bool) -> _Section:
+    columns = [*(["Region"] if regioned else []), "Resource", "Recovery point"]
+    columns += ["Snapshots", "Created", "Reason"]
+    rows = [
+        _row(
+            [
+                *([h.action.region] if regioned else []),
+                named(h.action.resource_id, h.action.resource_name),
+                h.action.recovery_point,
+                ids(h.action.snapshot_ids),
+                iso_utc(h.action.created_at),
+                h.action.reason,
+            ]
+        )
+        for h in group.entries
+    ]
+    return _Section(
+        f"⛔ Held by safety in {md_escape(group.region)}",
+        rows,
+        "held deletion",
+        "held deletions",
+        header=_header(columns),
+    )
+
+
+def _held_lead(plan: Plan) -> str:
+    """The line no reviewer may miss: what the breaker held, and what lifts it."""
+    policies = sorted({h.action.policy for h in plan.held_deletes})
+    named_policies = ", ".join(f"`{md_escape(p)}`" for p in policies)
+    return (
+        f"⛔ **safety held {count(len(plan.held_deletes), 'deletion')}** of {named_policies}: "
+        "none of them is made. Review them below; if they are right, a person makes them "
+        "with `smartvault apply --allow-deletes POLICY`.\n\n"
+    )
+
+
 def _markdown_blocks(plan: Plan) -> tuple[list[_Block], list[_Block]]:
     """The document as (head, body): the head is never cut, the body's sections may be."""
     counts = plan.summary
@@ -266,6 +307,14 @@ def _markdown_blocks(plan: Plan) -> tuple[list[_Block], list[_Block]]:
         + " |\n\n",
         f"**{md_escape(summary_line(plan))}**\n\n",
     ]
+    if plan.held_deletes:
+        head.append(_held_lead(plan))
+    if plan.allow_deletes:
+        lifted = ", ".join(f"`{md_escape(p)}`" for p in plan.allow_deletes)
+        head.append(
+            f"🔓 safety lifted by `--allow-deletes` for {lifted}: their deletions are planned "
+            "whatever their number.\n\n"
+        )
     body: list[_Block] = []
     if plan.warnings:
         rows = []
@@ -280,12 +329,16 @@ def _markdown_blocks(plan: Plan) -> tuple[list[_Block], list[_Block]]:
         actions = [a for a in plan.actions if a.policy == name]
         kept = [k for k in plan.kept if k.policy == name]
         skipped = [s for s in plan.skipped if s.policy == name]
+        held = held_groups(plan, name)
         detail = policy_detail(plan, name)
         body.append(f"### Policy {md_escape(name)}\n\n")
         if detail:
             body.append(f"{_md_paragraph(detail)}\n\n")
-        if not (actions or kept or skipped):
+        if not (actions or kept or skipped or held):
             body.append("Nothing to do.\n\n")
+        for held_group in held:
+            body.append(f"{_md_paragraph(held_header(held_group, name))}\n\n")
+            body.append(_held_section(held_group, regioned))
         for group in rule_groups(actions, kept, skipped):
             body.append(f"#### {md_escape(rule_title(group.rule)).capitalize()}\n\n")
             for kind in ACTION_TYPES:

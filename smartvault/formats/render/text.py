@@ -17,11 +17,14 @@ from smartvault.core.model import format_timeout
 from smartvault.core.times import iso_utc
 from smartvault.formats.render.common import RuleGroup
 from smartvault.formats.render.common import count
+from smartvault.formats.render.common import held_groups
+from smartvault.formats.render.common import held_header
 from smartvault.formats.render.common import ids
 from smartvault.formats.render.common import multi_region
 from smartvault.formats.render.common import named
 from smartvault.formats.render.common import policy_detail
 from smartvault.formats.render.common import policy_order
+from smartvault.formats.render.common import reason_of
 from smartvault.formats.render.common import rule_groups
 from smartvault.formats.render.common import rule_title
 from smartvault.formats.render.common import summary_line
@@ -63,7 +66,7 @@ def _group_lines(
         )
         line = (
             f"    {_SIGNS[action.type]} {action.type:<7} {where}  "
-            f"{_action_target(action)} — {action.reason}"
+            f"{_action_target(action)} — {reason_of(action)}"
         )
         lines.append(paint(line, _COLOURS[action.type]))
     if group.kept and verbose:
@@ -94,7 +97,8 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
     archive or copy, ``?`` verify: a restore test), its kept recovery points (a count,
     and how many are verified; each one with the rules that keep it and the day it was
     verified when ``verbose``) and skipped ones, each naming the resource with its
-    ``Name`` (``i-0abc (web-1)``); then orphans, then a closing summary line.
+    ``Name`` (``i-0abc (web-1)``), then the deletions ``safety`` held (``✗``) under the rule
+    that held them; then orphans, then a closing summary line.
     """
 
     def paint(text: str, *codes: str) -> str:
@@ -123,15 +127,24 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
         actions = [a for a in plan.actions if a.policy == name]
         kept = [k for k in plan.kept if k.policy == name]
         skipped = [s for s in plan.skipped if s.policy == name]
+        held = held_groups(plan, name)
         detail = policy_detail(plan, name)
         lines.append("")
         lines.append(paint(name, _BOLD) + (f" ({detail})" if detail else ""))
-        if not (actions or kept or skipped):
+        if not (actions or kept or skipped or held):
             lines.append("  nothing to do")
             continue
         for group in rule_groups(actions, kept, skipped):
             lines.append(f"  {rule_title(group.rule)}")
             lines.extend(_group_lines(group, subject, paint, verbose=verbose))
+        for held_group in held:
+            lines.append(paint(f"  {held_header(held_group, name)}", _BOLD, _YELLOW))
+            for entry in held_group.entries:
+                a = entry.action
+                where = subject(a.region, a.resource_id, a.resource_name, a.recovery_point)
+                lines.append(
+                    paint(f"    ✗ held    {where}  {_action_target(a)} — {a.reason}", _YELLOW)
+                )
 
     if plan.orphans:
         lines.append("")
