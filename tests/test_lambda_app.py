@@ -183,6 +183,8 @@ def test_invalid_policies_fail_the_invocation_before_any_aws_call(account, tmp_p
         ({**EVENTBRIDGE_EVENT, "detail": {"dryrun": True}}, "unknown key"),
         ({**EVENTBRIDGE_EVENT, "detail": ["nightly"]}, "JSON object"),
         ({**EVENTBRIDGE_EVENT, "dry_run": True, "detail": {"dry_run": False}}, "give each once"),
+        # The breaker is a person's to lift: no event can carry the second key.
+        ({"allow_deletes": ["nightly"]}, "unknown event key"),
     ],
     ids=[
         "misspelt-key",
@@ -196,6 +198,7 @@ def test_invalid_policies_fail_the_invocation_before_any_aws_call(account, tmp_p
         "detail-misspelt-key",
         "detail-not-an-object",
         "given-twice",
+        "allow-deletes",
     ],
 )
 def test_a_malformed_event_is_refused_before_anything_is_done(account, event, message):
@@ -548,3 +551,39 @@ def test_a_dry_run_logs_each_planned_action_and_warning_with_the_run_id(account,
         assert line["recovery_point"].startswith(f"nightly/{line['resource_id']}/")
         assert line["reason"].startswith("due:")
     assert not [line for line in lines if "_aws" in line]  # a dry run writes no metrics
+
+
+def test_a_run_whose_deletions_safety_held_raises_notifies_and_counts_them(
+    account, tmp_path, monkeypatch, capsys
+):
+    """The Lambda never lifts the breaker: tonight's backup is made, the nine deletions a
+    keep_last cut asks for are not, and the run fails loudly for a person to decide."""
+    from tests.cli.test_safety import seed_lineage
+
+    _sns, sqs, topic, queue = sns_inbox()
+    cut = NOTIFYING_POLICY.replace("TOPIC", topic) + "    retention: {keep_last: 1}\n"
+    use_policy(tmp_path, monkeypatch, cut)
+    (instance,) = launch(account, 1)
+    seeded = seed_lineage(account, instance, 10)
+
+    with pytest.raises(RunFailed) as raised:
+        lambda_entry.handler({}, FakeContext())
+
+    summary = raised.value.summary
+    assert summary["ok"] is False
+    assert summary["held_deletes"] == 9
+    assert summary["outcomes"]["succeeded"] == 1  # the backup
+    assert "safety held 9 deletion(s), none made" in str(raised.value)
+    assert set(seeded) < {s["SnapshotId"] for s in managed_snapshots(account)}
+    assert [i["action"] for i in audit_items() if i["action"] != "notify"] == ["create"]
+    (sent,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    body = json.loads(sent["Body"])
+    assert body["Subject"] == "SmartVault nightly: DELETIONS HELD (1 created)"
+    assert "smartvault apply --allow-deletes nightly" in body["Message"]
+    assert (
+        f"us-east-1: 9 deletions held (max_delete_fraction 0.5: this run would delete 9 of "
+        f"the 10 completed recovery points of {instance})" in body["Message"]
+    )
+    (doc,) = [line for line in log_lines(capsys) if "_aws" in line]
+    assert doc["DeletesHeld"] == 9
+    assert doc["RecoveryPointsDeleted"] == 0
