@@ -112,11 +112,6 @@ class RunReport:
         return self.result is None or (self.result.ok and not self.plan.held_deletes)
 
     @property
-    def held(self) -> int:
-        """Deletions ``safety`` held back in this run (0 for a dry run)."""
-        return 0 if self.result is None else len(self.plan.held_deletes)
-
-    @property
     def complete(self) -> bool:
         """Every planned action was started (a dry run starts none, and is complete)."""
         return self.result is None or self.result.complete
@@ -136,13 +131,14 @@ class RunReport:
             "planned": self.plan.summary,
             "warnings": [w.message for w in self.plan.warnings],
             "dry_run": self.result is None,
+            # Held deletions are no actions: counted beside them (a dry run's too).
+            "held_deletes": len(self.plan.held_deletes),
         }
         if self.result is not None:
             out.update(
                 run_id=self.result.run_id,
                 outcomes=self.result.counts,
                 ok=self.ok,
-                held_deletes=self.held,
                 complete=self.result.complete,
                 not_started=len(self.result.not_started),
                 not_started_actions=[

@@ -744,3 +744,21 @@ class TestLoadsErrors:
     def test_many_problems_are_summarised(self) -> None:
         with pytest.raises(PlanFileError, match=r"\(and \d+ more problems\)$"):
             plan_json.loads("{}")
+
+
+def test_a_plan_saved_before_the_breaker_has_neither_key_and_still_loads() -> None:
+    data = plan_json.plan_to_dict(make_plan(actions=(DELETE,)))
+    del data["allow_deletes"], data["held_deletes"]
+
+    plan = plan_json.plan_from_dict(data)
+
+    assert (plan.allow_deletes, plan.held_deletes) == ((), ())
+    assert plan.actions == (DELETE,)
+
+
+def test_a_held_deletion_without_its_rule_is_not_a_plan() -> None:
+    data = plan_json.plan_to_dict(make_plan())
+    data["held_deletes"] = [plan_json.action_to_dict(DELETE)]
+
+    with pytest.raises(PlanFileError, match=r"held_deletes\[0\].*held_by"):
+        plan_json.plan_from_dict(data)

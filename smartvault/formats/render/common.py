@@ -120,6 +120,7 @@ def multi_region(plan: Plan) -> bool:
     regions = set(plan.regions)
     for item in (*plan.actions, *plan.kept, *plan.skipped, *plan.orphans):
         regions.add(item.region)
+    regions.update(h.action.region for h in plan.held_deletes)
     return len(regions) > 1
 
 
