@@ -185,7 +185,7 @@ def _change(
 
 def _regions_of(changed: list[Changed]) -> str:
     regions = [c.region for c in changed if c.outcome == "succeeded"]
-    return f"{len(regions)} region(s) ({', '.join(regions)})" if regions else "no region"
+    return ", ".join(regions) if regions else "no region"
 
 
 def _end(changed: list[Changed], found: Found) -> None:

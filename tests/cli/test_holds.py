@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from smartvault.cli import cli
+from smartvault.errors import AwsError
 from tests.cli import one_error_line
 from tests.moto_helpers import age_recovery_point
 from tests.moto_helpers import launch
@@ -101,7 +102,10 @@ def test_a_held_point_is_kept_past_every_rule_then_released_and_planned_for_dele
     assert held.exit_code == 0, held.output
     assert f"{EAST}: held" in held.stdout
     assert f"{WEST}: held" in held.stdout
-    assert "4 snapshot(s) in 2 region(s)" in held.stdout
+    assert (
+        f"4 snapshot(s) in {EAST}, {WEST} (reason: INC-1234 investigation; by arn:aws:"
+        in held.stdout
+    )
     for ec2 in (east, west):
         tags = hold_tags(ec2, rp)
         assert len(tags) == 2
@@ -265,3 +269,42 @@ class TestRefusals:
         assert "audit table smartvault-audit not found in us-east-1" in line
         assert "smartvault audit init" in line
         assert all(t == {} for t in hold_tags(backed_up["east"], rp))
+
+
+class _Session:
+    def __init__(self, arn: str | None = None, error: bool = False) -> None:
+        self._arn, self._error = arn, error
+
+    def caller_arn(self, region: str | None = None) -> str | None:
+        if self._error:
+            raise AwsError("could not reach STS")
+        return self._arn
+
+
+class _Engine:
+    def __init__(self, session: _Session) -> None:
+        self.session = session
+
+
+@pytest.mark.parametrize(
+    ("session", "expected"),
+    [
+        (_Session("arn:aws:iam::123456789012:user/ana"), "arn:aws:iam::123456789012:user/ana"),
+        (_Session("arn:aws:sts::1:assumed-role/" + "r" * 300), None),
+        (_Session(error=True), "cli:"),
+        (_Session(None), "cli:"),
+    ],
+    ids=["arn", "long-arn-cut", "sts-unreadable", "no-arn"],
+)
+def test_hold_by_is_the_callers_arn_else_the_cli_actor_within_256_characters(session, expected):
+    from smartvault.cli.holds import _who
+
+    who = _who(_Engine(session))  # type: ignore[arg-type]
+
+    assert len(who) <= 256
+    if expected is None:
+        assert who == session.caller_arn()[:256]
+    elif expected == "cli:":
+        assert who.startswith("cli:")
+    else:
+        assert who == expected
