@@ -142,7 +142,10 @@ def group_lineages(
         pending: list[str] = []
         standard: list[str] = []
         verified = verified_at(members)
+        holds: list[str] = []
         for member in members:
+            if hold := member.tags.get(TAG_HOLD):  # read here: one pass over the members
+                holds.append(hold)
             if member.start_time < created_at:
                 created_at = member.start_time
             if member.state == "error":
@@ -168,7 +171,7 @@ def group_lineages(
                 snapshot_ids if len(standard) == len(members) else tuple(standard),
                 first.tags.get(TAG_RESOURCE_TAGS),
                 verified,
-                hold_of(members),
+                _joined(holds) if holds else None,
             )
         )
     for points in lineages.values():
@@ -209,8 +212,12 @@ def hold_of(members: Iterable[Snapshot]) -> str | None:
     (a person tagged one by hand, or a ``hold`` stopped half-way) must still keep all of
     them, or the point would lose the snapshots that make it whole.
     """
-    reasons = sorted({text for m in members if (text := m.tags.get(TAG_HOLD))})
-    return "; ".join(reasons) if reasons else None
+    reasons = [text for m in members if (text := m.tags.get(TAG_HOLD))]
+    return _joined(reasons) if reasons else None
+
+
+def _joined(reasons: list[str]) -> str:
+    return "; ".join(sorted(set(reasons)))
 
 
 def _snapshot_id(snapshot: Snapshot) -> str:
