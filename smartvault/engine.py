@@ -32,6 +32,7 @@ from smartvault.apply.run import Executor
 from smartvault.apply.step import RunContext
 from smartvault.aws.audit import AuditLog
 from smartvault.aws.ec2 import Ec2Snapshots
+from smartvault.aws.holds import Ec2Holds
 from smartvault.aws.inventory import read_everything
 from smartvault.aws.inventory import read_inventory
 from smartvault.aws.session import AwsSession
@@ -308,6 +309,10 @@ class Engine:
             sleep=self._sleep,
         )
         return executor.context()
+
+    def hold_tags(self) -> Ec2Holds:
+        """The EC2 calls of ``hold`` and ``release``: a person's, never the function's."""
+        return Ec2Holds(self.session.ec2_for_changes, sleep=self._sleep)
 
     def _apply(
         self,

@@ -31,7 +31,9 @@ class ArchiveStep(LookFirstStep[ArchiveAction]):
         self, index: int, action: ArchiveAction, prepared: Mapping[str, Looked]
     ) -> ActionResult:
         ctx = self._ctx
-        looked = ours_or_refusal(ctx.trail, action, prepared[action.region], "archive", "archived")
+        looked = ours_or_refusal(
+            ctx.trail, action, prepared[action.region], "archive", "archived", unless_held=True
+        )
         if isinstance(looked, ActionResult):
             return looked
         ids = action.snapshot_ids

@@ -35,7 +35,9 @@ class DeleteStep(LookFirstStep[DeleteAction]):
         self, index: int, action: DeleteAction, prepared: Mapping[str, Looked]
     ) -> ActionResult | None:
         ctx = self._ctx
-        looked = ours_or_refusal(ctx.trail, action, prepared[action.region], "delete", "deleted")
+        looked = ours_or_refusal(
+            ctx.trail, action, prepared[action.region], "delete", "deleted", unless_held=True
+        )
         if isinstance(looked, ActionResult):
             return looked
         was_failed = any(looked[s].state == "error" for s in action.snapshot_ids if s in looked)

@@ -33,6 +33,8 @@ from smartvault.core.model import is_managed
 from smartvault.core.report import ActionResult
 from smartvault.core.tags import CREATED_BY_VALUE
 from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_HOLD
+from smartvault.core.tags import TAG_HOLD_BY
 from smartvault.core.tags import TAG_POLICY
 from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.errors import Ec2CallFailed
@@ -109,11 +111,19 @@ def look_by_region(ec2: Ec2, wanted: Iterable[tuple[str, Sequence[str]]]) -> dic
 
 
 def ours_or_refusal(
-    trail: AuditTrail, action: Touching, looked: Looked, verb: str, done: str
+    trail: AuditTrail,
+    action: Touching,
+    looked: Looked,
+    verb: str,
+    done: str,
+    *,
+    unless_held: bool = False,
 ) -> Mapping[str, Snapshot] | ActionResult:
     """The snapshots as just read, or the final result when the action must not go on:
     they could not be read (``failed``), or some lost SmartVault's tags since planning
-    (``skipped``: never touch a snapshot SmartVault does not own)."""
+    (``skipped``: never touch a snapshot SmartVault does not own), or, with
+    ``unless_held`` (deletes and archives), some carry a person's ``smartvault:hold``
+    (``skipped``: a hold set after planning keeps the whole point)."""
     if isinstance(looked, str):
         return trail.final(
             action, ActionResult(action, "failed", error=f"nothing {done}: {looked}")
@@ -125,6 +135,20 @@ def ours_or_refusal(
         return trail.final(
             action, ActionResult(action, "skipped", reason=_not_ours(action, foreign, verb, done))
         )
+    if unless_held:
+        held = [
+            sid for sid in action.snapshot_ids if sid in looked and looked[sid].tags.get(TAG_HOLD)
+        ]
+        if held:
+            return trail.final(
+                action,
+                ActionResult(
+                    action,
+                    "skipped",
+                    tuple(action.snapshot_ids),
+                    reason=_held(action, [looked[sid] for sid in held], done),
+                ),
+            )
     return looked
 
 
@@ -134,6 +158,18 @@ def _ours(snapshot: Snapshot, action: Touching) -> bool:
         is_managed(tags)
         and tags.get(TAG_POLICY) == action.policy
         and tags.get(TAG_RECOVERY_POINT) == action.recovery_point
+    )
+
+
+def _held(action: Touching, held: Sequence[Snapshot], done: str) -> str:
+    """Why a point a person held after planning is left alone."""
+    first = held[0].tags
+    reason = first.get(TAG_HOLD, "")
+    who = first.get(TAG_HOLD_BY)
+    return (
+        f"held since planning: {', '.join(s.snapshot_id for s in held)} carry "
+        f"{TAG_HOLD}={reason!r}" + (f" (set by {who})" if who else "") + f"; nothing {done}. "
+        f"`smartvault release {action.recovery_point}` lets the next run's retention decide"
     )
 
 

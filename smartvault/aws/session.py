@@ -145,6 +145,7 @@ class AwsSession:
         self._clients: dict[tuple[str, str], Any] = {}
         self._known_regions: frozenset[str] | None = None
         self._account_id: str | None = None
+        self._caller_arn: str | None = None
 
     @property
     def deadline(self) -> Deadline | None:
@@ -292,7 +293,14 @@ class AwsSession:
             with translate_errors("sts", "GetCallerIdentity", region):
                 identity = sts.get_caller_identity()
             self._account_id = identity["Account"]
+            self._caller_arn = identity.get("Arn")
         return self._account_id
+
+    def caller_arn(self, region: str | None = None) -> str | None:
+        """The ARN of who the credentials are (the same GetCallerIdentity as
+        :meth:`account_id`); None when STS did not say. Raises ``AwsError`` as it does."""
+        self.account_id(region)
+        return self._caller_arn
 
 
 def _refuse_other_servers(client: Any, service: str, region: str) -> None:

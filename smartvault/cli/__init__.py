@@ -15,6 +15,8 @@ from smartvault.cli.audit import audit_group
 from smartvault.cli.coverage import coverage_command
 from smartvault.cli.deploy import deploy_group
 from smartvault.cli.errors import SmartVaultGroup
+from smartvault.cli.holds import hold_command
+from smartvault.cli.holds import release_command
 from smartvault.cli.params import check_endpoint_url
 from smartvault.cli.params import check_table_name
 from smartvault.cli.params import split_regions
@@ -90,6 +92,8 @@ for _command in (
     plan_command,
     apply_command,
     restore_command,
+    hold_command,
+    release_command,
     verify_command,
     coverage_command,
     audit_group,

@@ -27,6 +27,8 @@ from smartvault.cli.errors import Failed
 from smartvault.cli.output import echo
 from smartvault.cli.params import parse_span
 from smartvault.cli.params import parse_time
+from smartvault.cli.regions import policies_if_any
+from smartvault.cli.regions import search_regions
 from smartvault.core import restore as decide
 from smartvault.core.model import Instance
 from smartvault.core.model import PolicySet
@@ -38,8 +40,6 @@ from smartvault.core.model.restore import RestorePlan
 from smartvault.core.model.restore import VolumePlan
 from smartvault.core.times import iso_utc
 from smartvault.engine import Engine
-from smartvault.errors import ConfigError
-from smartvault.errors import PolicyError
 
 T = TypeVar("T")
 
@@ -128,8 +128,8 @@ def restore_command(
     engine = make_engine()
     if region is not None:
         engine.session.check_region(region)
-    policies, policy_note = _policies()
-    regions = _regions(engine, region, policies)
+    policies, policy_note = policies_if_any()
+    regions = search_regions(engine, region, policies)
     resource_type = _resource_type(instance_id, volume_id, recovery_point, policies)
     ctx = engine.restore_context(cli_actor())
     found = search(
@@ -238,27 +238,6 @@ def _refuse(decision: Callable[[], T]) -> T:
         return decision()
     except decide.Refused as exc:
         raise Failed(f"Error: {exc}") from exc
-
-
-def _policies() -> tuple[PolicySet | None, str]:
-    """./policies when it loads (for the copy regions, and a policy's resource type);
-    a restore never depends on it."""
-    try:
-        return Engine.load_policies(()), ""
-    except (ConfigError, PolicyError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, f"./policies not read ({first}), so no copy regions were added"
-
-
-def _regions(engine: Engine, region: str | None, policies: PolicySet | None) -> tuple[str, ...]:
-    """The global --region values (default: the profile's), this command's --region, and
-    the copy regions of the loaded policies."""
-    names = list(engine.session.regions())
-    if region:
-        names.append(region)
-    for policy in policies.policies if policies else ():
-        names.extend(rule.region for rule in policy.copies)
-    return tuple(dict.fromkeys(names))
 
 
 def _resource_type(

@@ -15,6 +15,9 @@ For each resource and each policy that concerns it:
 * ``excluded``: the policy's ``selector.tags`` match, and a rule (``exclude_tags``,
   ``instance_states``) keeps it out: the rule is named.
 
+Each also counts the resource's held recovery points of that policy (``held``: a
+person's ``smartvault:hold``, originals and copies counted once per recovery point).
+
 A volume attached to an instance gets what the instance policies do for that instance,
 through it (``via``): protected with the instance's recovery points and RPO, excluded by
 the instance's rule, or selected by a disabled policy; a boot volume a policy leaves out
@@ -99,6 +102,9 @@ class PolicyCoverage:
     period: timedelta | None = None
     #: why the RPO is what it is, for people
     rpo_reason: str = ""
+    #: how many of its recovery points a person holds (``smartvault:hold``), originals and
+    #: copies counted once per recovery point id
+    held: int = 0
 
     @property
     def rpo_limit(self) -> timedelta | None:
@@ -120,6 +126,12 @@ class ResourceCoverage:
     @property
     def protected(self) -> bool:
         return any(p.relation == "protects" for p in self.policies)
+
+    @property
+    def held(self) -> int:
+        """Held recovery points of this resource itself (not those of an instance a
+        volume is covered through, which that instance counts)."""
+        return sum(p.held for p in self.policies if p.via is None)
 
     @property
     def excluded(self) -> bool:
@@ -256,21 +268,26 @@ def _entries(
         if policy.resource != kind:
             continue
         points = lineages.get((resource.region, policy.name, rid, False), [])
-        copies = _copies(copies_of.get((policy.name, rid), {}), resource.region)
+        copy_lineages = copies_of.get((policy.name, rid), {})
+        copies = _copies(copy_lineages, resource.region)
+        held = _held(points, copy_lineages)
         if (resource.region, policy.name, rid) in selected:
             if policy.enabled:
-                entries.append(_protects(policy, states[policy.name], points, copies, at, via=None))
+                entry = _protects(policy, states[policy.name], points, copies, at, via=None)
+                entries.append(replace(entry, held=held))
             else:
                 newest, verified = _newest(points)
                 entries.append(
-                    PolicyCoverage(policy.name, "disabled", None, None, newest, verified, copies)
+                    PolicyCoverage(
+                        policy.name, "disabled", None, None, newest, verified, copies, held=held
+                    )
                 )
             continue
         rule = exclusion_rule(policy, resource)
         if rule is not None:
             if not policy.enabled:
                 rule += " (and the policy is disabled)"
-            entries.append(PolicyCoverage(policy.name, "excluded", rule=rule))
+            entries.append(PolicyCoverage(policy.name, "excluded", rule=rule, held=held))
     return tuple(entries)
 
 
@@ -349,6 +366,13 @@ def _newest(points: list[RecoveryPoint]) -> tuple[PointRef | None, PointRef | No
         if point.verified is not None:
             return newest, ref
     return newest, None
+
+
+def _held(points: list[RecoveryPoint], copies: dict[str, list[RecoveryPoint]]) -> int:
+    """Recovery points held in the lineage or any of its copy lineages, each id once."""
+    ids = {p.id for p in points if p.held}
+    ids.update(p.id for region_points in copies.values() for p in region_points if p.held)
+    return len(ids)
 
 
 def _copies(by_region: dict[str, list[RecoveryPoint]], home: str) -> tuple[CopyRef, ...]:

@@ -31,9 +31,9 @@ from smartvault.core.model.restore import SettingsSource
 from smartvault.core.model.restore import VolumePlan
 from smartvault.core.model.volumes import VolumeSpec
 from smartvault.core.model.volumes import decode_volume_specs
+from smartvault.core.planner.lineages import hold_of
 from smartvault.core.planner.lineages import verified_at
 from smartvault.core.tags import TAG_DEVICE
-from smartvault.core.tags import TAG_HOLD
 from smartvault.core.tags import TAG_INSTANCE_ID
 from smartvault.core.tags import TAG_NAME
 from smartvault.core.tags import TAG_RESTORED_FROM
@@ -100,7 +100,6 @@ def _point(region: str, text: str, members: list[Snapshot]) -> FoundPoint:
         "failed" if "error" in states else "completed" if states == {"completed"} else "pending"
     )
     verified = verified_at(list(snapshots))
-    held = sorted({s.tags[TAG_HOLD] for s in snapshots if s.tags.get(TAG_HOLD)})
     return FoundPoint(
         region=region,
         recovery_point=text,
@@ -112,7 +111,7 @@ def _point(region: str, text: str, members: list[Snapshot]) -> FoundPoint:
         sources=tuple(s.tags[TAG_SOURCE] for s in snapshots if s.tags.get(TAG_SOURCE)),
         # as the planner reads it: every snapshot carries a readable time, the oldest
         verified=iso_utc(verified) if verified is not None else "",
-        held="; ".join(held),
+        held=hold_of(snapshots) or "",
     )
 
 

@@ -45,6 +45,8 @@ TAG_VERIFIED = "smartvault:verified"
 #: a person's hold on a recovery point (the reason), and who set it
 TAG_HOLD = "smartvault:hold"
 TAG_HOLD_BY = "smartvault:hold-by"
+#: Keys of a source snapshot that a cross-region copy never carries (:func:`copy_tags`).
+_NOT_COPIED = frozenset({TAG_DEVICE, TAG_HOLD, TAG_HOLD_BY})
 #: An entry in ``smartvault:resource-tags`` when the tags did not all fit in 256
 #: characters: the recorded tags are incomplete and cannot choose a retention.
 RESOURCE_TAGS_CUT = "smartvault:cut"
@@ -105,7 +107,8 @@ def copy_tags(
 
     The source's tags (never ``aws:*``, which AWS reserves), :func:`owned_tags` forced,
     plus ``smartvault:source`` and, for an instance's snapshot, ``smartvault:device`` (see
-    :func:`device_of`). SmartVault's keys, ``InstanceId`` and ``Name`` come first; the
+    :func:`device_of`); never a hold (``smartvault:hold``, ``smartvault:hold-by``), which
+    only a person sets. SmartVault's keys, ``InstanceId`` and ``Name`` come first; the
     others (copied user tags) in key order until EC2's 50-tag limit, which a source
     already at 50 would otherwise break on every run.
     """
@@ -119,7 +122,9 @@ def copy_tags(
     tags: dict[str, str] = {}
     for key in [*first, *rest]:
         # A device tag is only ever this copy's own: one on the source is nobody's word.
-        if aws_reserved(key) or key in own or key == TAG_DEVICE:
+        # A hold is a person's, set on the snapshots they held: the function may never
+        # write one (its role is denied the hold keys), so a copy does not inherit it.
+        if aws_reserved(key) or key in own or key in _NOT_COPIED:
             continue
         if len(tags) + len(own) >= TAGS_PER_RESOURCE_MAX:
             break

@@ -5,8 +5,9 @@ statement is commented with why it is there: no ``*`` action anywhere; every EC2
 is confined to snapshots tagged ``CreatedBy=SmartVault`` (at creation, or already on
 the snapshot) and, for restore tests, to test volumes tagged ``CreatedBy=SmartVault``
 and ``smartvault:verify``; the audit table is reached by key prefix, so audit records
-can never be deleted by the function; Scheduler may only invoke this function and feed
-its queue.
+can never be deleted by the function; the function can never set or remove a person's
+hold (``smartvault:hold``, ``smartvault:hold-by``: no Allow permits it, and an explicit
+Deny refuses it); Scheduler may only invoke this function and feed its queue.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from smartvault.core.audit_table import RECORD_PARTITION_PREFIX
 from smartvault.core.model import PolicySet
 from smartvault.core.tags import CREATED_BY_VALUE
 from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_HOLD
+from smartvault.core.tags import TAG_HOLD_BY
 from smartvault.core.tags import TAG_NAME
 from smartvault.core.tags import TAG_POLICY
 from smartvault.core.tags import TAG_VERIFIED
@@ -51,6 +54,8 @@ _MANAGED_SNAPSHOT = {
 #: Audit table partitions: claims may be deleted (released), records never.
 _CLAIMS = f"{CLAIM_PARTITION_PREFIX}*"
 _RECORDS = f"{RECORD_PARTITION_PREFIX}*"
+#: A person's hold on a recovery point: tags the function may never set nor remove.
+_HOLD_KEYS = [TAG_HOLD, TAG_HOLD_BY]
 _CLAIM_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [_CLAIMS]}}
 _CLAIM_AND_RECORD_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [_CLAIMS, _RECORDS]}}
 
@@ -110,6 +115,8 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
         ),
         # Tags only as part of creating a snapshot (TagSpecifications): never retagging an
         # existing snapshot, which could otherwise adopt a foreign snapshot for deletion.
+        # Never a hold key, even then: the keys copied from instances (copy_tags: true)
+        # cannot be listed here, so the hold keys are what every key must not be.
         _statement(
             "TagOnlyWhileCreatingSnapshots",
             ["ec2:CreateTags"],
@@ -117,7 +124,8 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
             {
                 "StringEquals": {
                     "ec2:CreateAction": ["CopySnapshot", "CreateSnapshot", "CreateSnapshots"]
-                }
+                },
+                "ForAllValues:StringNotEquals": {"aws:TagKeys": _HOLD_KEYS},
             },
         ),
         # Cross-region copies (policy `copies`). EC2 authorises CopySnapshot against the copy
@@ -224,7 +232,22 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
                 {**via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
         )
+    statements.append(_never_holds())
     return statements
+
+
+def _never_holds() -> Json:
+    """Belt and braces: no Allow above lets the function set or remove a hold (no
+    ec2:DeleteTags at all, and no ec2:CreateTags with a hold key), and this Deny refuses
+    both calls on anything whenever a hold key is among the tag keys, whatever is added
+    to the role later. A hold is a person's: only they may set or lift it."""
+    return {
+        "Sid": "NeverSetOrRemoveHolds",
+        "Effect": "Deny",
+        "Action": ["ec2:CreateTags", "ec2:DeleteTags"],
+        "Resource": "*",
+        "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": _HOLD_KEYS}},
+    }
 
 
 def restore_test_statements() -> list[Json]:
@@ -264,7 +287,10 @@ def restore_test_statements() -> list[Json]:
             "TagVolumesOnlyWhileCreatingThem",
             ["ec2:CreateTags"],
             _VOLUME_ARN,
-            {"StringEquals": {"ec2:CreateAction": "CreateVolume"}},
+            {
+                "StringEquals": {"ec2:CreateAction": "CreateVolume"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": test_volume_keys},
+            },
         ),
         # Deleting volumes: only test volumes, which carry CreatedBy=SmartVault and a
         # smartvault:verify tag from their creation; no volume in use by anyone else.

@@ -28,6 +28,8 @@ from smartvault.core.tags import CREATED_BY_VALUE
 from smartvault.core.tags import TAG_CREATED_BY
 from smartvault.core.tags import TAG_DEVICE
 from smartvault.core.tags import TAG_DEVICES
+from smartvault.core.tags import TAG_HOLD
+from smartvault.core.tags import TAG_HOLD_BY
 from smartvault.core.tags import TAG_INSTANCE_ID
 from smartvault.core.tags import TAG_POLICY
 from smartvault.core.tags import TAG_RECOVERY_POINT
@@ -216,6 +218,46 @@ def test_a_snapshot_that_lost_its_tags_since_planning_is_never_touched(audit):
     assert [r.outcome for r in results] == ["skipped", "skipped"]
     assert all("not SmartVault's to" in r.reason for r in results)
     assert ec2.changes() == []
+
+
+def test_a_hold_set_after_planning_makes_delete_and_archive_skip_and_touch_nothing(audit):
+    """The plan was made before a person held the point: the steps read the snapshots
+    again, see the hold, and leave the whole point (and say who held it, and why)."""
+    ec2 = FakeEc2(now=Clock(NOW))
+    rp = "nightly/vol-0123456789abcdef0/20260801T0300Z"
+    free = ec2.add(managed("snap-a", rp))
+    held = managed("snap-b", rp)
+    ec2.add(replace(held, tags={**held.tags, TAG_HOLD: "INC-7", TAG_HOLD_BY: "cli:ana@desk"}))
+    ids = (free.snapshot_id, "snap-b")
+    actions = (
+        DeleteAction(REGION, "nightly", VOLUME, rp, ids, NOW, "expired"),
+        ArchiveAction(REGION, "nightly", VOLUME, rp, ids, NOW, "old"),
+    )
+    results = apply(ec2, audit, *actions).results
+    assert [r.outcome for r in results] == ["skipped", "skipped"]
+    for result in results:
+        assert "held since planning: snap-b carry smartvault:hold='INC-7'" in result.reason
+        assert "(set by cli:ana@desk)" in result.reason
+        assert f"smartvault release {rp}" in result.reason
+    assert ec2.changes() == []
+    records = audit.records.query(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    assert sorted((r.action, r.outcome) for r in records) == [
+        ("archive", "skipped"),
+        ("delete", "skipped"),
+    ]
+
+
+def test_a_hold_does_not_stop_a_copy(audit):
+    """Copies of a held point are made as before; the copy does not inherit the hold."""
+    ec2 = FakeEc2(now=Clock(NOW))
+    rp = "nightly/vol-0123456789abcdef0/20261128T0300Z"
+    source = managed("snap-src", rp)
+    ec2.add(replace(source, tags={**source.tags, TAG_SLOT: iso_utc(SLOT), TAG_HOLD: "INC-7"}))
+    action = CopyAction(REGION, "nightly", VOLUME, rp, ("snap-src",), NOW, "us-west-2", "copy")
+    [result] = apply(ec2, audit, action).results
+    assert result.outcome == "succeeded"
+    [copy] = [s for (region, _), s in ec2.snapshots.items() if region == "us-west-2"]
+    assert TAG_HOLD not in copy.tags
 
 
 def test_a_copy_is_tagged_with_its_source_volumes_device_whatever_its_own_volume_id(audit):

@@ -22,6 +22,7 @@ from smartvault.core.model import Snapshot
 from smartvault.core.model import SnapshotSettings
 from smartvault.core.model import Volume
 from smartvault.core.planner.selection import exclusion_rule
+from smartvault.core.tags import TAG_HOLD
 from smartvault.core.tags import TAG_SOURCE
 from smartvault.core.tags import TAG_VERIFIED
 from tests.factories import REGION
@@ -326,3 +327,37 @@ def test_coverage_and_the_plan_agree_on_what_each_policy_protects() -> None:
     creates = {(a.policy, a.resource_id) for a in the_plan.actions if a.type == "create"}
     assert creates <= protects
     assert {("nightly", "i-01"), ("nightly", "i-02")} <= creates
+
+
+class TestHeld:
+    def test_held_points_are_counted_once_per_recovery_point_with_their_copies(self) -> None:
+        """The 1 December point is held in both regions (one point); 28 November only in
+        the original region: two held recovery points."""
+        hold = {TAG_HOLD: "INC-1"}
+        snapshots = [
+            *make_recovery_point(
+                "nightly", "i-01", utc(2026, 12, 1, 3), volume_ids=("vol-010",), extra_tags=hold
+            ),
+            *point("i-01", 28, volume_ids=("vol-010",), extra_tags=hold),
+            *point("i-01", 27, volume_ids=("vol-010",)),
+            *make_recovery_point(
+                "nightly",
+                "i-01",
+                utc(2026, 12, 1, 3),
+                volume_ids=("vol-010",),
+                region=WEST,
+                extra_tags={TAG_SOURCE: "us-east-1/snap-x", **hold},
+                snapshot_prefix="snap-copy",
+            ),
+        ]
+        report = _coverage(snapshots=snapshots)
+        instance = _resource(report, "i-01")
+        assert instance.policies[0].held == 2
+        assert instance.held == 2
+        # an attached volume is covered through the instance, whose points they are
+        volume = _resource(report, "vol-010")
+        assert [e.held for e in volume.policies if e.via == "i-01"] == [2]
+        assert volume.held == 0
+
+    def test_a_resource_without_holds_counts_none(self) -> None:
+        assert _resource(_coverage(), "i-01").held == 0

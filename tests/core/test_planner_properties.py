@@ -46,6 +46,7 @@ from smartvault.core.model import recovery_point_id
 from smartvault.core.planner import plan
 from smartvault.core.tags import CREATED_BY_VALUE
 from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_HOLD
 from smartvault.core.tags import TAG_INSTANCE_ID
 from smartvault.core.tags import TAG_POLICY
 from smartvault.core.tags import TAG_RECOVERY_POINT
@@ -138,8 +139,12 @@ snapshot_states = st.sampled_from(["completed"] * 6 + ["pending", "error", "reco
 tiers = st.sampled_from(["standard", "standard", "archive"])
 # smartvault:verified on a snapshot: none, minutes before AT (negative: after it), or unreadable
 verified_tags = st.sampled_from([None, None, None, 60, 2 * 1440, 10 * 1440, -60, "yes"])
+# smartvault:hold on a snapshot: mostly none, sometimes a reason, sometimes an empty value
+hold_tags = st.sampled_from([None] * 6 + ["INC-1", ""])
 point_volumes = st.lists(
-    st.tuples(snapshot_states, tiers, st.integers(0, 2), verified_tags), min_size=1, max_size=2
+    st.tuples(snapshot_states, tiers, st.integers(0, 2), verified_tags, hold_tags),
+    min_size=1,
+    max_size=2,
 )
 # A series of recovery points of one resource, drawn as plain values (a composite per
 # point is ten times slower): long lineages, so the calendar rules have work to do.
@@ -185,10 +190,10 @@ def snapshots_of(number: int, spec: tuple) -> list[Snapshot]:  # type: ignore[ty
                 volume_id=f"vol-{resource}-{i}",
                 state=state,
                 start_time=created + timedelta(seconds=jitter),
-                tags=_with_verified(tags, verified),
+                tags=_with_hold(_with_verified(tags, verified), hold),
                 storage_tier=tier,
             )
-            for i, (state, tier, jitter, verified) in enumerate(volumes)
+            for i, (state, tier, jitter, verified, hold) in enumerate(volumes)
         )
     return snapshots
 
@@ -198,6 +203,15 @@ def _with_verified(tags: dict[str, str], verified: int | str | None) -> dict[str
         return tags
     value = verified if isinstance(verified, str) else iso_utc(AT - timedelta(minutes=verified))
     return {**tags, TAG_VERIFIED: value}
+
+
+def _with_hold(tags: dict[str, str], hold: str | None) -> dict[str, str]:
+    return tags if hold is None else {**tags, TAG_HOLD: hold}
+
+
+def _held(snapshots: list[Snapshot]) -> bool:
+    """Held, written out again: any snapshot of the point carries a non-empty hold."""
+    return any(s.tags.get(TAG_HOLD) for s in snapshots)
 
 
 @dataclass(frozen=True)
@@ -294,6 +308,33 @@ def test_nothing_smartvault_may_not_touch_is_ever_changed(case: Case) -> None:
 
 @PROPERTY
 @given(case=cases())
+def test_a_held_recovery_point_is_never_deleted_nor_archived(case: Case) -> None:
+    """Any snapshot with a non-empty smartvault:hold holds its whole point: kept by its
+    hold (or pending), never deleted, never archived, whatever the retention says."""
+    p = plan(case.policies, case.inventory, AT)
+    snapshots = {s.snapshot_id: s for s in case.inventory.snapshots}
+    held_points = {
+        (k.region, k.policy, k.recovery_point)
+        for k in p.kept
+        if _held([snapshots[s] for s in k.snapshot_ids])
+    }
+    if held_points:
+        event("a held point is kept")
+    for action in p.actions:
+        if action.type in ("delete", "archive"):
+            members = [snapshots[s] for s in action.snapshot_ids]  # type: ignore[union-attr]
+            assert not _held(members)
+            assert (action.region, action.policy, action.recovery_point) not in held_points
+    for entry in p.skipped:
+        assert not _held([snapshots[s] for s in entry.snapshot_ids])
+    enabled = {policy.name for policy in case.policies.policies if policy.enabled}
+    for k in p.kept:
+        if _held([snapshots[s] for s in k.snapshot_ids]) and k.policy in enabled:
+            assert k.kept_by in (("hold",), ("pending",))
+
+
+@PROPERTY
+@given(case=cases())
 def test_every_managed_snapshot_is_accounted_for_exactly_once(case: Case) -> None:
     p = plan(case.policies, case.inventory, AT)
     listed = [
@@ -354,7 +395,12 @@ def test_a_deleted_point_is_failed_or_kept_by_no_rule(case: Case) -> None:
             for e in entries
         }
         states = {id(e): {snapshots[s].state for s in e.snapshot_ids} for e in entries}
-        completed = [points[id(e)] for e in entries if states[id(e)] == {"completed"}]
+        # a held point counts toward no rule: the others are judged as if it were not there
+        completed = [
+            points[id(e)]
+            for e in entries
+            if states[id(e)] == {"completed"} and not _held([snapshots[s] for s in e.snapshot_ids])
+        ]
         instance = instances.get((region, resource_id))
         if instance is not None:
             tags = dict(instance.tags)

@@ -32,25 +32,35 @@ MANAGED = {
     "StringEquals": {"aws:ResourceTag/CreatedBy": "SmartVault"},
     "Null": {"aws:ResourceTag/smartvault:policy": "false"},
 }
+HOLD_KEYS = ["smartvault:hold", "smartvault:hold-by"]
+WHILE_CREATING_WITHOUT_HOLDS = {
+    "StringEquals": {"ec2:CreateAction": ["CopySnapshot", "CreateSnapshot", "CreateSnapshots"]},
+    "ForAllValues:StringNotEquals": {"aws:TagKeys": HOLD_KEYS},
+}
 TABLE_INDEX_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}"
     ":table/${AuditTableName}/index/*"
 }
 
 
+def allowing(template: Any, role: str = "FunctionRole") -> list[Any]:
+    return [s for s in statements(template, role) if s["Effect"] == "Allow"]
+
+
 class TestFunctionRole:
     def test_no_statement_in_any_role_allows_a_wildcard_action(self):
         template = template_of(example_policies())
         for role in ("FunctionRole", "SchedulerRole"):
-            for statement in statements(template, role):
+            for statement in allowing(template, role):
                 actions = statement["Action"]
                 assert isinstance(actions, list)
                 assert all("*" not in a for a in actions), statement
-                assert statement["Effect"] == "Allow"
+        denies = [s["Sid"] for s in statements(template) if s["Effect"] != "Allow"]
+        assert denies == ["NeverSetOrRemoveHolds"]
 
     def test_only_describe_calls_are_allowed_on_every_resource(self):
         template = template_of(example_policies())
-        unscoped = [s for s in statements(template) if s["Resource"] == "*"]
+        unscoped = [s for s in allowing(template) if s["Resource"] == "*"]
         assert [s["Action"] for s in unscoped] == [
             [
                 "ec2:DescribeImages",
@@ -82,11 +92,7 @@ class TestFunctionRole:
     def test_tags_can_only_be_written_while_creating_a_snapshot(self):
         (statement,) = with_action(template_of(example_policies()), "ec2:CreateTags")
         assert statement["Resource"] == SNAPSHOT_ARN
-        assert statement["Condition"] == {
-            "StringEquals": {
-                "ec2:CreateAction": ["CopySnapshot", "CreateSnapshot", "CreateSnapshots"]
-            }
-        }
+        assert statement["Condition"] == WHILE_CREATING_WITHOUT_HOLDS
 
     @pytest.mark.parametrize("action", ["ec2:DeleteSnapshot", "ec2:ModifySnapshotTier"])
     def test_only_managed_snapshots_can_be_deleted_or_archived(self, action):
@@ -222,7 +228,12 @@ class TestRestoreTestPermissions:
         tagging = with_action(template_of(verifying_policies()), "ec2:CreateTags")
         [on_volumes] = [s for s in tagging if s["Resource"] == VOLUME_ARN]
         assert on_volumes["Action"] == ["ec2:CreateTags"]
-        assert on_volumes["Condition"] == {"StringEquals": {"ec2:CreateAction": "CreateVolume"}}
+        assert on_volumes["Condition"] == {
+            "StringEquals": {"ec2:CreateAction": "CreateVolume"},
+            "ForAllValues:StringEquals": {
+                "aws:TagKeys": ["CreatedBy", "Name", "smartvault:policy", "smartvault:verify"]
+            },
+        }
 
     def test_only_test_volumes_can_be_deleted(self):
         (statement,) = with_action(template_of(verifying_policies()), "ec2:DeleteVolume")
@@ -242,12 +253,8 @@ class TestRestoreTestPermissions:
         ]
         by_resource = {_key(s["Resource"]): s for s in on_snapshots}
         assert set(by_resource) == {_key(SNAPSHOT_ARN), _key(EXISTING_SNAPSHOT_ARN)}
-        # snapshot/*: only while creating a snapshot, whatever the tags
-        assert by_resource[_key(SNAPSHOT_ARN)]["Condition"] == {
-            "StringEquals": {
-                "ec2:CreateAction": ["CopySnapshot", "CreateSnapshot", "CreateSnapshots"]
-            }
-        }
+        # snapshot/*: only while creating a snapshot, any tags but the hold keys
+        assert by_resource[_key(SNAPSHOT_ARN)]["Condition"] == WHILE_CREATING_WITHOUT_HOLDS
         existing = by_resource[_key(EXISTING_SNAPSHOT_ARN)]
         assert existing["Action"] == ["ec2:CreateTags"]
         assert existing["Condition"] == {
@@ -258,13 +265,54 @@ class TestRestoreTestPermissions:
 
     def test_zones_are_read_and_kms_is_usable_only_through_ec2(self):
         template = template_of(verifying_policies())
-        unscoped = [s["Action"] for s in statements(template) if s["Resource"] == "*"]
+        unscoped = [s["Action"] for s in allowing(template) if s["Resource"] == "*"]
         assert unscoped[1:] == [["ec2:DescribeAvailabilityZones"]]
         assert "ec2:DescribeVolumes" in unscoped[0]
         kms = [s for s in statements(template) if any(a.startswith("kms:") for a in s["Action"])]
         assert kms
         for statement in kms:
             assert statement["Condition"]["StringLike"] == {"kms:ViaService": "ec2.*.amazonaws.com"}
+
+
+class TestHoldsAreOutOfReach:
+    """The function's role can never set or remove a person's hold on a recovery point."""
+
+    @staticmethod
+    def everything() -> Any:
+        """A template whose role has every optional statement (notify, copies, verify)."""
+        return template_of(
+            PolicySet((*example_policies().policies, *verifying_policies().policies))
+        )
+
+    def test_no_statement_allows_deleting_tags(self):
+        template = self.everything()
+        assert with_action(template, "ec2:DeleteTags") == []
+        assert not any(
+            a in ("ec2:*", "ec2:Delete*", "*") for s in allowing(template) for a in s["Action"]
+        )
+
+    def test_every_create_tags_statement_keeps_every_key_off_the_hold_keys(self):
+        tagging = with_action(self.everything(), "ec2:CreateTags")
+        assert len(tagging) == 3  # at snapshot creation, test volumes, smartvault:verified
+        for statement in tagging:
+            condition = statement["Condition"]
+            listed = condition.get("ForAllValues:StringEquals", {}).get("aws:TagKeys")
+            refused = condition.get("ForAllValues:StringNotEquals", {}).get("aws:TagKeys")
+            # either every key is one of a list without the hold keys, or none is a hold key
+            if listed is not None:
+                assert not set(listed) & set(HOLD_KEYS), statement
+            else:
+                assert set(refused or ()) == set(HOLD_KEYS), statement
+
+    def test_an_explicit_deny_refuses_both_calls_when_a_hold_key_is_named(self):
+        deny = by_sid(template_of(example_policies()), "NeverSetOrRemoveHolds")
+        assert deny == {
+            "Sid": "NeverSetOrRemoveHolds",
+            "Effect": "Deny",
+            "Action": ["ec2:CreateTags", "ec2:DeleteTags"],
+            "Resource": "*",
+            "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": HOLD_KEYS}},
+        }
 
 
 # --- IAM linter ---------------------------------------------------------------

@@ -69,7 +69,8 @@ def by_sid(template: Any, sid: str) -> Any:
 
 
 def with_action(template: Any, action: str) -> list[Any]:
-    return [s for s in statements(template) if action in s["Action"]]
+    """The statements that allow ``action`` (the one Deny, on hold tags, is tested alone)."""
+    return [s for s in statements(template) if action in s["Action"] and s["Effect"] == "Allow"]
 
 
 class TestTemplateShape:

@@ -60,6 +60,7 @@ KEPT_BY = (
     "disabled",
     "pending",
     "no_copy_rule",
+    "hold",
 )
 
 
@@ -542,6 +543,14 @@ class TestSchema:
         errors = list(schema_validator().iter_errors(plan_json.plan_to_dict(plan)))
 
         assert errors == []
+
+    def test_a_point_kept_by_a_hold_validates_and_reads_back(self) -> None:
+        held = dataclasses.replace(make_plan().kept[0], kept_by=("hold",))
+        plan = make_plan(kept=(held,))
+        data = plan_json.plan_to_dict(plan)
+
+        assert list(schema_validator().iter_errors(data)) == []
+        assert plan_json.loads(json.dumps(data)).kept[0].kept_by == ("hold",)
 
     def test_the_schema_rejects_a_field_it_does_not_describe(self) -> None:
         data = plan_json.plan_to_dict(make_plan())

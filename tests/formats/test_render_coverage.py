@@ -127,12 +127,17 @@ class TestText:
 class TestMarkdown:
     def test_a_table_per_status_with_a_row_per_resource(self) -> None:
         md = render_markdown(REPORT)
-        assert md.count("| Resource | Name | Region | Policy | Newest | Verified | RPO |") == 3
+        header = "| Resource | Name | Region | Policy | Newest | Verified | Held | RPO |"
+        assert md.count(header) == 3
         assert (
             "| `i-02` (instance) |  | us-east-1 | `nightly` | 2026-12-02T03:00:04Z | — "
-            "| **missed**: newest is 5d 9h old: older than 2 x 1d |"
+            "|  | **missed**: newest is 5d 9h old: older than 2 x 1d |"
         ) in md
         assert "| `vol-010` (volume) |  | us-east-1 | `nightly` via `i-01` |" in md
+
+    def test_held_points_are_counted_in_their_own_column(self) -> None:
+        held = Coverage(AT, ACCOUNT, (REGION,), (_instance("i-09", _protects(held=2)),))
+        assert "| 2026-11-28T03:00:04Z | 2 | met: " in render_markdown(held)
 
     def test_names_are_escaped_so_they_cannot_break_the_table(self) -> None:
         assert "| scratch \\| tmp |" in render_markdown(REPORT)
@@ -142,6 +147,33 @@ class TestMarkdown:
         assert "`nightly` excluded: exclude_tags backup-skip" in md
         assert "`old` (disabled)" in md
         assert "- :warning: schedule cannot be read" in md
+
+
+class TestHeld:
+    REPORT = Coverage(
+        AT,
+        ACCOUNT,
+        (REGION,),
+        (
+            _instance("i-09", _protects(held=2)),
+            _instance("i-08", PolicyCoverage("nightly", "excluded", rule="exclude_tags x", held=1)),
+        ),
+    )
+
+    def test_text_says_how_many_points_are_held(self) -> None:
+        text = render_text(self.REPORT)
+        assert "      held      2 recovery point(s) held (smartvault:hold)" in text
+        assert "excluded from nightly by exclude_tags x; 1 recovery point(s) held" in text
+
+    def test_text_says_nothing_of_holds_when_there_are_none(self) -> None:
+        assert "held" not in render_text(REPORT)
+
+    def test_json_counts_them_per_policy_and_per_resource(self) -> None:
+        data = json.loads(render_coverage(self.REPORT, "json"))
+        by_id = {r["resource_id"]: r for r in data["resources"]}
+        assert by_id["i-09"]["held"] == 2
+        assert by_id["i-09"]["policies"][0]["held"] == 2
+        assert by_id["i-08"]["held"] == 1
 
 
 class TestJson:
@@ -190,8 +222,10 @@ class TestJson:
                 "rpo": "met",
                 "period_seconds": 86400,
                 "rpo_reason": "newest is 8h 59m old: within 2 x 1d",
+                "held": 0,
             }
         ]
+        assert first["held"] == 0
         assert [r["status"] for r in data["resources"]] == [
             "unprotected",
             "unprotected",

@@ -10,7 +10,9 @@ from typing import Literal
 
 # --- audit -----------------------------------------------------
 
-AuditAction = Literal["create", "delete", "archive", "copy", "verify", "restore", "notify"]
+AuditAction = Literal[
+    "create", "delete", "archive", "copy", "verify", "restore", "notify", "hold", "release"
+]
 Outcome = Literal["pending", "succeeded", "failed", "skipped"]
 
 

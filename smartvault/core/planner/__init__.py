@@ -260,8 +260,10 @@ def plan_selecting(
 
 def _deleted_now(point: RecoveryPoint, in_use_by: Mapping[str, tuple[str, ...]]) -> bool:
     """Whether the plan deletes this failed point now (:func:`.decisions.decide` waits for
-    pending snapshots and never deletes one an AMI uses)."""
-    return not point.pending and not any(s in in_use_by for s in point.snapshot_ids)
+    pending snapshots, never deletes one an AMI uses, and keeps a held one)."""
+    return (
+        not point.held and not point.pending and not any(s in in_use_by for s in point.snapshot_ids)
+    )
 
 
 # --- ordering -------------------------------------------------------------------

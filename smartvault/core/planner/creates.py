@@ -79,6 +79,13 @@ def create_if_due(
         if point.id == rp_id:
             if not point.failed:
                 return None, []
+            if point.held:
+                # Kept by a person's hold: never deleted first, so never made again
+                # under the same tags while it exists.
+                return None, [
+                    f"recovery point {rp_id} failed and is held (smartvault:hold): the slot is "
+                    "attempted again only after `smartvault release` and a run that deletes it"
+                ]
             if deleted_first(point):
                 remade = True
                 continue

@@ -6,6 +6,13 @@ tags recorded on its newest point once it is gone (:func:`choose_retention`). Wh
 cannot be read whole, every completed point is kept. Completed points no rule keeps are
 deleted, failed ones too, unless an AMI uses one of their snapshots (then they are
 skipped); points not yet completed are kept as they are, and archiving follows the kept.
+
+A held recovery point (a person's ``smartvault:hold``) is kept by its hold and nothing
+else: it is taken out of the retention evaluation before it starts, so it uses no
+``keep_last`` place and no calendar bucket, and the other points are judged as if it were
+not there; retention never archives it. A held failed point is kept too: a person's hold
+wins over the rule that deletes failed points (they may want to look at it). A held point
+not yet completed stays ``pending`` until it completes.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ from smartvault.core.times import iso_utc
 KEPT_DISABLED = "disabled"
 KEPT_PENDING = "pending"
 KEPT_NO_COPY_RULE = "no_copy_rule"
+#: ``kept_by`` of a held recovery point (``smartvault:hold``): the only reason it is kept
+KEPT_HOLD = "hold"
 
 #: Keeps every completed point (as keep_last); used when no retention can be chosen safely.
 KEEP_ALL = Retention(keep_last=2**31)
@@ -228,6 +237,11 @@ class Lineage:
 
 
 def keep(point: RecoveryPoint, kept_by: tuple[str, ...], lineage: Lineage) -> Kept:
+    """``point`` kept by ``kept_by``; a held one is kept by its hold whatever else keeps
+    it (a disabled policy, a removed copy rule), unless it is still pending: then it
+    stays ``pending`` until it completes."""
+    if point.held and kept_by != (KEPT_PENDING,):
+        kept_by = (KEPT_HOLD,)
     return Kept(
         point.region,
         point.policy,
@@ -292,10 +306,16 @@ def decide(
     is_copy: bool,
     lineage: Lineage,
 ) -> Decided:
-    """Keep, delete, skip or archive each recovery point of one lineage (newest first)."""
+    """Keep, delete, skip or archive each recovery point of one lineage (newest first).
+
+    A held point (``smartvault:hold``), failed or completed, is kept by its hold alone and
+    never archived; the retention is evaluated over the other completed points only.
+    """
     decided = Decided([], [], [])
     completed = [p for p in points if not p.failed and not p.pending]
-    verdicts = ret.evaluate_ordered(completed, retention, at, tz)
+    # Held points count toward nothing else: no keep_last place, no calendar bucket.
+    judged = [p for p in completed if not p.held] if any(p.held for p in completed) else completed
+    verdicts = ret.evaluate_ordered(judged, retention, at, tz)
     newest_id = completed[0].id if completed else None
     archive_before = None
     if not is_copy and policy.archive_after is not None:
@@ -303,6 +323,9 @@ def decide(
         with contextlib.suppress(OverflowError):
             archive_before = at - policy.archive_after.delta
     for point in points:
+        if point.held and (point.failed or not point.pending):
+            decided.kept.append(keep(point, (KEPT_HOLD,), lineage))
+            continue
         images = _images(point, in_use_by) if in_use_by else ()
         if point.failed:
             verb = "is" if len(point.error_ids) == 1 else "are"

@@ -24,6 +24,7 @@ from smartvault.core.model import Snapshot
 from smartvault.core.model import is_managed
 from smartvault.core.model import read_recovery_point
 from smartvault.core.planner.warnings import Warnings
+from smartvault.core.tags import TAG_HOLD
 from smartvault.core.tags import TAG_INSTANCE_ID
 from smartvault.core.tags import TAG_POLICY
 from smartvault.core.tags import TAG_RECOVERY_POINT
@@ -69,6 +70,9 @@ class RecoveryPoint:
     #: the oldest ``smartvault:verified`` time of its snapshots, when every one of them
     #: carries a readable one; else None (:func:`verified_at`)
     verified: datetime | None = None
+    #: the ``smartvault:hold`` reason when any of its snapshots carries a non-empty one
+    #: (:func:`hold_of`); None when it is not held
+    hold: str | None = None
 
     @property
     def snapshot_id(self) -> str:
@@ -82,6 +86,10 @@ class RecoveryPoint:
     @property
     def pending(self) -> bool:
         return bool(self.pending_ids)
+
+    @property
+    def held(self) -> bool:
+        return self.hold is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +142,10 @@ def group_lineages(
         pending: list[str] = []
         standard: list[str] = []
         verified = verified_at(members)
+        holds: list[str] = []
         for member in members:
+            if hold := member.tags.get(TAG_HOLD):  # read here: one pass over the members
+                holds.append(hold)
             if member.start_time < created_at:
                 created_at = member.start_time
             if member.state == "error":
@@ -160,6 +171,7 @@ def group_lineages(
                 snapshot_ids if len(standard) == len(members) else tuple(standard),
                 first.tags.get(TAG_RESOURCE_TAGS),
                 verified,
+                _joined(holds) if holds else None,
             )
         )
     for points in lineages.values():
@@ -190,6 +202,22 @@ def verified_at(members: list[Snapshot]) -> datetime | None:
         if oldest is None or moment < oldest:
             oldest = moment
     return oldest
+
+
+def hold_of(members: Iterable[Snapshot]) -> str | None:
+    """A person's hold on a recovery point: the non-empty ``smartvault:hold`` values of
+    its snapshots (sorted, joined by ``; ``), or None when none carries one.
+
+    One held snapshot holds the whole point: a hold that reached only some snapshots
+    (a person tagged one by hand, or a ``hold`` stopped half-way) must still keep all of
+    them, or the point would lose the snapshots that make it whole.
+    """
+    reasons = [text for m in members if (text := m.tags.get(TAG_HOLD))]
+    return _joined(reasons) if reasons else None
+
+
+def _joined(reasons: list[str]) -> str:
+    return "; ".join(sorted(set(reasons)))
 
 
 def _snapshot_id(snapshot: Snapshot) -> str:

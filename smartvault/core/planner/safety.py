@@ -62,7 +62,7 @@ def guard(
         for point in points:
             if point.failed:
                 failed.add((region, name, resource_id, point.id))
-            elif not point.pending:
+            elif not point.pending and not point.held:  # a hold counts toward nothing
                 completed[(region, name, resource_id)] += 1
 
     # Deletions of completed points, by (policy, region): what the rules count.

@@ -105,10 +105,15 @@ def _rpo(entry: PolicyCoverage) -> str:
     return f"{word}: {entry.rpo_reason}"
 
 
+def _held(entry: PolicyCoverage) -> str:
+    return f"{entry.held:,} recovery point(s) held (smartvault:hold)"
+
+
 def _entry_lines(entry: PolicyCoverage) -> list[str]:
     if entry.relation == "excluded":
         via = f" (on instance {entry.via})" if entry.via else ""
-        return [f"    excluded from {entry.policy} by {entry.rule}{via}"]
+        held = f"; {_held(entry)}" if entry.held else ""
+        return [f"    excluded from {entry.policy} by {entry.rule}{via}{held}"]
     if entry.relation == "disabled":
         via = f" through instance {entry.via}" if entry.via else ""
         lines = [f"    {entry.policy} would select it{via}, but the policy is disabled"]
@@ -119,6 +124,8 @@ def _entry_lines(entry: PolicyCoverage) -> list[str]:
     lines.append(f"      verified  {_verified(entry.newest_verified)}")
     if entry.copies:
         lines.append(f"      copies    {_copies(entry)}")
+    if entry.held:
+        lines.append(f"      held      {_held(entry)}")
     return lines
 
 
@@ -170,15 +177,16 @@ def _md_time(point: PointRef | None) -> str:
     return "—" if point is None else iso_utc(point.created_at)
 
 
-def _md_entry(entry: PolicyCoverage) -> tuple[str, str, str, str]:
-    """(policy, newest, verified, RPO) cells for one policy of a resource."""
+def _md_entry(entry: PolicyCoverage) -> tuple[str, str, str, str, str]:
+    """(policy, newest, verified, held, RPO) cells for one policy of a resource."""
     name = f"`{entry.policy}`"
     via = f" via `{entry.via}`" if entry.via else ""
+    held = f"{entry.held:,}" if entry.held else ""
     if entry.relation == "excluded":
-        return f"{name}{via} excluded: {md_escape(entry.rule or '')}", "", "", ""
+        return f"{name}{via} excluded: {md_escape(entry.rule or '')}", "", "", held, ""
     if entry.relation == "disabled":
         disabled = f"{name}{via} (disabled)"
-        return disabled, _md_time(entry.newest), _md_time(entry.newest_verified), ""
+        return disabled, _md_time(entry.newest), _md_time(entry.newest_verified), held, ""
     newest = _md_time(entry.newest)
     if entry.copies:
         newest += " (copies: " + md_escape(_copies(entry)) + ")"
@@ -187,6 +195,7 @@ def _md_entry(entry: PolicyCoverage) -> tuple[str, str, str, str]:
         f"{name}{via}",
         newest,
         _md_time(entry.newest_verified),
+        held,
         f"{rpo}: {md_escape(entry.rpo_reason)}",
     )
 
@@ -214,18 +223,18 @@ def render_markdown(coverage: Coverage) -> str:
             "",
             f"#### {_HEADINGS[status]} ({len(resources):,})",
             "",
-            "| Resource | Name | Region | Policy | Newest | Verified | RPO |",
-            "|---|---|---|---|---|---|---|",
+            "| Resource | Name | Region | Policy | Newest | Verified | Held | RPO |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for resource in resources:
-            cells = [_md_entry(e) for e in resource.policies] or [("none", "", "", "")]
-            policy, newest, verified, rpo = (
+            cells = [_md_entry(e) for e in resource.policies] or [("none", "", "", "", "")]
+            policy, newest, verified, held, rpo = (
                 "<br>".join(column) for column in zip(*cells, strict=True)
             )
             lines.append(
                 f"| `{resource.resource_id}` ({resource.resource_type}) "
                 f"| {md_escape(resource.name or '')} | {resource.region} "
-                f"| {policy} | {newest} | {verified} | {rpo} |"
+                f"| {policy} | {newest} | {verified} | {held} | {rpo} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -257,6 +266,7 @@ def _entry_dict(entry: PolicyCoverage) -> dict[str, Any]:
         "rpo": entry.rpo,
         "period_seconds": None if period is None else int(period.total_seconds()),
         "rpo_reason": entry.rpo_reason or None,
+        "held": entry.held,
     }
 
 
@@ -284,6 +294,7 @@ def coverage_to_dict(coverage: Coverage) -> dict[str, Any]:
                 "status": r.status,
                 "excluded": r.excluded,
                 "attached_to": list(r.attached_to),
+                "held": r.held,
                 "policies": [_entry_dict(e) for e in r.policies],
             }
             for r in coverage.resources
