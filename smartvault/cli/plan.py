@@ -16,10 +16,13 @@ from smartvault.cli.output import echo
 from smartvault.cli.output import use_color
 from smartvault.cli.params import parse_time
 from smartvault.cli.params import policy_paths
+from smartvault.core.compare import compare
 from smartvault.core.model import Plan
+from smartvault.engine import DEFAULT_POLICY_PATHS
 from smartvault.errors import ConfigError
 from smartvault.formats import plan_json
 from smartvault.formats import render
+from smartvault.formats.policy.revision import load_policies_at
 
 
 @click.command("plan", cls=PlanCommand)
@@ -51,8 +54,21 @@ from smartvault.formats import render
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on any error.",
 )
+@click.option(
+    "--compare",
+    "compare_ref",
+    metavar="REF",
+    help="Also plan with the policy files as they are at git revision REF (same account "
+    "read, same --at) and show what the change itself does, e.g. "
+    "`smartvault plan --compare origin/main --format markdown` in a pull request.",
+)
 def plan_command(
-    paths: tuple[str, ...], at: datetime | None, fmt: str, out: str | None, detailed_exitcode: bool
+    paths: tuple[str, ...],
+    at: datetime | None,
+    fmt: str,
+    out: str | None,
+    detailed_exitcode: bool,
+    compare_ref: str | None,
 ) -> None:
     """Show what applying the policies would do. Never writes to AWS.
 
@@ -60,13 +76,28 @@ def plan_command(
     instances, volumes, snapshots and AMIs of every --region.
     """
     engine = make_engine()
-    the_plan = engine.plan(engine.load_policies(paths), at=at)
-    if out:
+    policies = engine.load_policies(paths)
+    comparison = None
+    if compare_ref is None:
+        the_plan = engine.plan(policies, at=at)
+    else:
+        then = load_policies_at(compare_ref, paths or DEFAULT_POLICY_PATHS)
+        now_side, then_side = engine.plan_compared(policies, then.policies, at=at)
+        the_plan = now_side.plan
+        comparison = compare(then.ref, then.commit, now_side, then_side, then.missing)
+    if out:  # the plan to apply: this one, never REF's, never the comparison
         _save(the_plan, out)
     color = fmt == "text" and use_color()
     verbose = current_settings().verbose
     echo(
-        render.render(the_plan, cast("render.Format", fmt), color=color, verbose=verbose), nl=False
+        render.render(
+            the_plan,
+            cast("render.Format", fmt),
+            color=color,
+            verbose=verbose,
+            comparison=comparison,
+        ),
+        nl=False,
     )
     if detailed_exitcode and the_plan.has_changes:
         click.get_current_context().exit(CHANGES)
