@@ -326,8 +326,9 @@ def lead(comparison: Comparison) -> str:
     if comparison.stops_backing_up:
         parts.append(f"stops backing up {_kinds(comparison.stops_backing_up)}")
     if comparison.new_orphans:
+        n = len(comparison.new_orphans)
         parts.append(
-            f"leaves {_count(len(comparison.new_orphans), 'recovery point')} as orphans "
+            f"leaves {_count(n, 'recovery point')} as {'an orphan' if n == 1 else 'orphans'} "
             "(kept, never deleted)"
         )
     if comparison.starts_backing_up:
@@ -379,9 +380,10 @@ def impact(comparison: Comparison) -> list[str]:
                 f"; `{policy}` looks renamed to `{renamed[policy]}`, which starts new "
                 "lineages instead of continuing these"
             )
+        become = "becomes an orphan" if n == 1 else "become orphans"
         lines.append(
-            f"{_count(n, 'recovery point')} of policy `{policy}` become orphans: kept, never "
-            f"deleted, until a person deletes them{also}"
+            f"{_count(n, 'recovery point')} of policy `{policy}` {become}: kept, never "
+            f"deleted, until a person deletes {'it' if n == 1 else 'them'}{also}"
         )
     for region, policy, rid in comparison.moved:
         lines.append(
@@ -393,14 +395,16 @@ def impact(comparison: Comparison) -> list[str]:
             f"{r.kind} {_name_of(r)} in {r.region} is now backed up by {_quoted(r.policies)}"
         )
     if comparison.deletes_removed:
+        n = len(comparison.deletes_removed)
         lines.append(
-            f"{_count(len(comparison.deletes_removed), 'recovery point')} that {ref} deletes "
-            "are kept"
+            f"{_count(n, 'recovery point')} that {ref} deletes {'is' if n == 1 else 'are'} kept"
         )
     if comparison.adopted:
+        n = len(comparison.adopted)
         lines.append(
-            f"{_count(len(comparison.adopted), 'orphaned recovery point')} at {ref} "
-            "belong to a policy again and follow its retention"
+            f"{_count(n, 'orphaned recovery point')} at {ref} "
+            f"{'belongs' if n == 1 else 'belong'} to a policy again and follow"
+            f"{'s' if n == 1 else ''} its retention"
         )
     for old, new in comparison.renamed:
         if old not in orphaned:

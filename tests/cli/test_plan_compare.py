@@ -114,10 +114,10 @@ def test_a_renamed_policy_leaves_its_recovery_points_as_orphans_and_deletes_noth
     assert impact["stops_backing_up"] == []
     assert not [a for a in document["compare"]["added"] if a["type"] == "delete"]
     assert [a["policy"] for a in document["compare"]["added"]] == ["nightly-v2"]
-    assert "**This change leaves 1 recovery point as orphans (kept, never deleted).**" in page
+    assert "**This change leaves 1 recovery point as an orphan (kept, never deleted).**" in page
     assert (
-        "1 recovery point of policy \\`nightly\\` become orphans: kept, never deleted, until "
-        "a person deletes them; \\`nightly\\` looks renamed to \\`nightly-v2\\`"
+        "1 recovery point of policy \\`nightly\\` becomes an orphan: kept, never deleted, until "
+        "a person deletes it; \\`nightly\\` looks renamed to \\`nightly-v2\\`"
     ) in page
 
 
