@@ -137,3 +137,24 @@ def test_without_git_on_the_path_the_answer_says_to_install_it(repo, monkeypatch
 
     with pytest.raises(ConfigError, match="git is not installed"):
         load_policies_at("main", [str(repo / "policies")])
+
+
+def test_a_file_that_is_not_utf8_at_the_revision_is_located(repo):
+    (repo / "policies" / "latin1.yaml").write_bytes(b"version: 1\n# caf\xe9\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "latin-1")
+
+    with pytest.raises(ConfigError) as refused:
+        load_policies_at("HEAD", [str(repo / "policies")])
+
+    assert "HEAD:policies/latin1.yaml:2:6: the file is not UTF-8 text (byte 0xe9)" in str(
+        refused.value
+    )
+
+
+def test_a_file_named_twice_is_read_once(repo):
+    folder = repo / "policies"
+
+    at = load_policies_at("main", [str(folder), str(folder / "nightly.yaml")])
+
+    assert [p.name for p in at.policies.policies] == ["nightly"]
