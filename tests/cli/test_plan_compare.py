@@ -198,7 +198,7 @@ def test_out_saves_only_the_new_plan_and_detailed_exitcode_follows_it(runner, ec
     )
 
 
-def test_an_unknown_ref_is_one_line_and_reads_nothing_from_aws(runner, ec2, repo):
+def test_an_unknown_ref_is_one_line_that_names_it(runner, ec2, repo):
     result = run(runner, "plan", "--compare", "nope", str(repo / "policies"))
 
     assert result.exit_code == 1
