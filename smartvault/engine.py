@@ -35,11 +35,14 @@ from smartvault.aws.ec2 import Ec2Snapshots
 from smartvault.aws.holds import Ec2Holds
 from smartvault.aws.inventory import read_everything
 from smartvault.aws.inventory import read_inventory
+from smartvault.aws.queries import regions_to_read
 from smartvault.aws.session import AwsSession
 from smartvault.aws.sns import publish
 from smartvault.aws.volumes import Ec2Volumes
 from smartvault.core import planner
 from smartvault.core import preflight
+from smartvault.core.compare import Side
+from smartvault.core.compare import within_regions
 from smartvault.core.coverage import Coverage
 from smartvault.core.coverage import coverage as compute_coverage
 from smartvault.core.model import AuditRecord
@@ -257,6 +260,36 @@ class Engine:
             return planner.plan_selecting(
                 policies, inventory, at or now, generated_at=now, allow_deletes=allow_deletes
             )
+
+    def plan_compared(
+        self,
+        policies: PolicySet,
+        then: PolicySet,
+        at: datetime | None = None,
+        allow_deletes: Sequence[str] = (),
+    ) -> tuple[Side, Side]:
+        """Plan ``policies`` and ``then`` (the policies at a git revision) over ONE read of
+        the account, at the same ``at``: every difference between the two is the edit's.
+
+        The inventory is read with both sets' selectors, so a resource only ``then``
+        selects (a narrowed selector) is there for its plan; each set is then planned over
+        the regions it would read itself. Selectors both sets share cost no second query;
+        each selector only ``then`` has costs one paginated Describe call per region.
+        ``allow_deletes`` applies to both plans alike.
+        """
+        now = self._clock()
+        working = self.session.regions()
+        both = PolicySet(policies=(*policies.policies, *then.policies))
+        inventory = read_inventory(self.session, both, working)
+        sides = []
+        with collector_paused():
+            for one in (policies, then):
+                own = within_regions(inventory, regions_to_read(one, working))
+                plan, selected = planner.plan_selecting(
+                    one, own, at or now, generated_at=now, allow_deletes=allow_deletes
+                )
+                sides.append(Side(plan, selected, one))
+        return sides[0], sides[1]
 
     def check_saved_plan(
         self, saved: Plan, policies: PolicySet, max_age: timedelta = DEFAULT_MAX_PLAN_AGE

@@ -18,11 +18,13 @@ from smartvault.cli.params import allow_deletes_option
 from smartvault.cli.params import parse_time
 from smartvault.cli.params import policy_paths
 from smartvault.core import preflight
+from smartvault.core.compare import compare
 from smartvault.core.model import Plan
 from smartvault.engine import DEFAULT_POLICY_PATHS
 from smartvault.errors import ConfigError
 from smartvault.formats import plan_json
 from smartvault.formats import render
+from smartvault.formats.policy.revision import load_policies_at
 
 
 @click.command("plan", cls=PlanCommand)
@@ -54,6 +56,14 @@ from smartvault.formats import render
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on any error.",
 )
+@click.option(
+    "--compare",
+    "compare_ref",
+    metavar="REF",
+    help="Also plan with the policy files as they are at git revision REF (same account "
+    "read, same --at) and show what the change itself does, e.g. "
+    "`smartvault plan --compare origin/main --format markdown` in a pull request.",
+)
 @allow_deletes_option
 def plan_command(
     paths: tuple[str, ...],
@@ -62,6 +72,7 @@ def plan_command(
     out: str | None,
     detailed_exitcode: bool,
     allow_deletes: tuple[str, ...],
+    compare_ref: str | None,
 ) -> None:
     """Show what applying the policies would do. Never writes to AWS.
 
@@ -73,6 +84,7 @@ def plan_command(
     Examples:
       smartvault plan --format markdown > plan.md
       smartvault plan --allow-deletes prod-nightly --out plan.json
+      smartvault plan --compare origin/main --format markdown > review.md
     """
     engine = make_engine()
     policies = engine.load_policies(paths)
@@ -81,13 +93,30 @@ def plan_command(
     )
     if unknown:
         raise ConfigError(unknown)
-    the_plan = engine.plan(policies, at=at, allow_deletes=allow_deletes)
-    if out:
+    comparison = None
+    if compare_ref is None:
+        the_plan = engine.plan(policies, at=at, allow_deletes=allow_deletes)
+    else:
+        then = load_policies_at(compare_ref, paths or DEFAULT_POLICY_PATHS)
+        # Both sides with the same second key: the comparison shows the edit, not the key.
+        now_side, then_side = engine.plan_compared(
+            policies, then.policies, at=at, allow_deletes=allow_deletes
+        )
+        the_plan = now_side.plan
+        comparison = compare(then.ref, then.commit, now_side, then_side, then.missing)
+    if out:  # the plan to apply: this one, never REF's, never the comparison
         _save(the_plan, out)
     color = fmt == "text" and use_color()
     verbose = current_settings().verbose
     echo(
-        render.render(the_plan, cast("render.Format", fmt), color=color, verbose=verbose), nl=False
+        render.render(
+            the_plan,
+            cast("render.Format", fmt),
+            color=color,
+            verbose=verbose,
+            comparison=comparison,
+        ),
+        nl=False,
     )
     if detailed_exitcode and the_plan.has_changes:
         click.get_current_context().exit(CHANGES)

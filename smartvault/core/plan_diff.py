@@ -21,7 +21,7 @@ from smartvault.core.model import Plan
 from smartvault.core.model import format_timeout
 from smartvault.core.times import format_time
 
-_Identity = tuple[str, str, str, str, str, str | None]
+Identity = tuple[str, str, str, str, str, str | None]
 
 _PRESENT = {
     "create": "creates",
@@ -39,7 +39,12 @@ _IDENTITY_FIELDS = frozenset(
 _DESCRIPTIVE_FIELDS = frozenset({"resource_name"})
 
 
-def _identity(action: Action) -> _Identity:
+def identity(action: Action) -> Identity:
+    """Which action it is: (type, region, policy, resource id, recovery point, target region).
+
+    Two plans' actions with the same identity are the same action, whatever else differs;
+    ``apply --plan`` and ``plan --compare`` match actions by it.
+    """
     target = action.target_region if isinstance(action, CopyAction) else None
     return (
         action.type,
@@ -105,13 +110,13 @@ def compare_actions(saved: Plan, fresh: Plan) -> list[str]:
     different). An empty list means the saved plan still does exactly what planning again would do.
     """
     # indices, not objects: equal actions (even one object twice) are matched one to one
-    unmatched: dict[_Identity, list[int]] = {}
+    unmatched: dict[Identity, list[int]] = {}
     for index, action in enumerate(fresh.actions):
-        unmatched.setdefault(_identity(action), []).append(index)
+        unmatched.setdefault(identity(action), []).append(index)
 
     lines: list[str] = []
     for action in saved.actions:
-        candidates = unmatched.get(_identity(action))
+        candidates = unmatched.get(identity(action))
         if not candidates:
             lines.append(f"- no longer {_PRESENT[action.type]} {_what(action)} (gone or changed)")
             continue

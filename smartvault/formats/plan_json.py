@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import cast
 
+from smartvault.core.compare import ComparedAction
+from smartvault.core.compare import Comparison
+from smartvault.core.compare import Resource
+from smartvault.core.compare import lead
 from smartvault.core.model import Action
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
@@ -213,6 +217,69 @@ def dumps(plan: Plan) -> str:
     Equal plans give byte-identical text (tag maps are written sorted by key).
     """
     return json.dumps(plan_to_dict(plan), indent=2, ensure_ascii=False) + "\n"
+
+
+def _compared(change: ComparedAction) -> dict[str, Any]:
+    data = action_to_dict(change.action)
+    held = change.held_by
+    data["held_by"] = None if held is None else held_by_to_dict(held)
+    return data
+
+
+def _resources(resources: Iterable[Resource]) -> list[dict[str, Any]]:
+    return [
+        {
+            "region": r.region,
+            "resource_id": r.resource_id,
+            "resource_name": r.resource_name,
+            "policies": list(r.policies),
+        }
+        for r in resources
+    ]
+
+
+def comparison_to_dict(comparison: Comparison) -> dict[str, Any]:
+    """``plan --compare REF``'s ``compare`` object (docs/plan-format.md)."""
+    return {
+        "ref": comparison.ref,
+        "commit": comparison.commit,
+        "added": [_compared(c) for c in comparison.added],
+        "removed": [_compared(c) for c in comparison.removed],
+        "impact": {
+            "lead": lead(comparison),
+            "deletes_kept_by_ref": len(comparison.deletes_added),
+            "held": sum(1 for c in comparison.deletes_added if c.held_by is not None),
+            "keeps_deleted_by_ref": len(comparison.deletes_removed),
+            "stops_backing_up": _resources(comparison.stops_backing_up),
+            "starts_backing_up": _resources(comparison.starts_backing_up),
+            "new_orphans": [
+                {
+                    "region": o.region,
+                    "policy": o.policy,
+                    "recovery_point": o.recovery_point,
+                    "snapshot_ids": list(o.snapshot_ids),
+                    "created_at": format_time(o.created_at),
+                }
+                for o in comparison.new_orphans
+            ],
+            "policies_added": list(comparison.policies_added),
+            "policies_removed": list(comparison.policies_removed),
+            "policies_renamed": [{"from": old, "to": new} for old, new in comparison.renamed],
+            "policies_changed": [
+                {"name": c.name, "fields": list(c.changed)} for c in comparison.policies_changed
+            ],
+            "missing_at_ref": list(comparison.missing_at_ref),
+        },
+    }
+
+
+def dumps_compared(plan: Plan, comparison: Comparison) -> str:
+    """:func:`dumps`, with ``compare`` last: what ``plan --compare REF --format json`` prints.
+
+    A plan made without ``--compare`` has no ``compare`` key: its text is :func:`dumps`'.
+    """
+    data = {**plan_to_dict(plan), "compare": comparison_to_dict(comparison)}
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 # --- dict -> Plan -----------------------------------------------------------------

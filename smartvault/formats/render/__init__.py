@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from smartvault.core.compare import Comparison
 from smartvault.core.model import Plan
 from smartvault.formats import plan_json
 from smartvault.formats.render.common import summary_line
@@ -33,12 +34,22 @@ __all__ = [
 Format = Literal["text", "json", "markdown"]
 
 
-def render(plan: Plan, fmt: Format, *, color: bool = False, verbose: bool = False) -> str:
-    """The plan in ``fmt``: ``text`` (terminal), ``json`` or ``markdown`` (PRs)."""
+def render(
+    plan: Plan,
+    fmt: Format,
+    *,
+    color: bool = False,
+    verbose: bool = False,
+    comparison: Comparison | None = None,
+) -> str:
+    """The plan in ``fmt``: ``text`` (terminal), ``json`` or ``markdown`` (PRs); with
+    ``comparison`` (``plan --compare REF``), what the policy change does as well."""
     if fmt == "text":
-        return render_text(plan, color=color, verbose=verbose)
+        return render_text(plan, color=color, verbose=verbose, comparison=comparison)
     if fmt == "json":
+        if comparison is not None:
+            return plan_json.dumps_compared(plan, comparison)
         return plan_json.dumps(plan)
     if fmt == "markdown":
-        return render_markdown(plan)
+        return render_markdown(plan, comparison=comparison)
     raise ValueError(f"unknown plan format {fmt!r}; use text, json or markdown")

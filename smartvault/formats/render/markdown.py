@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 
+from smartvault.core.compare import ComparedAction
+from smartvault.core.compare import Comparison
+from smartvault.core.compare import impact
+from smartvault.core.compare import lead
 from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import Action
 from smartvault.core.model import CopyAction
@@ -370,6 +374,48 @@ def _markdown_blocks(plan: Plan) -> tuple[list[_Block], list[_Block]]:
     return head, body
 
 
+def _changes_section(title: str, changes: Sequence[ComparedAction]) -> _Section:
+    columns = ["Type", "Region", "Policy", "Resource", "Recovery point", "Reason"]
+    rows = []
+    for change in changes:
+        action = change.action
+        held = f" (held by safety: {change.held_by})" if change.held_by is not None else ""
+        rows.append(
+            _row(
+                [
+                    action.type,
+                    action.region,
+                    action.policy,
+                    named(action.resource_id, action.resource_name),
+                    action.recovery_point,
+                    action.reason + held,
+                ]
+            )
+        )
+    return _Section(title, rows, "action", "actions", header=_header(columns))
+
+
+def _comparison_blocks(comparison: Comparison) -> tuple[list[_Block], list[_Block]]:
+    """``plan --compare``: the lead sentence (never cut), then what it is made of."""
+    ref = md_escape(comparison.ref)
+    lead_line = lead(comparison)
+    head: list[_Block] = [
+        f"## SmartVault: this change against {ref}\n\n",
+        f"**{_md_paragraph(lead_line[0].upper() + lead_line[1:])}.**\n\n",
+    ]
+    facts = [f"- {_md_paragraph(line)}\n" for line in impact(comparison)]
+    sections: list[_Block] = [_Section("What it does", facts, "line", "lines")]
+    if comparison.added:
+        sections.append(_changes_section("Only in this plan", comparison.added))
+    if comparison.removed:
+        sections.append(_changes_section(f"Only in {ref}'s plan", comparison.removed))
+    sections.append(
+        f"Both plans read the account once, at the same time; {ref} is commit "
+        f"{md_escape(comparison.commit[:12])}.\n\n"
+    )
+    return head, sections
+
+
 def _assemble(blocks: Iterable[_Block], cap: int) -> str:
     return (
         "".join(
@@ -406,7 +452,9 @@ def _largest_fitting_cap(blocks: Sequence[_Block], limit: int) -> int | None:
     return low
 
 
-def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
+def render_markdown(
+    plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT, comparison: Comparison | None = None
+) -> str:
     """The plan as a pull-request comment, never longer than ``limit`` characters.
 
     A title and summary table first, then warnings, then one section per policy
@@ -416,9 +464,17 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     fold into ``<details>``.
     User-controlled text is escaped. When everything would not fit, rows are left
     out from the end of the longest sections, each saying how many are not shown.
+
+    With ``comparison`` (``plan --compare REF``) the comment leads with what the policy
+    change does: a bold sentence, the facts it is made of, and the actions only one of
+    the two plans has; the plan follows.
     """
     head, body = _markdown_blocks(plan)
     blocks = [*head, *body]
+    if comparison is not None:  # the change leads: what a reviewer reads before merging
+        lead_blocks, compared = _comparison_blocks(comparison)
+        blocks = [*lead_blocks, *compared, *blocks]
+        head = [*lead_blocks, *head]  # never cut
     cap = _largest_fitting_cap(blocks, limit)
     if cap is not None:
         return _assemble(blocks, cap)

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from smartvault.core.compare import ComparedAction
+from smartvault.core.compare import Comparison
+from smartvault.core.compare import impact
+from smartvault.core.compare import lead
 from smartvault.core.model import Action
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
@@ -88,7 +92,40 @@ def _group_lines(
     return lines
 
 
-def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
+def _change_line(sign: str, change: ComparedAction) -> str:
+    action = change.action
+    held = f" [held by safety: {change.held_by}]" if change.held_by is not None else ""
+    return (
+        f"    {sign} {action.type:<7} {action.region}  {action.policy}  "
+        f"{named(action.resource_id, action.resource_name)}  {action.recovery_point} — "
+        f"{action.reason}{held}"
+    )
+
+
+def comparison_lines(comparison: Comparison, paint: Callable[..., str]) -> list[str]:
+    """The "Compared with REF" block: the lead sentence, its facts, the actions that differ."""
+    ref = comparison.ref
+    lines = [
+        paint(f"Compared with {ref} ({comparison.commit[:12]}):", _BOLD),
+        paint(f"  {lead(comparison)}", _BOLD),
+        *(f"  - {line}" for line in impact(comparison)),
+    ]
+    if comparison.added:
+        lines.append("  Only in this plan:")
+        lines.extend(_change_line("+", c) for c in comparison.added)
+    if comparison.removed:
+        lines.append(f"  Only in {ref}'s plan:")
+        lines.extend(_change_line("-", c) for c in comparison.removed)
+    return lines
+
+
+def render_text(
+    plan: Plan,
+    *,
+    color: bool = False,
+    verbose: bool = False,
+    comparison: Comparison | None = None,
+) -> str:
     """The plan for a terminal; ANSI colour only when ``color`` is true.
 
     A header, the warnings (``!``), then one section per policy (its file, slot and
@@ -98,7 +135,8 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
     and how many are verified; each one with the rules that keep it and the day it was
     verified when ``verbose``) and skipped ones, each naming the resource with its
     ``Name`` (``i-0abc (web-1)``), then the deletions ``safety`` held (``✗``) under the rule
-    that held them; then orphans, then a closing summary line.
+    that held them; then orphans, then a closing summary line; with ``comparison``
+    (``plan --compare REF``), a "Compared with REF" block after it.
     """
 
     def paint(text: str, *codes: str) -> str:
@@ -157,4 +195,7 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
 
     lines.append("")
     lines.append(paint(summary_line(plan), _BOLD))
+    if comparison is not None:  # after the plan: the last thing on the screen
+        lines.append("")
+        lines.extend(comparison_lines(comparison, paint))
     return "\n".join(lines) + "\n"
