@@ -138,7 +138,12 @@ def read_text(
     line and column of the first one.
     """
     shown = os.fspath(path) if shown is None else shown
-    data = read_bytes(path, shown, limit=limit, too_large=too_large)
+    return decode_text(read_bytes(path, shown, limit=limit, too_large=too_large), shown)
+
+
+def decode_text(data: bytes, shown: str) -> str:
+    """``data`` as UTF-8 text, a byte order mark dropped; bytes that are not UTF-8 are
+    refused (:class:`FileRefused`) with the line and column of the first one."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -10,8 +10,11 @@ in two places, is collected and raised together as one
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
+from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -120,11 +123,36 @@ def load_policies(paths: Sequence[str | os.PathLike[str]]) -> PolicySet:
                 seen.add(real)
                 to_read.append((str(file), file))
 
+    loaded, more = parse_files(
+        (shown, functools.partial(files.read_text, file, shown, too_large=_TOO_LARGE))
+        for shown, file in to_read
+    )
+    problems.extend(more)
+    if problems:
+        raise PolicyError(sorted(problems))
+    return loaded
+
+
+_TOO_LARGE = "split its policies into several files"
+
+
+def parse_files(
+    readers: Iterable[tuple[str, Callable[[], str]]],
+) -> tuple[PolicySet, list[Problem]]:
+    """Parse each file (named as shown, its text from its reader: a
+    :class:`~smartvault.files.FileRefused` is that file's problem), then check that policy
+    names are unique across all of them: the policies, and every problem found.
+
+    One reading for files on disk (:func:`load_policies`) and files at a git revision
+    (:mod:`.revision`): both mean the same policies by the same text.
+    """
+    problems: list[Problem] = []
     policies: list[Policy] = []
     names: list[NameUse] = []
-    for shown, file in to_read:
+    shown_files: list[str] = []
+    for shown, read in readers:
         try:
-            text = files.read_text(file, shown, too_large="split its policies into several files")
+            text = read()
         except files.FileRefused as exc:
             problems.append(exc.problem)
             continue
@@ -132,7 +160,6 @@ def load_policies(paths: Sequence[str | os.PathLike[str]]) -> PolicySet:
         problems.extend(parsed.problems)
         policies.extend(parsed.policies)
         names.extend(parsed.names)
+        shown_files.append(shown)
     problems.extend(duplicate_names(names))
-    if problems:
-        raise PolicyError(sorted(problems))
-    return PolicySet(policies=tuple(policies), files=tuple(shown for shown, _ in to_read))
+    return PolicySet(policies=tuple(policies), files=tuple(shown_files)), problems

@@ -15,22 +15,19 @@ Every failure is a :class:`~smartvault.errors.ConfigError` that says where and w
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from smartvault import files
-from smartvault.core.model import Policy
 from smartvault.core.model import PolicySet
 from smartvault.errors import ConfigError
-from smartvault.errors import Problem
-from smartvault.formats.policy.checks import NameUse
-from smartvault.formats.policy.checks import duplicate_names
 from smartvault.formats.policy.load import POLICY_SUFFIXES
-from smartvault.formats.policy.parse import parse_document
-from smartvault.formats.policy.yaml12 import compose
+from smartvault.formats.policy.load import parse_files
 
 #: seconds one git command may take: a local repository answers in milliseconds
 GIT_TIMEOUT = 30.0
@@ -181,19 +178,7 @@ def _read(entry: _Entry, shown: str, top: str) -> str:
     result = _git(["cat-file", "blob", entry.object_id], top)
     if result.returncode != 0:
         raise files.FileRefused(shown, f"git cannot read it: {_said(result)}")
-    data = result.stdout[: files.MAX_FILE_BYTES + 1]
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start]
-        line = before.count(b"\n") + 1
-        column = exc.start - (before.rfind(b"\n") + 1) + 1
-        raise files.FileRefused(
-            shown,
-            f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8",
-            line,
-            column,
-        ) from None
+    return files.decode_text(result.stdout[: files.MAX_FILE_BYTES + 1], shown)
 
 
 def load_policies_at(ref: str, paths: Sequence[str]) -> PoliciesAtRevision:
@@ -207,10 +192,7 @@ def load_policies_at(ref: str, paths: Sequence[str]) -> PoliciesAtRevision:
     commits: dict[str, str] = {}
     missing: list[str] = []
     seen: set[tuple[str, str]] = set()
-    problems: list[Problem] = []
-    policies: list[Policy] = []
-    names: list[NameUse] = []
-    shown_files: list[str] = []
+    readers: list[tuple[str, Callable[[], str]]] = []
     for path in paths:
         folder, absolute = _where(path)
         top = _top_level(path, folder)
@@ -238,17 +220,8 @@ def load_policies_at(ref: str, paths: Sequence[str]) -> PoliciesAtRevision:
                 continue
             seen.add((top, entry.path))
             shown = f"{ref}:{entry.path}"
-            try:
-                text = _read(entry, shown, top)
-            except files.FileRefused as exc:
-                problems.append(exc.problem)
-                continue
-            parsed = parse_document(compose(text, shown))
-            problems.extend(parsed.problems)
-            policies.extend(parsed.policies)
-            names.extend(parsed.names)
-            shown_files.append(shown)
-    problems.extend(duplicate_names(names))
+            readers.append((shown, functools.partial(_read, entry, shown, top)))
+    loaded, problems = parse_files(readers)
     if problems:
         listed = "\n".join(str(p) for p in sorted(problems))
         raise ConfigError(
@@ -259,6 +232,6 @@ def load_policies_at(ref: str, paths: Sequence[str]) -> PoliciesAtRevision:
         ref=ref,
         # the first work tree's: the policies are almost always in one
         commit=next(iter(commits.values()), ""),
-        policies=PolicySet(policies=tuple(policies), files=tuple(shown_files)),
+        policies=loaded,
         missing=tuple(missing),
     )
