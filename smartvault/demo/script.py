@@ -76,12 +76,14 @@ class _Script:
         self._seed()
         plan_file = self._folder / "plan.json"
 
-        self._step(
+        if not self._step(
             "validate",
             "Check the policy files: every problem as file:line:column, before anything runs.",
             "validate",
             str(policies),
-        )
+        ):
+            self._echo("The demo stops here: fix the policies above and run it again.")
+            return self._outcome(plan_file, None, started)
         self._step(
             "audit init",
             "Create the DynamoDB audit table (once per account): apply records every "

@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from smartvault.cli import cli
+from smartvault.demo.script import _shorten_retention
+
+#: a step's heading: ``━━ smartvault plan ━━━...``, and the closing ``━━ what happened ━━━``
+HEADING = r"^━━ (?:smartvault )?(.+?) ━"
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -59,7 +63,7 @@ def test_the_demo_runs_the_whole_cycle_twice_and_leaves_nothing_behind(runner, w
         assert "Restore tests: 5 passed, 0 failed." in result.output
         assert "The shortened retention: safety held 19 deletions" in result.output
     out = first.output
-    headings = re.findall(r"^━━ smartvault (.+?) ━", out, re.MULTILINE)
+    headings = re.findall(HEADING, out, re.MULTILINE)
     assert headings == [
         "validate",
         "audit init",
@@ -70,10 +74,9 @@ def test_the_demo_runs_the_whole_cycle_twice_and_leaves_nothing_behind(runner, w
         "verify",
         "plan --compare",
         "audit list",
+        "what happened",
     ]
-    steps = dict(
-        zip(headings, re.split(r"^━━ smartvault .+$", out, flags=re.MULTILINE)[1:], strict=True)
-    )
+    steps = dict(zip(headings, re.split(r"^━━ .+$", out, flags=re.MULTILINE)[1:], strict=True))
     assert "ok: 2 policies in 2 files" in steps["validate"]
     assert "excluded from nightly by exclude_tags backup-skip" in steps["coverage"]
     assert "(build-runner)" in steps["coverage"]
@@ -105,3 +108,33 @@ def test_without_moto_it_says_how_to_install_it(runner, monkeypatch):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert "pip install -e '.[demo]'" in result.stderr
+
+
+def test_invalid_policies_of_ones_own_stop_the_demo_after_validate(runner, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\npolicies:\n  - name: bad\n    selector: 3\n")
+
+    result = runner.invoke(cli, ["demo", str(bad)])
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert re.findall(HEADING, result.output, re.MULTILINE) == [
+        "validate",
+        "what happened",
+    ]
+    assert "bad.yaml:4:" in result.output
+    assert "The demo stops here: fix the policies above" in result.output
+    assert "these steps did not succeed: validate" in result.stderr
+    assert bad.read_text().endswith("selector: 3\n")
+
+
+def test_the_edit_under_review_shortens_the_first_retention_it_finds(tmp_path):
+    (tmp_path / "b.yaml").write_text("policies:\n  - retention:\n      keep_last: 9\n")
+    (tmp_path / "a.yaml").write_text(
+        "policies:\n  - retention:\n      max_age: 30d\n      keep_last: 4\n"
+    )
+
+    assert _shorten_retention(tmp_path) == "a.yaml: max_age 30d → 1d, keep_last 4 → 1"
+    assert (tmp_path / "a.yaml").read_text().endswith("max_age: 1d\n      keep_last: 1\n")
+    assert (tmp_path / "b.yaml").read_text().endswith("keep_last: 9\n")
+    assert _shorten_retention(tmp_path / "empty") is None
