@@ -158,6 +158,7 @@ class _Script:
             + ", ".join(str(p) for p in paths)
             + " (copied to $DEMO/repo/policies; the originals are never changed)."
         )
+        self._echo("Every command below runs with: " + " ".join(_GLOBAL))
 
     def _seed(self) -> None:
         from smartvault.aws.session import AwsSession
