@@ -24,6 +24,7 @@ from typing import cast
 from typing import overload
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from smartvault import __version__
@@ -174,7 +175,10 @@ class AwsSession:
     def _boto_session_locked(self) -> boto3.session.Session:
         if self._session is None:
             with translate_errors("sts", "", ""):
-                self._session = boto3.session.Session(profile_name=self._profile)
+                core = _with_shared_models(botocore.session.get_session())
+                self._session = boto3.session.Session(
+                    botocore_session=core, profile_name=self._profile
+                )
         return self._session
 
     # --- regions ----------------------------------------------------------
@@ -301,6 +305,25 @@ class AwsSession:
         :meth:`account_id`); None when STS did not say. Raises ``AwsError`` as it does."""
         self.account_id(region)
         return self._caller_arn
+
+
+#: botocore's loader of service models, shared by every session of this process
+_LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
+
+
+def _with_shared_models(core: botocore.session.Session) -> botocore.session.Session:
+    """``core``, reading its service models through the loader of the process's first
+    session: each loader parses EC2's model (megabytes of JSON, ~0.3 s) once; a process
+    that makes many sessions (``smartvault demo`` runs ten commands) would parse it for
+    each. The models are the installed botocore's, the same for every session."""
+    global _LOADER
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", _LOADER)
+    return core
 
 
 def _refuse_other_servers(client: Any, service: str, region: str) -> None:

@@ -13,6 +13,7 @@ from smartvault import __version__
 from smartvault.cli.apply import apply_command
 from smartvault.cli.audit import audit_group
 from smartvault.cli.coverage import coverage_command
+from smartvault.cli.demo import demo_command
 from smartvault.cli.deploy import deploy_group
 from smartvault.cli.errors import SmartVaultGroup
 from smartvault.cli.holds import hold_command
@@ -96,6 +97,7 @@ for _command in (
     release_command,
     verify_command,
     coverage_command,
+    demo_command,
     audit_group,
     deploy_group,
 ):

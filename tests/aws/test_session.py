@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from smartvault import __version__
+from smartvault.aws import session as session_module
 from smartvault.aws.errors import NotAnAwsReply
 from smartvault.aws.errors import check_reply
 from smartvault.aws.errors import translate_errors
@@ -45,6 +46,29 @@ def test_a_client_is_created_once_per_service_and_region() -> None:
     assert session.client("ec2", "eu-west-1") is not first
     assert session.client("sts", "us-east-1").meta.service_model.service_name == "sts"
     assert session.client("ec2", "eu-west-1").meta.region_name == "eu-west-1"
+
+
+def test_sessions_of_one_process_read_the_service_models_once(monkeypatch) -> None:
+    """``smartvault demo`` runs ten commands in one process, each with its own session:
+    EC2's model (megabytes of JSON) must be parsed once, not once per session."""
+    from botocore import loaders
+
+    loaded: list[str] = []
+    real = loaders.Loader.load_data_with_path
+
+    def counting(self: Any, name: str) -> Any:
+        loaded.append(name)
+        return real(self, name)
+
+    monkeypatch.setattr(loaders.Loader, "load_data_with_path", counting)
+    monkeypatch.setattr(session_module, "_LOADER", None)  # as in a new process
+    AwsSession(regions=("us-east-1",)).client("ec2", "us-east-1")
+    first = loaded.count("ec2/2016-11-15/service-2")
+    for _ in range(2):
+        AwsSession(regions=("us-east-1",)).client("ec2", "us-east-1")
+
+    assert first > 0
+    assert loaded.count("ec2/2016-11-15/service-2") == first
 
 
 def test_clients_use_adaptive_retries_timeouts_and_a_smartvault_user_agent() -> None:
