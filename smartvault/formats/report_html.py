@@ -158,7 +158,8 @@ def _attention(s: AuditSummary) -> str:
     return (
         f'<section id="attention" data-count="{len(s.attention)}">'
         f"<h2>Failures: {_e(words)}</h2>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}</section>"
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+        f"</table></div>{more}</section>"
     )
 
 
