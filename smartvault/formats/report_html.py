@@ -24,6 +24,7 @@ from datetime import timedelta
 from functools import cache
 from importlib import resources
 from string import Template
+from typing import Any
 
 from smartvault.core.audit_summary import AuditSummary
 from smartvault.core.audit_summary import DayCount
@@ -45,6 +46,11 @@ COLUMNS = (
     "reason / error",
     "actor",
     "run id",
+)
+#: the columns written as indexes into the page's string table (see ``_data``)
+CODED = tuple(
+    COLUMNS.index(c)
+    for c in ("action", "outcome", "policy", "region", "reason / error", "actor", "run id")
 )
 #: failed records shown in the section at the top; the rest are in the table
 ATTENTION_SHOWN = 500
@@ -76,7 +82,7 @@ def render_report(
         chart=_chart(summary.days),
         policies=_policies(summary),
         headers="".join(f"<th scope=col>{html.escape(c)}</th>" for c in COLUMNS),
-        data=embed_json({"records": [_row(r) for r in rows]}),
+        data=embed_json(_data(rows)),
     )
 
 
@@ -101,6 +107,27 @@ def _template() -> tuple[Template, str, str]:
 def _region(r: AuditRecord) -> str:
     target = r.details.get("target_region")
     return f"{r.region}→{target}" if r.action == "copy" and target else r.region
+
+
+def _data(rows: list[AuditRecord]) -> dict[str, object]:
+    """``{"strings": [...], "coded": [...], "records": [[...], ...]}``: each record an array
+    in :data:`COLUMNS` order; in the ``coded`` columns (few distinct values: action,
+    outcome, policy, region, reason, actor, run id) an index into ``strings``, which keeps
+    50,000 records' page a third smaller and quicker to parse."""
+    strings: dict[str, int] = {}
+    out: list[list[str | int]] = []
+    for r in rows:
+        row: list[str | int] = list(_row(r))
+        for c in CODED:
+            row[c] = strings.setdefault(str(row[c]), len(strings))
+        out.append(row)
+    return {"strings": list(strings), "coded": list(CODED), "records": out}
+
+
+def decoded(data: dict[str, Any]) -> list[list[str]]:
+    """The records of :func:`_data`'s JSON as text again (what the page's script does)."""
+    strings, coded = data["strings"], set(data["coded"])
+    return [[strings[v] if c in coded else v for c, v in enumerate(row)] for row in data["records"]]
 
 
 def _row(r: AuditRecord) -> list[str]:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from smartvault.core.model import AuditRecord
 from smartvault.engine import Engine
+from smartvault.formats.report_html import decoded
 from smartvault.settings import Settings
 from tests.cli import POLICY
 from tests.cli import one_error_line
@@ -95,7 +96,7 @@ def _page_data(path) -> list[list[str]]:
     start = page.index('<script type="application/json" id="data">') + len(
         '<script type="application/json" id="data">'
     )
-    return json.loads(page[start : page.index("</script>", start)])["records"]
+    return decoded(json.loads(page[start : page.index("</script>", start)]))
 
 
 def test_audit_report_writes_the_page_of_the_records_of_the_window(

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import PolicySet
 from smartvault.formats.report_html import COLUMNS
+from smartvault.formats.report_html import decoded
 from smartvault.formats.report_html import embed_json
 from smartvault.formats.report_html import render_report
 from tests.factories import make_policy
@@ -95,7 +96,7 @@ def test_no_record_text_can_end_the_data_block_or_become_markup():
     block = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)
     assert block is not None
     assert not set(block.group(1)) & {"<", ">", "&", "\u2028", "\u2029"}
-    row = data_of(page)["records"][0]
+    row = decoded(data_of(page))[0]
     assert row[COLUMNS.index("reason / error")] == HOSTILE
     assert row[COLUMNS.index("actor")] == HOSTILE
 
@@ -106,6 +107,18 @@ def test_embedded_json_reads_back_unchanged_and_holds_no_markup(text):
 
     assert json.loads(embedded) == {"t": text, "l": [text]}
     assert not set(embedded) & {"<", ">", "&", "\u2028", "\u2029"}
+
+
+def test_repeated_values_are_written_once_and_read_back_whole():
+    records = [
+        record(actor="arn:aws:sts::1:assumed-role/r/s", resource_id=f"i-{n}") for n in range(3)
+    ]
+
+    data = data_of(render_report(records, generated_at=NOW, since=timedelta(days=1)))
+
+    assert data["strings"].count("arn:aws:sts::1:assumed-role/r/s") == 1
+    assert [r[COLUMNS.index("resource")] for r in decoded(data)] == ["i-0", "i-1", "i-2"]
+    assert {r[COLUMNS.index("actor")] for r in decoded(data)} == {"arn:aws:sts::1:assumed-role/r/s"}
 
 
 def test_the_page_loads_nothing_from_anywhere():
@@ -152,7 +165,7 @@ def test_failures_come_first_and_records_are_in_the_data_newest_first():
     attention = page[page.index('id="attention"') : page.index('id="chart"')]
     assert "IncorrectState: volume busy" in attention
     assert 'data-count="1"' in attention
-    rows = data_of(page)["records"]
+    rows = decoded(data_of(page))
     assert [r[COLUMNS.index("recovery point")] for r in rows] == [
         "nightly/i-0abc/20261202T0300Z",
         "nightly/i-0abc/old",
@@ -181,6 +194,6 @@ def test_each_policy_row_shows_its_rpo():
 def test_an_empty_log_is_still_a_page():
     page = render_report([], generated_at=NOW, since=timedelta(days=7))
 
-    assert data_of(page) == {"records": []}
+    assert decoded(data_of(page)) == []
     assert len([t for t, _ in parse(page).tags if t == "rect"]) == 16  # 8 days, 2 bars each
     assert "0 records from 2026-11-25T06:00:00Z" in page

@@ -2,9 +2,14 @@
 // Plain script, no library: the data is the JSON block above, as arrays (see COLUMNS).
 (function () {
   "use strict";
-  var PAGE = 200; // rows added per render; "Show more" adds the next page
+  var PAGE = 100; // rows added per render; "Show more" adds the next page
   var data = JSON.parse(document.getElementById("data").textContent);
-  var rows = data.records; // [time, action, outcome, policy, region, resource, rp, ids, detail, actor, run]
+  // each row: [time, action, outcome, policy, region, resource, rp, ids, detail, actor, run];
+  // the "coded" columns hold an index into data.strings (repeated values, written once)
+  var rows = data.records;
+  for (var r = 0; r < rows.length; r++) {
+    for (var k = 0; k < data.coded.length; k++) rows[r][data.coded[k]] = data.strings[rows[r][data.coded[k]]];
+  }
   var IDS = 7;
   var tbody = document.getElementById("rows");
   var search = document.getElementById("search");
@@ -63,12 +68,16 @@
     more.hidden = end >= shown.length;
   }
 
+  function buildHaystack() {
+    if (haystack === null) haystack = rows.map(function (r) { return r.join("\u0001").toLowerCase(); });
+  }
+
   function filter() {
     var words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
     if (!words.length) {
       shown = order;
     } else {
-      if (haystack === null) haystack = rows.map(function (r) { return r.join("\u0001").toLowerCase(); });
+      buildHaystack();
       shown = order.filter(function (i) {
         var h = haystack[i];
         for (var w = 0; w < words.length; w++) if (h.indexOf(words[w]) < 0) return false;
@@ -127,4 +136,5 @@
   }
   render(0);
   document.body.setAttribute("data-ready-ms", String(Math.round(performance.now())));
+  setTimeout(buildHaystack, 50); // after the first paint, so the first keystroke is quick too
 })();
