@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from datetime import timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given
@@ -197,3 +199,19 @@ def test_an_empty_log_is_still_a_page():
     assert decoded(data_of(page)) == []
     assert len([t for t, _ in parse(page).tags if t == "rect"]) == 16  # 8 days, 2 bars each
     assert "0 records from 2026-11-25T06:00:00Z" in page
+
+
+def test_the_page_template_ships_in_the_wheel():
+    """Its files are package data: pyproject's globs must name every one of them."""
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["smartvault"]
+    package = root / "smartvault"
+    shipped = {p for g in globs for p in package.glob(g)}
+    files = set((package / "formats" / "report").iterdir())
+
+    assert files == {
+        package / "formats" / "report" / n for n in ("page.html", "report.css", "report.js")
+    }
+    assert files <= shipped
