@@ -115,9 +115,7 @@ def audit_report(paths: tuple[str, ...], since: timedelta, policy: str | None, o
     against its schedule; without, it is "unknown".
     """
     engine = make_engine()
-    policies: PolicySet | None = None
-    if paths or os.path.lexists(DEFAULT_POLICY_PATHS[0]):
-        policies = engine.load_policies(paths)
+    policies = _report_policies(paths)
     now = engine.now()
     records = _query(engine, now, since, policy)
     if policies is not None and policy is not None:
@@ -130,6 +128,26 @@ def audit_report(paths: tuple[str, ...], since: timedelta, policy: str | None, o
     failed = sum(1 for r in records if r.outcome == "failed")
     tail = f", {failed} failed" if failed else ""
     echo(f"wrote {out}: {len(records)} records of the last {span_text(since)}{tail}")
+
+
+def _report_policies(paths: tuple[str, ...]) -> PolicySet | None:
+    """The policies PATHS name (an error if they cannot be read); else ./policies when it
+    is there, where a problem only costs the RPO status: the log is read all the same."""
+    if paths:
+        return Engine.load_policies(paths)
+    if not os.path.lexists(DEFAULT_POLICY_PATHS[0]):
+        return None
+    try:
+        return Engine.load_policies()
+    except SmartVaultError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        echo(
+            f"warning: the policies in {DEFAULT_POLICY_PATHS[0]}/ cannot be read ({first}): "
+            "the report shows every RPO as unknown; run `smartvault validate`, or pass "
+            "the policy files as PATHS",
+            err=True,
+        )
+        return None
 
 
 def _query(

@@ -152,3 +152,28 @@ def test_audit_report_that_cannot_be_written_says_where(runner, ec2, tmp_path, m
     assert result.exit_code == 1
     line = one_error_line(result)
     assert f"cannot write the report to {tmp_path / 'no' / 'r.html'}" in line
+
+
+def test_audit_report_with_broken_policies_here_still_writes_the_page_and_warns(
+    runner, ec2, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "nightly.yaml").write_text("version: 1\npolicies: [{name: 3}]\n")
+    run(runner, "audit", "init")
+    _write()
+
+    result = run(runner, "audit", "report", "--out", "r.html")
+
+    assert result.exit_code == 0, result.output
+    assert "warning: the policies in policies/ cannot be read" in result.stderr
+    assert "smartvault validate" in result.stderr
+    assert 'data-rpo="unknown"' in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_audit_report_with_policy_paths_that_are_not_there_refuses(runner, ec2, tmp_path):
+    result = run(runner, "audit", "report", str(tmp_path / "nope"), "--out", str(tmp_path / "r"))
+
+    assert result.exit_code == 1
+    assert "no such file or directory" in one_error_line(result)
+    assert not (tmp_path / "r").exists()
