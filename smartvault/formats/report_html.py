@@ -69,7 +69,12 @@ def render_report(
 ) -> str:
     """The report page of ``records`` (any order), written at ``generated_at`` (aware),
     covering the ``since`` before it. With ``policies``, each policy's RPO status is
-    read against its schedule; without, it is "unknown"."""
+    read against its schedule; without, it is "unknown".
+
+    ``records`` are the ones to show, usually ``AuditLog.records.query(generated_at -
+    since, generated_at)``: all are shown and counted, and the page's heading calls them
+    the records of that window. Any caller (``audit report``, the demo) passes the same
+    four things; nothing here reads the clock, AWS or the policy files."""
     rows = sorted(records, key=lambda r: r.timestamp, reverse=True)
     summary = summarise(rows, generated_at=generated_at, since=since, policies=policies)
     page, css, js = _template()
