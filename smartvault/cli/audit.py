@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
+from datetime import datetime
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,14 +16,18 @@ import click
 from smartvault.cli.context import make_engine
 from smartvault.cli.output import echo
 from smartvault.cli.params import parse_span
+from smartvault.cli.params import policy_paths
 from smartvault.cli.params import span_text
 from smartvault.core.model import AuditRecord
+from smartvault.core.model import PolicySet
 from smartvault.core.times import format_time
 from smartvault.engine import DEFAULT_POLICY_PATHS
 from smartvault.engine import Engine
 from smartvault.errors import AuditError
 from smartvault.errors import AuditTableMissing
+from smartvault.errors import ConfigError
 from smartvault.errors import SmartVaultError
+from smartvault.formats.report_html import render_report
 
 
 @click.group("audit")
@@ -68,14 +75,7 @@ def audit_list(since: timedelta, policy: str | None, run_id: str | None, fmt: st
     """Audit records, newest first (from --audit-table in the first --region)."""
     engine = make_engine()
     now = engine.now()
-    log = engine.audit_log()
-    try:
-        records = log.records.query(now - since, now, policy=policy)
-    except AuditTableMissing as exc:
-        raise AuditError(
-            f"audit table {exc.table} not found in {exc.region}: pass the --audit-table "
-            "and --region it was created with, or create it with `smartvault audit init`"
-        ) from exc
+    records = _query(engine, now, since, policy)
     if run_id is not None:
         records = [r for r in records if r.run_id == run_id]
     if fmt == "json":
@@ -85,6 +85,81 @@ def audit_list(since: timedelta, policy: str | None, run_id: str | None, fmt: st
         echo(_nothing_found(since, policy))
     for record in records:
         echo(_record_line(record))
+
+
+@audit_group.command("report")
+@policy_paths
+@click.option(
+    "--since",
+    callback=parse_span,
+    metavar="DURATION",
+    default="30d",
+    show_default=True,
+    help="How far back to look: s, m, h, d or w (e.g. 7d, 12w).",
+)
+@click.option("--policy", metavar="NAME", help="Only records of this policy.")
+@click.option(
+    "--out",
+    required=True,
+    metavar="FILE.html",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Where to write the page (replaced if it exists).",
+)
+def audit_report(paths: tuple[str, ...], since: timedelta, policy: str | None, out: str) -> None:
+    """Write the audit log as one self-contained HTML page: open it in any browser, offline.
+
+    It shows failures first (and records left pending over an hour: a crashed run),
+    recovery points created and deleted per day, per-policy totals and RPO status, and
+    every record in a searchable, sortable table. PATHS are policy files or directories
+    (default: ./policies, when it is there): with them, each policy's RPO status is read
+    against its schedule; without, it is "unknown".
+    """
+    engine = make_engine()
+    policies = _report_policies(paths)
+    now = engine.now()
+    records = _query(engine, now, since, policy)
+    if policies is not None and policy is not None:
+        policies = PolicySet(tuple(p for p in policies.policies if p.name == policy))
+    page = render_report(records, generated_at=now, since=since, policies=policies)
+    try:
+        Path(out).write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report to {out}: {exc.strerror}") from exc
+    failed = sum(1 for r in records if r.outcome == "failed")
+    tail = f", {failed} failed" if failed else ""
+    echo(f"wrote {out}: {len(records)} records of the last {span_text(since)}{tail}")
+
+
+def _report_policies(paths: tuple[str, ...]) -> PolicySet | None:
+    """The policies PATHS name (an error if they cannot be read); else ./policies when it
+    is there, where a problem only costs the RPO status: the log is read all the same."""
+    if paths:
+        return Engine.load_policies(paths)
+    if not os.path.lexists(DEFAULT_POLICY_PATHS[0]):
+        return None
+    try:
+        return Engine.load_policies()
+    except SmartVaultError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        echo(
+            f"warning: the policies in {DEFAULT_POLICY_PATHS[0]}/ cannot be read ({first}): "
+            "the report shows every RPO as unknown; run `smartvault validate`, or pass "
+            "the policy files as PATHS",
+            err=True,
+        )
+        return None
+
+
+def _query(
+    engine: Engine, now: datetime, since: timedelta, policy: str | None
+) -> list[AuditRecord]:
+    try:
+        return engine.audit_log().records.query(now - since, now, policy=policy)
+    except AuditTableMissing as exc:
+        raise AuditError(
+            f"audit table {exc.table} not found in {exc.region}: pass the --audit-table "
+            "and --region it was created with, or create it with `smartvault audit init`"
+        ) from exc
 
 
 def _nothing_found(since: timedelta, policy: str | None) -> str:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from smartvault.core.model import AuditRecord
 from smartvault.engine import Engine
+from smartvault.formats.report_html import decoded
 from smartvault.settings import Settings
 from tests.cli import POLICY
 from tests.cli import one_error_line
@@ -88,3 +89,91 @@ def test_audit_list_without_records_names_the_period(runner, ec2):
     assert run(runner, "audit", "list", "--since", "2h").output == (
         "no audit records in the last 2h\n"
     )
+
+
+def _page_data(path) -> list[list[str]]:
+    page = path.read_text(encoding="utf-8")
+    start = page.index('<script type="application/json" id="data">') + len(
+        '<script type="application/json" id="data">'
+    )
+    return decoded(json.loads(page[start : page.index("</script>", start)]))
+
+
+def test_audit_report_writes_the_page_of_the_records_of_the_window(
+    runner, ec2, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "nightly.yaml").write_text(POLICY)
+    run(runner, "audit", "init")
+    _write(snapshot_ids=("snap-0new",))
+    _write(outcome="failed", error="IncorrectState", recovery_point="nightly/i-0abc/failed")
+    _write(timestamp=datetime.now(UTC) - timedelta(days=40), recovery_point="nightly/i-0abc/old")
+
+    result = run(runner, "audit", "report", "--out", "report.html")
+
+    assert result.exit_code == 0, result.output
+    assert result.output == "wrote report.html: 2 records of the last 30d, 1 failed\n"
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    rows = _page_data(tmp_path / "report.html")
+    assert sorted(r[6] for r in rows) == ["nightly/i-0abc/20261201T0300Z", "nightly/i-0abc/failed"]
+    assert "snap-0new" in {r[7] for r in rows}
+    # ./policies was there: its schedule (daily) gives the RPO, met five minutes after a create
+    assert 'data-rpo="met"' in page
+
+
+def test_audit_report_without_policies_here_says_the_rpo_is_unknown(
+    runner, ec2, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    run(runner, "audit", "init")
+    _write()
+
+    result = run(runner, "audit", "report", "--since", "1d", "--out", "r.html")
+
+    assert result.exit_code == 0, result.output
+    assert 'data-rpo="unknown"' in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_audit_report_without_the_table_says_how_to_create_it(runner, ec2, tmp_path):
+    result = run(runner, "audit", "report", "--out", str(tmp_path / "r.html"))
+
+    assert result.exit_code == 1
+    assert "smartvault audit init" in one_error_line(result)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_audit_report_that_cannot_be_written_says_where(runner, ec2, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run(runner, "audit", "init")
+
+    result = run(runner, "audit", "report", "--out", str(tmp_path / "no" / "r.html"))
+
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert f"cannot write the report to {tmp_path / 'no' / 'r.html'}" in line
+
+
+def test_audit_report_with_broken_policies_here_still_writes_the_page_and_warns(
+    runner, ec2, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "nightly.yaml").write_text("version: 1\npolicies: [{name: 3}]\n")
+    run(runner, "audit", "init")
+    _write()
+
+    result = run(runner, "audit", "report", "--out", "r.html")
+
+    assert result.exit_code == 0, result.output
+    assert "warning: the policies in policies/ cannot be read" in result.stderr
+    assert "smartvault validate" in result.stderr
+    assert 'data-rpo="unknown"' in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_audit_report_with_policy_paths_that_are_not_there_refuses(runner, ec2, tmp_path):
+    result = run(runner, "audit", "report", str(tmp_path / "nope"), "--out", str(tmp_path / "r"))
+
+    assert result.exit_code == 1
+    assert "no such file or directory" in one_error_line(result)
+    assert not (tmp_path / "r").exists()
