@@ -19,15 +19,29 @@ SHIPPED_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 @click.command("demo")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def demo_command(paths: tuple[Path, ...]) -> None:
+@click.option(
+    "--report",
+    "report",
+    metavar="FILE.html",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also keep the audit report page the demo writes (the only file it writes outside "
+    "its temporary folder).",
+)
+def demo_command(paths: tuple[Path, ...], report: Path | None) -> None:
     """Run the whole cycle on a simulated AWS account: no credentials, no network.
 
     Seeds a fleet of a dozen instances with backdated history in moto's simulated
     account (in this process), then shows validate, coverage, the plan, the apply, a
     second plan with nothing to do, a restore test, plan --compare for a shortened
-    retention, and the audit log. PATHS are policy files or directories to try on the
-    simulated fleet (default: the shipped policies/); they are copied, never changed.
-    Everything is written in a temporary folder, removed at the end.
+    retention, the audit log and its report page. PATHS are policy files or directories
+    to try on the simulated fleet (default: the shipped policies/); they are copied,
+    never changed. Everything is written in a temporary folder, removed at the end,
+    except the page --report keeps.
+
+    \b
+    Examples:
+      smartvault demo
+      smartvault demo --report demo-report.html my-policies/
     """
     from smartvault.demo.sandbox import moto_missing
 
@@ -46,7 +60,8 @@ def demo_command(paths: tuple[Path, ...]) -> None:
     from smartvault.demo.script import run_demo
 
     root = click.get_current_context().find_root().command
-    outcome = run_demo(root, paths, echo)
+    # Resolved now: the steps run with another working directory.
+    outcome = run_demo(root, paths, echo, report.resolve() if report else None)
     echo("")
     echo("━━ what happened " + "━" * 63)
     echo(
@@ -63,6 +78,8 @@ def demo_command(paths: tuple[Path, ...]) -> None:
         f"Restore tests: {outcome.restore_tests_passed} passed, "
         f"{outcome.restore_tests_failed} failed."
     )
+    if outcome.report is not None:
+        echo(f"The report page: {outcome.report} (open it in any browser).")
     echo(f"Done in {outcome.seconds:.1f} s.")
     if outcome.failed_steps:
         raise Failed("Error: these steps did not succeed: " + ", ".join(outcome.failed_steps))

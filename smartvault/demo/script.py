@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from smartvault.demo.fleet import RENAMED_POLICY
 from smartvault.demo.fleet import age_restore_tests
 from smartvault.demo.fleet import seed
 from smartvault.demo.sandbox import simulated_account
+from smartvault.errors import ConfigError
 
 Echo = Callable[[str], None]
 
@@ -51,13 +53,26 @@ class Outcome:
     restore_tests_failed: int
     failed_steps: tuple[str, ...]
     seconds: float
+    #: where the report page was kept (``--report``); None: it went with the folder
+    report: Path | None = None
 
 
-def run_demo(root: click.Command, paths: Sequence[Path], echo: Echo) -> Outcome:
-    """Seed the simulated account, then run the cycle on copies of ``paths``."""
+def run_demo(
+    root: click.Command, paths: Sequence[Path], echo: Echo, report: Path | None = None
+) -> Outcome:
+    """Seed the simulated account, then run the cycle on copies of ``paths``; with
+    ``report`` (an absolute path), keep the report page the run wrote there."""
     started = time.monotonic()
     with simulated_account() as folder:
-        return _Script(root, folder, echo).run(paths, started)
+        outcome = _Script(root, folder, echo).run(paths, started)
+        page = folder / "report.html"
+        if report is None or not page.exists():
+            return outcome
+        try:
+            shutil.copyfile(page, report)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the report to {report}: {exc.strerror}") from exc
+        return replace(outcome, report=report)
 
 
 class _Script:
@@ -143,6 +158,18 @@ class _Script:
             "The audit log: every action above, who did it and what came of it.",
             "audit",
             "list",
+        )
+        self._step(
+            "audit report",
+            "The same log as one page to open in any browser, offline: failures first, "
+            "a chart of the backups made and deleted each day, each policy's totals and RPO, "
+            "every record searchable and sortable (`smartvault demo --report FILE.html` "
+            "keeps it).",
+            "audit",
+            "report",
+            "--out",
+            str(self._folder / "report.html"),
+            str(policies),
         )
         return self._outcome(plan_file, held, started)
 

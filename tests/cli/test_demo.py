@@ -54,7 +54,7 @@ def test_the_demo_runs_the_whole_cycle_twice_and_leaves_nothing_behind(runner, w
     environ = dict(os.environ)
 
     first = runner.invoke(cli, ["demo"])
-    second = runner.invoke(cli, ["demo"])
+    second = runner.invoke(cli, ["demo", "--report", str(walled["cwd"] / "report.html")])
 
     for result in (first, second):
         assert result.exit_code == 0, result.output
@@ -74,6 +74,7 @@ def test_the_demo_runs_the_whole_cycle_twice_and_leaves_nothing_behind(runner, w
         "verify",
         "plan --compare",
         "audit list",
+        "audit report",
         "what happened",
     ]
     steps = dict(zip(headings, re.split(r"^━━ .+$", out, flags=re.MULTILINE)[1:], strict=True))
@@ -91,7 +92,14 @@ def test_the_demo_runs_the_whole_cycle_twice_and_leaves_nothing_behind(runner, w
     assert "smartvault apply --allow-deletes nightly" in steps["plan --compare"]
     assert "succeeded verify" in steps["audit list"]
     assert "succeeded create" in steps["audit list"]
-    # nothing outside the demo's own folder, which is gone; the environment as it was
+    assert re.search(r"wrote \S+report\.html: \d+ records of the last 30d", steps["audit report"])
+    # The second run kept its page where --report said, and wrote nothing else outside
+    # the demo's own folder, which is gone; the environment is as it was.
+    page = walled["cwd"] / "report.html"
+    assert f"The report page: {page}" in second.output
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    assert 'data-count="' in page.read_text()
+    page.unlink()
     assert {name: tree(path) for name, path in walled.items()} == before
     assert list(walled["tmp"].iterdir()) == []
     assert dict(os.environ) == environ
