@@ -32,7 +32,13 @@ from smartvault.formats.report_html import render_report
 
 @click.group("audit")
 def audit_group() -> None:
-    """The audit log in DynamoDB: one record per action SmartVault attempted."""
+    """The audit log in DynamoDB: one record per action SmartVault attempted.
+
+    \b
+    Examples:
+      smartvault --region us-east-1 audit init
+      smartvault audit list --since 1d
+    """
 
 
 @audit_group.command("init")
@@ -41,6 +47,11 @@ def audit_init() -> None:
 
     The table is --audit-table in the first --region. Safe to run again: a complete
     table is left as it is.
+
+    \b
+    Examples:
+      smartvault audit init
+      smartvault --region eu-west-1 --audit-table backups-audit audit init
     """
     log = make_engine().audit_log()
     created = log.ensure_table()
@@ -72,7 +83,13 @@ def audit_init() -> None:
     help="json: an array of the records, newest first.",
 )
 def audit_list(since: timedelta, policy: str | None, run_id: str | None, fmt: str) -> None:
-    """Audit records, newest first (from --audit-table in the first --region)."""
+    """Audit records, newest first (from --audit-table in the first --region).
+
+    \b
+    Examples:
+      smartvault audit list --since 1d --policy nightly
+      smartvault audit list --since 30d --format json > audit.json
+    """
     engine = make_engine()
     now = engine.now()
     records = _query(engine, now, since, policy)
@@ -113,6 +130,11 @@ def audit_report(paths: tuple[str, ...], since: timedelta, policy: str | None, o
     every record in a searchable, sortable table. PATHS are policy files or directories
     (default: ./policies, when it is there): with them, each policy's RPO status is read
     against its schedule; without, it is "unknown".
+
+    \b
+    Examples:
+      smartvault audit report --out audit.html
+      smartvault audit report policies/ --since 7d --policy nightly --out nightly.html
     """
     engine = make_engine()
     policies = _report_policies(paths)

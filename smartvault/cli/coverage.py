@@ -40,6 +40,11 @@ def coverage_command(paths: tuple[str, ...], fmt: str, detailed_exitcode: bool) 
     periods), and for an excluded one the rule that excluded it. Unprotected
     resources come first, then missed RPOs. PATHS are policy files or directories
     (default: ./policies).
+
+    \b
+    Examples:
+      smartvault coverage
+      smartvault coverage --format markdown --detailed-exitcode > coverage.md
     """
     engine = make_engine()
     report = engine.coverage(engine.load_policies(paths))

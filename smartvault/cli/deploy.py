@@ -20,7 +20,13 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 @click.group("deploy")
 def deploy_group() -> None:
-    """Run SmartVault on schedule in AWS: CloudFormation template and Lambda package."""
+    """Run SmartVault on schedule in AWS: CloudFormation template and Lambda package.
+
+    \b
+    Examples:
+      smartvault deploy package policies/ --out dist/smartvault.zip
+      smartvault --region us-east-1 deploy template policies/ > dist/smartvault.yaml
+    """
 
 
 def _check_catch_up(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -55,6 +61,11 @@ def deploy_template(paths: tuple[str, ...], catch_up: str, no_catch_up: bool) ->
     options become the regions the function works in and is watched in (one set of
     alarms per policy and region); a policy that could never run in them is a warning
     (on stderr).
+
+    \b
+    Examples:
+      smartvault --region us-east-1 --region eu-west-1 deploy template policies/ > smartvault.yaml
+      smartvault deploy template --catch-up 'rate(30 minutes)' > smartvault.yaml
     """
     if (
         no_catch_up
@@ -93,6 +104,11 @@ def deploy_package(paths: tuple[str, ...], out: str, no_vendor: bool) -> None:
     """Build the Lambda deployment zip: SmartVault, its handler, policies and libraries.
 
     PATHS are the policy files or directories to package (default: ./policies).
+
+    \b
+    Examples:
+      smartvault deploy package policies/ --out dist/smartvault.zip
+      smartvault deploy package --out /tmp/inspect.zip --no-vendor
     """
     policies = Engine.load_policies(paths)
     info = deploy_module.build_package(

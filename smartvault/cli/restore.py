@@ -118,6 +118,12 @@ def restore_command(
     shows what would be created and attached; add --yes to do it (needs the audit table).
     A recovery point in the archive tier is first brought back (hours); run the same
     command again when it is. See docs/restore.md.
+
+    \b
+    Examples:
+      smartvault restore --instance i-0abc123 --list
+      smartvault restore --recovery-point nightly/i-0abc123/20261201T0300Z --attach-to i-0rescue1
+      smartvault restore --instance i-0abc123 --before 2026-11-30T12:00:00Z --yes
     """
     _check_usage(
         instance_id, volume_id, recovery_point, list_points, before, zone, attach_to, force, yes

@@ -26,7 +26,15 @@ from smartvault.formats import policy
     help="json: an array of {file, line, column, message}.",
 )
 def validate_command(paths: tuple[str, ...], fmt: str) -> None:
-    """Check policy files (default: ./policies) and report every problem found."""
+    """Check policy files (default: ./policies) and report every problem found.
+
+    Each problem is one line, file:line:column: message. Exits 1 if any is found.
+
+    \b
+    Examples:
+      smartvault validate
+      smartvault validate policies/nightly.yaml --format json
+    """
     try:
         policies = policy.load_policies(paths or DEFAULT_POLICY_PATHS)
     except PolicyError as exc:

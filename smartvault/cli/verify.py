@@ -46,6 +46,11 @@ def verify_command(paths: tuple[str, ...], policies: tuple[str, ...], yes: bool)
     Nothing else of the plan is done: no snapshot is created, deleted, archived or
     copied. PATHS are policy files or directories (default: ./policies). Needs the
     audit table. Exits 1 if any restore test failed.
+
+    \b
+    Examples:
+      smartvault verify
+      smartvault verify --policy nightly --yes
     """
     terminal = _TestTerminal(yes=yes, timer=_Timer(None))
     report = make_engine().run(
