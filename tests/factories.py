@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from smartvault.core.model import ArchiveAction
+from smartvault.core.model import AuditRecord
 from smartvault.core.model import BlockDevice
 from smartvault.core.model import CopyAction
 from smartvault.core.model import CreateAction
@@ -243,6 +244,21 @@ VERIFY = VerifyAction(
     reason="no verified recovery point yet",
     timeout=timedelta(minutes=45),
 )
+
+
+def make_record(now: datetime, **fields: Any) -> AuditRecord:
+    """A succeeded ``create`` audit record two hours before ``now``; ``fields`` override."""
+    base: dict[str, Any] = {
+        "run_id": "run-1",
+        "timestamp": now - timedelta(hours=2),
+        "action": "create",
+        "outcome": "succeeded",
+        "policy": "nightly",
+        "region": "us-east-1",
+        "resource_id": "i-0abc",
+        "recovery_point": "nightly/i-0abc/20261202T0300Z",
+    }
+    return AuditRecord(**{**base, **fields})
 
 
 def make_plan(**overrides: Any) -> Plan:

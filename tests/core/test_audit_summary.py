@@ -11,23 +11,14 @@ from smartvault.core.model import AuditRecord
 from smartvault.core.model import PolicySet
 from smartvault.core.model import Schedule
 from tests.factories import make_policy
+from tests.factories import make_record
 from tests.factories import utc
 
 NOW = utc(2026, 12, 2, 6, 0)
 
 
 def record(**fields: Any) -> AuditRecord:
-    base: dict[str, Any] = {
-        "run_id": "run-1",
-        "timestamp": NOW - timedelta(hours=2),
-        "action": "create",
-        "outcome": "succeeded",
-        "policy": "nightly",
-        "region": "us-east-1",
-        "resource_id": "i-0abc",
-        "recovery_point": "nightly/i-0abc/20261202T0300Z",
-    }
-    return AuditRecord(**{**base, **fields})
+    return make_record(NOW, **fields)
 
 
 def test_each_day_of_the_window_counts_succeeded_creates_and_deletes_only():

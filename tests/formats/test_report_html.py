@@ -23,24 +23,14 @@ from smartvault.formats.report_html import decoded
 from smartvault.formats.report_html import embed_json
 from smartvault.formats.report_html import render_report
 from tests.factories import make_policy
+from tests.factories import make_record
 from tests.factories import utc
 
 NOW = utc(2026, 12, 2, 6, 0)
 
 
 def record(**fields: Any) -> AuditRecord:
-    base: dict[str, Any] = {
-        "run_id": "run-1",
-        "timestamp": NOW - timedelta(hours=2),
-        "action": "create",
-        "outcome": "succeeded",
-        "policy": "nightly",
-        "region": "us-east-1",
-        "resource_id": "i-0abc",
-        "recovery_point": "nightly/i-0abc/20261202T0300Z",
-        "snapshot_ids": ("snap-0a", "snap-0b"),
-    }
-    return AuditRecord(**{**base, **fields})
+    return make_record(NOW, **{"snapshot_ids": ("snap-0a", "snap-0b"), **fields})
 
 
 class _Page(HTMLParser):
