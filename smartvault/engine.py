@@ -26,13 +26,13 @@ from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from smartvault import files
 from smartvault.apply.run import Executor
 from smartvault.apply.step import RunContext
 from smartvault.aws.audit import AuditLog
 from smartvault.aws.ec2 import Ec2Snapshots
-from smartvault.aws.holds import Ec2Holds
 from smartvault.aws.inventory import read_everything
 from smartvault.aws.inventory import read_inventory
 from smartvault.aws.queries import regions_to_read
@@ -41,8 +41,6 @@ from smartvault.aws.sns import publish
 from smartvault.aws.volumes import Ec2Volumes
 from smartvault.core import planner
 from smartvault.core import preflight
-from smartvault.core.compare import Side
-from smartvault.core.compare import within_regions
 from smartvault.core.coverage import Coverage
 from smartvault.core.coverage import coverage as compute_coverage
 from smartvault.core.model import AuditRecord
@@ -62,6 +60,10 @@ from smartvault.errors import PlanFileError
 from smartvault.formats import plan_json
 from smartvault.formats import policy
 from smartvault.settings import Settings
+
+if TYPE_CHECKING:  # a person's commands only: kept off the Lambda's import path
+    from smartvault.aws.holds import Ec2Holds
+    from smartvault.core.compare import Side
 
 DEFAULT_POLICY_PATHS = ("policies",)
 DEFAULT_MAX_PLAN_AGE = timedelta(hours=24)
@@ -277,6 +279,9 @@ class Engine:
         each selector only ``then`` has costs one paginated Describe call per region.
         ``allow_deletes`` applies to both plans alike.
         """
+        from smartvault.core.compare import Side
+        from smartvault.core.compare import within_regions
+
         now = self._clock()
         working = self.session.regions()
         both = PolicySet(policies=(*policies.policies, *then.policies))
@@ -345,6 +350,8 @@ class Engine:
 
     def hold_tags(self) -> Ec2Holds:
         """The EC2 calls of ``hold`` and ``release``: a person's, never the function's."""
+        from smartvault.aws.holds import Ec2Holds
+
         return Ec2Holds(self.session.ec2_for_changes, sleep=self._sleep)
 
     def _apply(

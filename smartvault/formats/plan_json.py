@@ -22,10 +22,6 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import cast
 
-from smartvault.core.compare import ComparedAction
-from smartvault.core.compare import Comparison
-from smartvault.core.compare import Resource
-from smartvault.core.compare import lead
 from smartvault.core.model import Action
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
@@ -48,6 +44,11 @@ from smartvault.errors import PlanFileError
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
+
+    # plan --compare only: kept off the Lambda's import path
+    from smartvault.core.compare import ComparedAction
+    from smartvault.core.compare import Comparison
+    from smartvault.core.compare import Resource
 
 FORMAT_VERSION = 1
 
@@ -240,6 +241,8 @@ def _resources(resources: Iterable[Resource]) -> list[dict[str, Any]]:
 
 def comparison_to_dict(comparison: Comparison) -> dict[str, Any]:
     """``plan --compare REF``'s ``compare`` object (docs/plan-format.md)."""
+    from smartvault.core.compare import lead  # only plan --compare: off the Lambda's path
+
     return {
         "ref": comparison.ref,
         "commit": comparison.commit,
