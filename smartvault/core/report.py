@@ -21,6 +21,7 @@ from typing import NamedTuple
 from smartvault.core.model import ACTION_TYPES
 from smartvault.core.model import Action
 from smartvault.core.model import AuditRecord
+from smartvault.core.model import HeldBy
 from smartvault.core.model import HeldDelete
 from smartvault.core.model import Notify
 from smartvault.core.model import Outcome
@@ -282,7 +283,8 @@ def _held_lines(policy: str, held: Sequence[HeldDelete]) -> tuple[str, ...]:
         if entry.action.policy == policy:
             by_region.setdefault(entry.action.region, []).append(entry)
     return tuple(
-        f"{region}: {len(entries)} deletion{'s' * (len(entries) != 1)} held ({entries[0].held_by})"
+        f"{region}: {len(entries)} deletion{'s' * (len(entries) != 1)} held "
+        f"({HeldBy.headline([e.held_by for e in entries])})"
         for region, entries in sorted(by_region.items())
     )
 

@@ -11,10 +11,12 @@ resource whose recorded tags cannot be read).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
+from fractions import Fraction
 from typing import ClassVar
 from typing import Literal
 
@@ -82,6 +84,19 @@ class HeldBy:
     completed: int | None = None
     #: the lineage that tripped it (``max_delete_fraction`` only)
     resource_id: str | None = None
+
+    @staticmethod
+    def headline(rules: Sequence[HeldBy]) -> HeldBy:
+        """The rule a policy's held deletions in a region are named by (the plan's warning,
+        the rendered plan, the notification): the lineage that would lose the largest
+        share (ties: the first resource id), else the cap. ``rules`` is not empty."""
+        shares = sorted(
+            (r for r in rules if r.rule == "max_delete_fraction"),
+            key=lambda r: r.resource_id or "",
+        )
+        if not shares:
+            return rules[0]
+        return max(shares, key=lambda r: Fraction(r.deletes, r.completed or 1))
 
     def __str__(self) -> str:
         if self.rule == "max_deletes":

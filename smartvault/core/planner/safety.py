@@ -83,9 +83,7 @@ def guard(
         if rules is None:
             continue
         by_lineage, overall = rules
-        # What the plan says: the worst lineage, else the cap.
-        first = _worst(by_lineage) or overall
-        assert first is not None  # _tripped found one or the other
+        first = HeldBy.headline([*by_lineage.values(), *([overall] if overall else [])])
         for action in deletes:
             # Each entry names its own lineage's share when that tripped, else the cap,
             # else the lineage that held the policy's deletions in the region.
@@ -154,13 +152,3 @@ def _tripped(
     if not by_lineage and overall is None:
         return None
     return by_lineage, overall
-
-
-def _worst(by_lineage: Mapping[str, HeldBy]) -> HeldBy | None:
-    """The lineage that would lose the largest share (ties: the first resource id)."""
-    if not by_lineage:
-        return None
-    return max(
-        sorted(by_lineage.values(), key=lambda h: h.resource_id or ""),
-        key=lambda h: Fraction(h.deletes, h.completed or 1),
-    )
