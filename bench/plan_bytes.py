@@ -9,16 +9,16 @@ and policies that warn), plans it at a fixed time with the code of ``REV`` and w
 of this working tree, each in a fresh interpreter, and compares the plan JSON. It prints the
 byte count and sha256 of both and exits 1 when they differ.
 
-The account is built once, here, and handed to both runs as a pickle: its records
-(``smartvault.core.model``) are the same classes in both trees, while the builders and
-the module that writes the JSON may have moved. So everything above ``main`` imports the
+The account is built once, here, and handed to both runs as a pickle of its records by
+class name and fields (``smartvault.core.model`` exports the same records in both trees,
+while the modules that define them, how they store their fields, the builders and the
+module that writes the JSON may have changed). So everything above ``main`` imports the
 standard library only; the builders are imported where they are used.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import gc
 import hashlib
@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -259,24 +258,29 @@ def _export(rev: str, into: Path) -> Path:
     return into
 
 
-@contextlib.contextmanager
-def _records_by_package_name() -> Iterator[None]:
-    """Pickle the records by the names ``smartvault.core.model`` exports: the modules that
-    define them inside that package may differ between the two trees, the names do not."""
-    model = importlib.import_module("smartvault.core.model")
-    classes = [
-        value
-        for name in getattr(model, "__all__", dir(model))
-        if isinstance(value := getattr(model, name), type)
-    ]
-    saved = {cls: cls.__module__ for cls in classes}
-    for cls in classes:
-        cls.__module__ = model.__name__
-    try:
-        yield
-    finally:
-        for cls, module in saved.items():
-            cls.__module__ = module
+def _rebuild(name: str, fields: dict[str, Any]) -> Any:
+    """A record of ``smartvault.core.model`` from its fields, by the child's own class."""
+    cls = getattr(importlib.import_module("smartvault.core.model"), name)
+    return cls(**{k: v for k, v in fields.items() if k in cls.__dataclass_fields__})
+
+
+class _RecordPickler(pickle.Pickler):
+    """Pickles the records by the name ``smartvault.core.model`` exports and their fields:
+    the modules that define them, and how they store their fields (``__slots__`` or a
+    ``__dict__``), may differ between the two trees; the names and fields do not."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        if dataclasses.is_dataclass(obj) and cls.__module__.startswith("smartvault."):
+            fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+            return _rebuild, (cls.__name__, fields)
+        return NotImplemented
+
+
+def _pickled(value: Any) -> bytes:
+    out = io.BytesIO()
+    _RecordPickler(out, pickle.HIGHEST_PROTOCOL).dump(value)
+    return out.getvalue()
 
 
 def _run(root: Path, pickled: Path, out: Path) -> bytes:
@@ -302,9 +306,7 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         policies, inventory, at = build()
         pickled = work / "account.pickle"
-        with _records_by_package_name():
-            data = pickle.dumps((policies, inventory, at), pickle.HIGHEST_PROTOCOL)
-        pickled.write_bytes(data)
+        pickled.write_bytes(_pickled((policies, inventory, at)))
         print(
             f"{len(inventory.snapshots):,} snapshots, {len(inventory.instances):,} instances, "
             f"{len(inventory.volumes):,} volumes, {len(policies.policies)} policies, at {at}"

@@ -19,9 +19,13 @@ so an imprecise filter can never select more than the policy says.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -46,6 +50,8 @@ from smartvault.core.model import Volume
 from smartvault.core.model import VolumeAttachment
 from smartvault.core.tags import CREATED_BY_VALUE
 from smartvault.core.tags import TAG_CREATED_BY
+from smartvault.core.tags import TAG_NAME
+from smartvault.core.tags import TAG_RECOVERY_POINT
 from smartvault.core.tags import TAG_SOURCE
 
 if TYPE_CHECKING:
@@ -61,11 +67,43 @@ if TYPE_CHECKING:
 
 #: The most a Describe* page may hold; fewer pages means fewer calls against the quota.
 PAGE_SIZE = 1000
+#: Regions read side by side (each region has its own EC2 request quota).
+REGIONS_AT_ONCE = 4
 # --- reading one kind of thing in one region ---------------------------------
 
 
-def _tags(raw: Iterable[TagTypeDef] | None) -> dict[str, str]:
-    return {tag["Key"]: tag.get("Value", "") for tag in raw or () if "Key" in tag}
+class SharedText:
+    """One string object per distinct text read: ``share(text)`` is the first equal text seen.
+
+    botocore makes a new string for every tag key and value of every item, so 100,000
+    snapshots would hold 700,000 copies of the same seven keys, and of the policy name,
+    the slot and the resource's tags on each. Sharing them is a third of an inventory's
+    memory. One per read, dropped with it.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, text: str) -> str:
+        return self._seen.setdefault(text, text)
+
+
+def _as_read(text: str) -> str:
+    return text
+
+
+#: Tags whose value SmartVault makes unique to one recovery point: not worth sharing.
+_OWN_VALUE = frozenset({TAG_RECOVERY_POINT, TAG_NAME})
+
+
+def _tags(raw: Iterable[TagTypeDef] | None, share: Callable[[str], str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for tag in raw or ():
+        if "Key" in tag:
+            key = share(tag["Key"])
+            value = tag.get("Value", "")
+            tags[key] = value if key in _OWN_VALUE else share(value)
+    return tags
 
 
 def _utc(moment: datetime) -> datetime:
@@ -75,13 +113,15 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def instance_from_api(raw: InstanceTypeDef, region: str) -> Instance:
+def instance_from_api(
+    raw: InstanceTypeDef, region: str, share: Callable[[str], str] = _as_read
+) -> Instance:
     """An instance as DescribeInstances gives it, as a model record."""
     return Instance(
         instance_id=raw["InstanceId"],
         region=region,
         state=raw.get("State", {}).get("Name", ""),
-        tags=_tags(raw.get("Tags")),
+        tags=_tags(raw.get("Tags"), share),
         availability_zone=raw.get("Placement", {}).get("AvailabilityZone", ""),
         root_device_name=raw.get("RootDeviceName", ""),
         block_devices=tuple(
@@ -94,7 +134,10 @@ def instance_from_api(raw: InstanceTypeDef, region: str) -> Instance:
 
 
 def read_instances(
-    ec2: EC2Client, region: str, selectors: Sequence[Selector]
+    ec2: EC2Client,
+    region: str,
+    selectors: Sequence[Selector],
+    share: Callable[[str], str] = _as_read,
 ) -> tuple[Instance, ...]:
     """Instances in ``region`` whose tags at least one of ``selectors``' ``tags`` match, in
     any state, sorted by id (``exclude_tags`` and ``instance_states`` are the planner's).
@@ -104,7 +147,7 @@ def read_instances(
     """
     found: dict[str, Instance] = {}
     for query in instance_queries(selectors):
-        for instance in _describe_instances(ec2, region, query.filter_sets()):
+        for instance in _describe_instances(ec2, region, query.filter_sets(), share):
             found[instance.instance_id] = instance
     return tuple(
         found[key]
@@ -114,7 +157,10 @@ def read_instances(
 
 
 def _describe_instances(
-    ec2: EC2Client, region: str, filter_sets: Iterable[list[FilterTypeDef]]
+    ec2: EC2Client,
+    region: str,
+    filter_sets: Iterable[list[FilterTypeDef]],
+    share: Callable[[str], str] = _as_read,
 ) -> Iterator[Instance]:
     """Every instance each filter set returns: one paginated call per filter set."""
     paginator = ec2.get_paginator("describe_instances")
@@ -125,11 +171,14 @@ def _describe_instances(
             ):
                 for reservation in page.get("Reservations", []):
                     for raw in reservation.get("Instances", []):
-                        yield instance_from_api(raw, region)
+                        yield instance_from_api(raw, region, share)
 
 
 def _describe_volumes(
-    ec2: EC2Client, region: str, filter_sets: Iterable[list[FilterTypeDef]]
+    ec2: EC2Client,
+    region: str,
+    filter_sets: Iterable[list[FilterTypeDef]],
+    share: Callable[[str], str] = _as_read,
 ) -> Iterator[Volume]:
     """Every volume each filter set returns: one paginated call per filter set."""
     paginator = ec2.get_paginator("describe_volumes")
@@ -139,7 +188,7 @@ def _describe_volumes(
                 Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}
             ):
                 for raw in page.get("Volumes", []):
-                    yield volume_from_api(raw, region)
+                    yield volume_from_api(raw, region, share)
 
 
 def _id_filters(name: str, ids: Sequence[str]) -> Iterator[list[FilterTypeDef]]:
@@ -169,7 +218,9 @@ def _lineage_resources(
     return found
 
 
-def volume_from_api(raw: VolumeTypeDef, region: str) -> Volume:
+def volume_from_api(
+    raw: VolumeTypeDef, region: str, share: Callable[[str], str] = _as_read
+) -> Volume:
     """A volume as DescribeVolumes gives it, as a model record."""
     return Volume(
         volume_id=raw["VolumeId"],
@@ -178,7 +229,7 @@ def volume_from_api(raw: VolumeTypeDef, region: str) -> Volume:
         size_gib=raw.get("Size", 0),
         volume_type=raw.get("VolumeType", ""),
         state=raw.get("State", ""),
-        tags=_tags(raw.get("Tags")),
+        tags=_tags(raw.get("Tags"), share),
         attachments=tuple(
             VolumeAttachment(instance_id=a["InstanceId"], device=a.get("Device", ""))
             for a in raw.get("Attachments", [])
@@ -192,12 +243,17 @@ def volume_from_api(raw: VolumeTypeDef, region: str) -> Volume:
     )
 
 
-def read_volumes(ec2: EC2Client, region: str, selectors: Sequence[Selector]) -> tuple[Volume, ...]:
+def read_volumes(
+    ec2: EC2Client,
+    region: str,
+    selectors: Sequence[Selector],
+    share: Callable[[str], str] = _as_read,
+) -> tuple[Volume, ...]:
     """Volumes in ``region`` whose tags at least one of ``selectors``' ``tags`` match,
     sorted by id (``exclude_tags`` is the planner's)."""
     found: dict[str, Volume] = {}
     for query in volume_queries(selectors):
-        for volume in _describe_volumes(ec2, region, query.filter_sets()):
+        for volume in _describe_volumes(ec2, region, query.filter_sets(), share):
             found[volume.volume_id] = volume
     return tuple(
         found[key]
@@ -206,25 +262,29 @@ def read_volumes(ec2: EC2Client, region: str, selectors: Sequence[Selector]) -> 
     )
 
 
-def snapshot_from_api(raw: SnapshotTypeDef, region: str) -> Snapshot:
+def snapshot_from_api(
+    raw: SnapshotTypeDef, region: str, share: Callable[[str], str] = _as_read
+) -> Snapshot:
     """A snapshot as DescribeSnapshots gives it, as a model record."""
     return Snapshot(
         snapshot_id=raw["SnapshotId"],
         region=region,
-        volume_id=raw.get("VolumeId", ""),
-        state=raw.get("State", ""),
+        volume_id=share(raw.get("VolumeId", "")),
+        state=share(raw.get("State", "")),
         start_time=_utc(raw["StartTime"]),
-        tags=_tags(raw.get("Tags")),
+        tags=_tags(raw.get("Tags"), share),
         volume_size_gib=raw.get("VolumeSize", 0),
-        storage_tier=raw.get("StorageTier", "standard"),
-        description=raw.get("Description", ""),
+        storage_tier=share(raw.get("StorageTier", "standard")),
+        description=share(raw.get("Description", "")),
         restore_expiry=_utc(raw["RestoreExpiryTime"]) if "RestoreExpiryTime" in raw else None,
         encrypted=raw.get("Encrypted", False),
         kms_key_id=raw.get("KmsKeyId", ""),
     )
 
 
-def read_snapshots(ec2: EC2Client, region: str) -> tuple[Snapshot, ...]:
+def read_snapshots(
+    ec2: EC2Client, region: str, share: Callable[[str], str] = _as_read
+) -> tuple[Snapshot, ...]:
     """SmartVault's snapshots in ``region`` (owned by this account, ``CreatedBy=SmartVault``).
 
     Snapshots without that tag are never returned, even by a server that ignores filters.
@@ -238,7 +298,7 @@ def read_snapshots(ec2: EC2Client, region: str) -> tuple[Snapshot, ...]:
                 OwnerIds=["self"], Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}
             ):
                 for raw in page.get("Snapshots", []):
-                    snapshot = snapshot_from_api(raw, region)
+                    snapshot = snapshot_from_api(raw, region, share)
                     if snapshot.tags.get(TAG_CREATED_BY) == CREATED_BY_VALUE:
                         found[snapshot.snapshot_id] = snapshot
     return tuple(found[key] for key in sorted(found))
@@ -301,6 +361,41 @@ def _regions_and_account(
     return working, all_regions, session.account_id(working[0] if working else None)
 
 
+@dataclass
+class _Region:
+    """What was read in one region."""
+
+    instances: list[Instance] = field(default_factory=list)
+    volumes: list[Volume] = field(default_factory=list)
+    snapshots: tuple[Snapshot, ...] = ()
+    images: tuple[Image, ...] = ()
+
+
+def _each_region(
+    regions: Sequence[str], read: Callable[[str], _Region]
+) -> Iterator[tuple[str, _Region]]:
+    """``read(region)`` for every region, several at once, in the order of ``regions``.
+
+    Regions are independent and each has its own request quota, and most of a page's
+    time is AWS composing it: reading them side by side overlaps those waits. A failure
+    is raised in region order, the same one whatever finishes first; the regions not
+    read yet are not started.
+    """
+    if len(regions) <= 1:
+        yield from ((region, read(region)) for region in regions)
+        return
+    with ThreadPoolExecutor(
+        max_workers=min(REGIONS_AT_ONCE, len(regions)), thread_name_prefix="read"
+    ) as pool:
+        futures = [pool.submit(read, region) for region in regions]
+        try:
+            for region, future in zip(regions, futures, strict=True):
+                yield region, future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
 def read_inventory(
     session: AwsSession, policies: PolicySet, regions: Sequence[str] | None = None
 ) -> Inventory:
@@ -309,45 +404,52 @@ def read_inventory(
     ``regions`` are the regions to work in (default: ``session.regions()``). Instances
     and volumes are read there, where a policy of that resource type applies; managed
     snapshots and AMIs are read there and in every copy target region
-    (:func:`regions_to_read`). ``Inventory.regions`` lists every region read, and
-    ``Inventory.resource_regions`` those whose instances and volumes were read.
+    (:func:`regions_to_read`), up to :data:`REGIONS_AT_ONCE` regions at a time.
+    ``Inventory.regions`` lists every region read, and ``Inventory.resource_regions``
+    those whose instances and volumes were read.
     """
     working, all_regions, account_id = _regions_and_account(session, policies, regions)
+    share = SharedText()
+
+    def read(region: str) -> _Region:
+        ec2 = session.client("ec2", region)
+        found = _Region(snapshots=read_snapshots(ec2, region, share))
+        if region in working:
+            instance_selectors = _selectors(policies.policies, region, "instance")
+            if instance_selectors:
+                found.instances.extend(read_instances(ec2, region, instance_selectors, share))
+            volume_selectors = _selectors(policies.policies, region, "volume")
+            if volume_selectors:
+                found.volumes.extend(read_volumes(ec2, region, volume_selectors, share))
+            # A resource that no longer matches its selector's tags (a tag removed)
+            # still exists: its retention follows its CURRENT tags, so read it too.
+            # Only resources with recovery points and not read yet.
+            missing = _lineage_resources(found.snapshots, policies, "instance") - {
+                i.instance_id for i in found.instances
+            }
+            found.instances.extend(
+                _describe_instances(ec2, region, _id_filters("instance-id", sorted(missing)), share)
+            )
+            missing = _lineage_resources(found.snapshots, policies, "volume") - {
+                v.volume_id for v in found.volumes
+            }
+            found.volumes.extend(
+                _describe_volumes(ec2, region, _id_filters("volume-id", sorted(missing)), share)
+            )
+            found.instances.sort(key=lambda i: i.instance_id)
+            found.volumes.sort(key=lambda v: v.volume_id)
+        found.images = read_images(ec2, region)
+        return found
+
     instances: list[Instance] = []
     volumes: list[Volume] = []
     snapshots: list[Snapshot] = []
     images: list[Image] = []
-    for region in all_regions:
-        ec2 = session.client("ec2", region)
-        region_snapshots = read_snapshots(ec2, region)
-        if region in working:
-            region_instances: list[Instance] = []
-            region_volumes: list[Volume] = []
-            instance_selectors = _selectors(policies.policies, region, "instance")
-            if instance_selectors:
-                region_instances.extend(read_instances(ec2, region, instance_selectors))
-            volume_selectors = _selectors(policies.policies, region, "volume")
-            if volume_selectors:
-                region_volumes.extend(read_volumes(ec2, region, volume_selectors))
-            # A resource that no longer matches its selector's tags (a tag removed)
-            # still exists: its retention follows its CURRENT tags, so read it too.
-            # Only resources with recovery points and not read yet.
-            missing = _lineage_resources(region_snapshots, policies, "instance") - {
-                i.instance_id for i in region_instances
-            }
-            region_instances.extend(
-                _describe_instances(ec2, region, _id_filters("instance-id", sorted(missing)))
-            )
-            missing = _lineage_resources(region_snapshots, policies, "volume") - {
-                v.volume_id for v in region_volumes
-            }
-            region_volumes.extend(
-                _describe_volumes(ec2, region, _id_filters("volume-id", sorted(missing)))
-            )
-            instances.extend(sorted(region_instances, key=lambda i: i.instance_id))
-            volumes.extend(sorted(region_volumes, key=lambda v: v.volume_id))
-        snapshots.extend(region_snapshots)
-        images.extend(read_images(ec2, region))
+    for _, found in _each_region(all_regions, read):
+        instances.extend(found.instances)
+        volumes.extend(found.volumes)
+        snapshots.extend(found.snapshots)
+        images.extend(found.images)
     return Inventory(
         account_id=account_id,
         regions=all_regions,
@@ -372,18 +474,26 @@ def read_everything(
     :func:`read_inventory`'s: it matches every resource against its selector itself.
     """
     working, all_regions, account_id = _regions_and_account(session, policies, regions)
+    share = SharedText()
+    no_filter: list[list[FilterTypeDef]] = [[]]
+
+    def read(region: str) -> _Region:
+        ec2 = session.client("ec2", region)
+        found = _Region(snapshots=read_snapshots(ec2, region, share))
+        if region in working:
+            by_id = {i.instance_id: i for i in _describe_instances(ec2, region, no_filter, share)}
+            found.instances = [by_id[key] for key in sorted(by_id)]
+            volumes = {v.volume_id: v for v in _describe_volumes(ec2, region, no_filter, share)}
+            found.volumes = [volumes[key] for key in sorted(volumes)]
+        return found
+
     instances: list[Instance] = []
     volumes: list[Volume] = []
     snapshots: list[Snapshot] = []
-    no_filter: list[list[FilterTypeDef]] = [[]]
-    for region in all_regions:
-        ec2 = session.client("ec2", region)
-        snapshots.extend(read_snapshots(ec2, region))
-        if region in working:
-            found = {i.instance_id: i for i in _describe_instances(ec2, region, no_filter)}
-            instances.extend(found[key] for key in sorted(found))
-            by_id = {v.volume_id: v for v in _describe_volumes(ec2, region, no_filter)}
-            volumes.extend(by_id[key] for key in sorted(by_id))
+    for _, found in _each_region(all_regions, read):
+        instances.extend(found.instances)
+        volumes.extend(found.volumes)
+        snapshots.extend(found.snapshots)
     return Inventory(
         account_id=account_id,
         regions=all_regions,

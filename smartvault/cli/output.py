@@ -6,8 +6,11 @@ stops a backup run half-way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable
+from collections.abc import Iterator
 
 import click
 
@@ -38,6 +41,26 @@ def echo(message: str = "", *, nl: bool = True, err: bool = False) -> None:
             os.close(devnull)
         except (OSError, ValueError):  # no real descriptor (e.g. under a test runner)
             pass
+
+
+@contextlib.contextmanager
+def echo_pieces(size: int = 1 << 16) -> Iterator[Callable[[str], None]]:
+    """A writer for text made piece by piece (a large JSON plan): :func:`echo` in chunks
+    of about ``size`` characters, so the whole text is never held at once."""
+    pending: list[str] = []
+    held = 0
+
+    def out(piece: str) -> None:
+        nonlocal held
+        pending.append(piece)
+        held += len(piece)
+        if held >= size:
+            echo("".join(pending), nl=False)
+            pending.clear()
+            held = 0
+
+    yield out
+    echo("".join(pending), nl=False)
 
 
 def use_color() -> bool:

@@ -13,11 +13,13 @@ from smartvault.cli.context import make_engine
 from smartvault.cli.errors import CHANGES
 from smartvault.cli.errors import PlanCommand
 from smartvault.cli.output import echo
+from smartvault.cli.output import echo_pieces
 from smartvault.cli.output import use_color
 from smartvault.cli.params import allow_deletes_option
 from smartvault.cli.params import parse_time
 from smartvault.cli.params import policy_paths
 from smartvault.core import preflight
+from smartvault.core.compare import Comparison
 from smartvault.core.compare import compare
 from smartvault.core.model import Plan
 from smartvault.engine import DEFAULT_POLICY_PATHS
@@ -106,24 +108,33 @@ def plan_command(
         comparison = compare(then.ref, then.commit, now_side, then_side, then.missing)
     if out:  # the plan to apply: this one, never REF's, never the comparison
         _save(the_plan, out)
+    if fmt == "json" and comparison is None:
+        with echo_pieces() as write:  # written as converted: a large plan is never held whole
+            plan_json.write(the_plan, write)
+    else:
+        _echo_rendered(the_plan, cast("render.Format", fmt), comparison)
+    if detailed_exitcode and the_plan.has_changes:
+        click.get_current_context().exit(CHANGES)
+
+
+def _echo_rendered(plan: Plan, fmt: render.Format, comparison: Comparison | None) -> None:
     color = fmt == "text" and use_color()
     verbose = current_settings().verbose
     echo(
         render.render(
-            the_plan,
-            cast("render.Format", fmt),
+            plan,
+            fmt,
             color=color,
             verbose=verbose,
             comparison=comparison,
         ),
         nl=False,
     )
-    if detailed_exitcode and the_plan.has_changes:
-        click.get_current_context().exit(CHANGES)
 
 
 def _save(plan: Plan, out: str) -> None:
     try:
-        Path(out).write_text(plan_json.dumps(plan), encoding="utf-8")
+        with Path(out).open("w", encoding="utf-8") as file:
+            plan_json.write(plan, file.write)
     except OSError as exc:
         raise ConfigError(f"cannot write the plan to {out}: {exc.strerror}") from exc

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
@@ -40,6 +42,7 @@ from smartvault.core.model import VerifyAction
 from smartvault.core.times import format_time
 from smartvault.core.times import parse_time
 from smartvault.errors import PlanFileError
+from smartvault.formats import json_text
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -134,90 +137,150 @@ def _whole_seconds(limit: timedelta) -> int:
     return int(seconds)
 
 
+class _Entries:
+    """A list of the plan written as it is converted, one entry at a time."""
+
+    def __init__(self, entries: Iterator[dict[str, Any]]) -> None:
+        self.entries = entries
+
+
+def _fields(plan: Plan) -> list[tuple[str, Any]]:
+    """The plan's top-level fields in order (docs/plan-format.md); its long lists are
+    :class:`_Entries`, converted only as they are consumed."""
+    return [
+        ("format_version", plan.format_version),
+        ("at", format_time(plan.at)),
+        ("generated_at", format_time(plan.generated_at)),
+        ("account_id", plan.account_id),
+        ("regions", list(plan.regions)),
+        (
+            "policies",
+            [
+                {
+                    "name": p.name,
+                    "file": p.file,
+                    "slot": _optional_time(p.slot),
+                    "selected": p.selected,
+                    "excluded": p.excluded,
+                    "regions": {
+                        r.region: {"selected": r.selected, "excluded": r.excluded}
+                        for r in p.regions
+                    },
+                }
+                for p in plan.policies
+            ],
+        ),
+        ("allow_deletes", list(plan.allow_deletes)),
+        ("actions", _Entries(action_to_dict(a) for a in plan.actions)),
+        (
+            "held_deletes",
+            _Entries(
+                {**action_to_dict(h.action), "held_by": held_by_to_dict(h.held_by)}
+                for h in plan.held_deletes
+            ),
+        ),
+        (
+            "kept",
+            _Entries(
+                {
+                    "region": k.region,
+                    "policy": k.policy,
+                    "resource_id": k.resource_id,
+                    "resource_name": k.resource_name,
+                    "recovery_point": k.recovery_point,
+                    "snapshot_ids": list(k.snapshot_ids),
+                    "created_at": format_time(k.created_at),
+                    "kept_by": list(k.kept_by),
+                    "retention": k.retention,
+                    "verified": _optional_time(k.verified),
+                }
+                for k in plan.kept
+            ),
+        ),
+        (
+            "skipped",
+            _Entries(
+                {
+                    "region": s.region,
+                    "policy": s.policy,
+                    "resource_id": s.resource_id,
+                    "resource_name": s.resource_name,
+                    "recovery_point": s.recovery_point,
+                    "snapshot_ids": list(s.snapshot_ids),
+                    "retention": s.retention,
+                    "reason": s.reason,
+                }
+                for s in plan.skipped
+            ),
+        ),
+        (
+            "orphans",
+            _Entries(
+                {
+                    "region": o.region,
+                    "policy": o.policy,
+                    "recovery_point": o.recovery_point,
+                    "snapshot_ids": list(o.snapshot_ids),
+                    "created_at": format_time(o.created_at),
+                }
+                for o in plan.orphans
+            ),
+        ),
+        (
+            "warnings",
+            [
+                {
+                    "message": w.message,
+                    "policy": w.policy,
+                    "resource_id": w.resource_id,
+                    "region": w.region,
+                }
+                for w in plan.warnings
+            ],
+        ),
+        ("summary", dict(plan.summary)),
+    ]
+
+
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The plan in its JSON shape (docs/plan-format.md), ready for ``json.dumps``."""
     return {
-        "format_version": plan.format_version,
-        "at": format_time(plan.at),
-        "generated_at": format_time(plan.generated_at),
-        "account_id": plan.account_id,
-        "regions": list(plan.regions),
-        "policies": [
-            {
-                "name": p.name,
-                "file": p.file,
-                "slot": _optional_time(p.slot),
-                "selected": p.selected,
-                "excluded": p.excluded,
-                "regions": {
-                    r.region: {"selected": r.selected, "excluded": r.excluded} for r in p.regions
-                },
-            }
-            for p in plan.policies
-        ],
-        "allow_deletes": list(plan.allow_deletes),
-        "actions": [action_to_dict(a) for a in plan.actions],
-        "held_deletes": [
-            {**action_to_dict(h.action), "held_by": held_by_to_dict(h.held_by)}
-            for h in plan.held_deletes
-        ],
-        "kept": [
-            {
-                "region": k.region,
-                "policy": k.policy,
-                "resource_id": k.resource_id,
-                "resource_name": k.resource_name,
-                "recovery_point": k.recovery_point,
-                "snapshot_ids": list(k.snapshot_ids),
-                "created_at": format_time(k.created_at),
-                "kept_by": list(k.kept_by),
-                "retention": k.retention,
-                "verified": _optional_time(k.verified),
-            }
-            for k in plan.kept
-        ],
-        "skipped": [
-            {
-                "region": s.region,
-                "policy": s.policy,
-                "resource_id": s.resource_id,
-                "resource_name": s.resource_name,
-                "recovery_point": s.recovery_point,
-                "snapshot_ids": list(s.snapshot_ids),
-                "retention": s.retention,
-                "reason": s.reason,
-            }
-            for s in plan.skipped
-        ],
-        "orphans": [
-            {
-                "region": o.region,
-                "policy": o.policy,
-                "recovery_point": o.recovery_point,
-                "snapshot_ids": list(o.snapshot_ids),
-                "created_at": format_time(o.created_at),
-            }
-            for o in plan.orphans
-        ],
-        "warnings": [
-            {
-                "message": w.message,
-                "policy": w.policy,
-                "resource_id": w.resource_id,
-                "region": w.region,
-            }
-            for w in plan.warnings
-        ],
-        "summary": dict(plan.summary),
+        key: list(value.entries) if isinstance(value, _Entries) else value
+        for key, value in _fields(plan)
     }
 
 
+def write(plan: Plan, out: Callable[[str], object]) -> None:
+    """Write the plan's JSON text (exactly :func:`dumps`'s) to ``out`` piece by piece.
+
+    Each action and kept entry is converted and written in turn, never the whole
+    document at once: a plan of 100,000 recovery points is written without holding
+    its text, or a dict of it, in memory.
+    """
+    out("{")
+    for i, (key, value) in enumerate(_fields(plan)):
+        out(("," if i else "") + "\n" + json_text.INDENT + json_text.encode(key) + ": ")
+        if not isinstance(value, _Entries):
+            out(json_text.encode(value, 1))
+            continue
+        first = True
+        for entry in value.entries:
+            out(("[" if first else ",") + "\n" + json_text.INDENT * 2)
+            out(json_text.encode(entry, 2))
+            first = False
+        out("[]" if first else "\n" + json_text.INDENT + "]")
+    out("\n}\n")
+
+
 def dumps(plan: Plan) -> str:
-    """The plan as JSON text: two-space indent, fixed key order, UTF-8, trailing newline.
+    """The plan as JSON text: two-space indent, fixed key order, UTF-8, trailing newline
+    (``json.dumps(plan_to_dict(plan), indent=2, ensure_ascii=False)`` and a newline).
 
     Equal plans give byte-identical text (tag maps are written sorted by key).
     """
-    return json.dumps(plan_to_dict(plan), indent=2, ensure_ascii=False) + "\n"
+    parts: list[str] = []
+    write(plan, parts.append)
+    return "".join(parts)
 
 
 def _compared(change: ComparedAction) -> dict[str, Any]:

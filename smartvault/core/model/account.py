@@ -14,13 +14,13 @@ from smartvault.core.tags import TAG_RECOVERY_POINT
 # --- what exists in the account ---------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlockDevice:
     device_name: str
     volume_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Instance:
     instance_id: str
     region: str
@@ -35,13 +35,13 @@ class Instance:
         return tuple(d.volume_id for d in self.block_devices)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VolumeAttachment:
     instance_id: str
     device: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Volume:
     volume_id: str
     region: str
@@ -60,7 +60,7 @@ class Volume:
     snapshot_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     snapshot_id: str
     region: str
@@ -93,7 +93,7 @@ class Snapshot:
         return self.tags.get(TAG_RECOVERY_POINT)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Image:
     """An AMI owned by the account; its snapshots must never be deleted."""
 

@@ -30,7 +30,7 @@ ACTION_TYPES = ("create", "delete", "archive", "copy", "verify")
 # --- the plan --------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CreateAction:
     """Take one recovery point: one ``CreateSnapshots`` (instance) or ``CreateSnapshot``."""
 
@@ -52,7 +52,7 @@ class CreateAction:
     retention: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _RecoveryPointAction:
     """An action on the snapshots of a recovery point that exists."""
 
@@ -67,7 +67,7 @@ class _RecoveryPointAction:
     retention: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeldBy:
     """The ``safety`` rule that held a policy's deletions in a region, with its numbers.
 
@@ -110,7 +110,7 @@ class HeldBy:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeleteAction(_RecoveryPointAction):
     """Delete a recovery point's snapshots: retention keeps it no more, or it failed."""
 
@@ -120,7 +120,7 @@ class DeleteAction(_RecoveryPointAction):
     safety_lifted: HeldBy | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeldDelete:
     """A deletion ``safety`` held back: planned by retention, not made this run."""
 
@@ -128,14 +128,14 @@ class HeldDelete:
     held_by: HeldBy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArchiveAction(_RecoveryPointAction):
     """Move a retained recovery point's snapshots to the EBS archive tier."""
 
     type: ClassVar[str] = "archive"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VerifyAction(_RecoveryPointAction):
     """A restore test: volumes from a recovery point's snapshots, timed until every one
     is ``available``; then the snapshots are tagged ``smartvault:verified`` and the test
@@ -146,7 +146,7 @@ class VerifyAction(_RecoveryPointAction):
     timeout: timedelta = timedelta(minutes=30)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CopyAction:
     type: ClassVar[str] = "copy"
     region: str
@@ -166,7 +166,7 @@ class CopyAction:
 Action = CreateAction | DeleteAction | ArchiveAction | CopyAction | VerifyAction
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Kept:
     region: str
     policy: str
@@ -184,7 +184,7 @@ class Kept:
     retention: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Skipped:
     region: str
     policy: str
@@ -196,7 +196,7 @@ class Skipped:
     retention: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Orphan:
     """Managed snapshots whose policy is in no loaded file: listed, never deleted."""
 

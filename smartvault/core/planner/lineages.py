@@ -108,9 +108,14 @@ def group_lineages(
     and the malformed managed snapshots. ``kinds`` is each loaded policy's resource type.
     Snapshots in the Recycle Bin are none of these.
     """
-    groups: dict[tuple[str, str, str, str, bool], list[Snapshot]] = defaultdict(list)
+    # Most recovery points are one snapshot: a list only for those of several (a list
+    # per point is 9 MB for 100,000 of them, held until the lineages are built).
+    groups: dict[tuple[str, str, str, str, bool], Snapshot | list[Snapshot]] = {}
     copied: set[CopySource] = set()
     malformed: list[Malformed] = []
+    # Parsing makes a new string of each id's resource id; every plan entry of the
+    # resource keeps one, so they share the first (100,000 points: 7 MB less).
+    resource_ids: dict[str, str] = {}
     for snapshot in snapshots:
         tags = snapshot.tags
         # Defence in depth: the inventory should hold managed snapshots only.
@@ -128,14 +133,17 @@ def group_lineages(
         source = tags.get(TAG_SOURCE)
         if source is not None:
             copied.add((snapshot.region, source, rp_id))
-        groups[(snapshot.region, policy, rp_id, rp.resource_id, source is not None)].append(
-            snapshot
-        )
+        resource_id = resource_ids.setdefault(rp.resource_id, rp.resource_id)
+        key = (snapshot.region, policy, rp_id, resource_id, source is not None)
+        found = groups.setdefault(key, snapshot)
+        if isinstance(found, list):
+            found.append(snapshot)
+        elif found is not snapshot:
+            groups[key] = [found, snapshot]
 
     lineages: dict[LineageKey, list[RecoveryPoint]] = defaultdict(list)
-    for (region, policy, rp_id, resource_id, is_copy), members in groups.items():
-        if len(members) > 1:
-            members.sort(key=_snapshot_id)
+    for (region, policy, rp_id, resource_id, is_copy), found in groups.items():
+        members = sorted(found, key=_snapshot_id) if isinstance(found, list) else [found]
         first = members[0]
         created_at = first.start_time
         errors: list[str] = []
