@@ -46,8 +46,10 @@ class SmartVaultGroup(click.Group):
         try:
             return super().invoke(ctx)
         except click.NoSuchOption as exc:
-            _hint_global_option(exc, self, ctx, given)
-            raise
+            hint = _hint_global_option(exc, self, ctx, given)
+            if hint is None:
+                raise
+            raise click.UsageError(hint, ctx=exc.ctx) from exc
         except PolicyError as exc:  # always a list of problems, never a traceback
             raise Failed(policy_problems(exc)) from exc
         except SmartVaultError as exc:
@@ -59,15 +61,16 @@ class SmartVaultGroup(click.Group):
 
 def _hint_global_option(
     exc: click.NoSuchOption, group: click.Group, ctx: click.Context, given: list[str]
-) -> None:
-    """``smartvault plan --region us-east-1``: say where a global option goes."""
+) -> str | None:
+    """``smartvault plan --region us-east-1``: the message that says where a global option
+    goes, or None when ``exc`` is not about one."""
     name = exc.option_name
     option = next(
         (p for p in group.params if isinstance(p, click.Option) and name in p.opts),
         None,
     )
     if option is None or exc.ctx is None:
-        return
+        return None
     written = [name]
     for i, arg in enumerate(given):
         if arg.startswith(f"{name}="):
@@ -79,11 +82,10 @@ def _hint_global_option(
             break
     root = ctx.info_name or "smartvault"
     command = exc.ctx.command_path.removeprefix(root).strip()
-    exc.message = (
+    return (
         f"No such option: {name} for `{command}`. {name} is a global option: write it "
         f"before the command: {' '.join([root, *written, command])}"
     )
-    exc.possibilities = None
 
 
 def policy_problems(exc: PolicyError) -> str:
@@ -107,5 +109,11 @@ class PlanCommand(click.Command):
             return super().parse_args(ctx, args)
         except click.UsageError as exc:
             if detailed:
-                exc.exit_code = FAILED
+                raise _UsageFailed(exc.format_message(), ctx=exc.ctx) from exc
             raise
+
+
+class _UsageFailed(click.UsageError):
+    """A usage error under --detailed-exitcode: exit 1, since 2 means "changes" there."""
+
+    exit_code = FAILED

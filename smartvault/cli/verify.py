@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+import sys
 
 import click
 
@@ -80,7 +81,7 @@ class _TestTerminal(_Terminal):
 
     def confirm(self, plan: Plan, run_id: str) -> None:
         if not self.yes and plan.has_changes:
-            if not click.get_text_stream("stdin").isatty():
+            if not sys.stdin.isatty():
                 raise ConfigError(
                     "not testing: no terminal to confirm on; pass --yes to run the tests anyway"
                 )
@@ -94,4 +95,4 @@ class _TestTerminal(_Terminal):
                 confirmed = False
             if not confirmed:
                 raise Failed("Not tested: nothing was changed.")
-        self._progress = Progress(click.get_text_stream("stdout").isatty(), total=len(plan.actions))
+        self._progress = Progress(sys.stdout.isatty(), total=len(plan.actions))
