@@ -477,6 +477,8 @@ class Account:
         self.throttled: Counter[str] = Counter()
         self.delete_calls: Counter[str] = Counter()
         self.deleted: dict[str, list[str]] = {}
+        #: seconds since the stats were reset, of each delete that EC2 made
+        self.delete_seconds: list[float] = []
         self.created: dict[str, list[str]] = {}
         self.started = self._clock()
 
@@ -516,6 +518,7 @@ class Account:
             "snapshots_left": {n: len(r.snapshots) for n, r in self.regions.items()},
             "deleted": {n: sorted(ids) for n, ids in self.deleted.items()},
             "created": {n: sorted(ids) for n, ids in self.created.items()},
+            "delete_seconds": self.delete_seconds,
             "delete_calls": sum(self.delete_calls.values()),
             "deleted_twice": sorted(s for s, n in self.delete_calls.items() if n > 1),
             "snapshot_ids": {n: sorted(r.snapshots) for n, r in self.regions.items()},
@@ -634,6 +637,7 @@ class Account:
         if region.snapshots.pop(sid, None) is None:
             raise Ec2Error("InvalidSnapshot.NotFound", f"The snapshot '{sid}' does not exist.")
         self.deleted.setdefault(region.name, []).append(sid)
+        self.delete_seconds.append(self._clock() - self.started)
         return "<return>true</return>"
 
     def _tag_specs(self, form: Mapping[str, str]) -> dict[str, str]:
