@@ -130,10 +130,11 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def steady_rate(seconds: list[float], burst: int) -> float:
-    """Deletions per (real) second after the first ``burst``, or 0 when too few."""
-    if len(seconds) <= burst + 1:
+    """Deletions per (real) second over the second half of a run's deletions (after the
+    first ``burst`` at least, and the tokens that refilled while it was spent), or 0."""
+    if len(seconds) <= 2 * burst:
         return 0.0
-    after = sorted(seconds)[burst:]
+    after = sorted(seconds)[len(seconds) // 2 :]
     span = after[-1] - after[0]
     return (len(after) - 1) / span if span > 0 else 0.0
 
