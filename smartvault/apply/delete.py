@@ -3,7 +3,10 @@
 No snapshot is deleted without its record. Deletes run on a small pool: EC2's mutating
 bucket refills at about 5 calls a second per region, and 4 workers keep a steady flow near
 that rate without burning the burst that creates share with us (botocore's adaptive mode
-slows the clients further when EC2 answers RequestLimitExceeded).
+slows the clients further when EC2 answers RequestLimitExceeded; bench/bench_apply.py
+measures the rate). A throttled delete waits and is sent again (:mod:`smartvault.aws.calls`);
+one the run's deadline kept from being sent is ``skipped``, not failed: the next run
+deletes it.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class DeleteStep(LookFirstStep[DeleteAction]):
         deleted: list[str] = []
         gone: list[str] = []
         in_use: list[str] = []
+        #: not sent: the run's deadline came first (nothing asked of EC2, nothing failed)
+        unsent: list[str] = []
         errors: list[str] = []
         for sid in action.snapshot_ids:
             if sid not in looked:
@@ -72,6 +77,8 @@ class DeleteStep(LookFirstStep[DeleteAction]):
                     gone.append(sid)
                 elif exc.code == "InvalidSnapshot.InUse":
                     in_use.append(exc.detail)
+                elif exc.code == "DeadlineReached":
+                    unsent.append(sid)
                 else:
                     errors.append(exc.message)
         details = {"deleted": ",".join(deleted), "already_gone": ",".join(gone), **lifted}
@@ -79,6 +86,15 @@ class DeleteStep(LookFirstStep[DeleteAction]):
         if errors:
             result = ActionResult(
                 action, "failed", ids, error="; ".join(errors) + "; the next run tries again"
+            )
+        elif unsent:
+            details["not_sent"] = ",".join(unsent)
+            result = ActionResult(
+                action,
+                "skipped",
+                ids,
+                reason=f"{len(unsent)} snapshot(s) not deleted: too little time was left before "
+                "the run's deadline to send the call; the next run deletes them",
             )
         elif in_use:
             details["in_use"] = "; ".join(in_use)

@@ -2,6 +2,11 @@
 
 - Calls that are safe to repeat (reads, deletes, tier changes to an absolute tier, tags)
   are retried on throttling, server errors and lost connections.
+- Throttling is retried for as long as :data:`THROTTLED_WAIT_MAX` of backoff allows, not a
+  number of attempts: a throttled call did nothing, and EC2's buckets always refill, so a
+  delete must not fail because another tool shared the account's bucket for a minute.
+  In the Lambda the run's deadline ends the waiting first (the request is then not sent).
+  Server errors and lost connections keep :data:`MAX_ATTEMPTS`.
 - Creates have no idempotency token (``CreateSnapshots``, ``CreateSnapshot``,
   ``CopySnapshot``, ``CreateVolume`` without a token): they are sent again only after a
   throttling answer, which means nothing was done. A server error or a lost answer raises
@@ -14,6 +19,7 @@ botocore's own retries would resend a create whose answer was lost.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -45,8 +51,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: Our own bound on attempts of one call, on top of botocore's adaptive retry mode.
+#: Our own bound on attempts of one call after server errors and lost connections.
 MAX_ATTEMPTS: Final = 5
+#: Seconds of backoff one call may spend being throttled before it is given up on
+#: (about 25 attempts at the 20 s cap). Far inside the hour after which a later run
+#: closes a delete record left ``pending`` (:mod:`smartvault.apply.pending`).
+THROTTLED_WAIT_MAX: Final = 300.0
 
 
 class Ec2Calls:
@@ -89,32 +99,48 @@ class Ec2Calls:
         return found
 
     def _repeatable(self, what: str, call: Callable[[], T]) -> T:
-        """Call, retrying throttling, server errors and lost connections."""
-        for attempt in range(MAX_ATTEMPTS):
-            last = attempt + 1 == MAX_ATTEMPTS
+        """Call, retrying throttling (for :data:`THROTTLED_WAIT_MAX`), server errors and
+        lost connections (:data:`MAX_ATTEMPTS` in all)."""
+        failures = 0  # not throttling
+        waited = 0.0  # backoff after throttling
+        for attempt in itertools.count():
             try:
                 return call()
             except ClientError as exc:
-                if last or not (is_throttling(exc) or is_server_error(exc)):
+                throttled = is_throttling(exc)
+                failures += not throttled
+                if (
+                    failures >= MAX_ATTEMPTS
+                    or (throttled and waited >= THROTTLED_WAIT_MAX)
+                    or not (throttled or is_server_error(exc))
+                ):
                     code = error_code(exc)
+                    limit = f" (throttled through {waited:.0f} s of backoff)" if throttled else ""
                     raise Ec2CallFailed(
-                        f"could not {what}: {describe(exc)}",
+                        f"could not {what}: {describe(exc)}{limit}",
                         code,
                         str(exc.response.get("Error", {}).get("Message") or code),
                     ) from exc
             except DeadlineReached as exc:  # trying again could only run past the deadline
                 raise Ec2CallFailed(f"could not {what}: {exc}", "DeadlineReached") from exc
             except BotoCoreError as exc:
-                if last:
+                failures += 1
+                if failures >= MAX_ATTEMPTS:
                     name = type(exc).__name__
                     raise Ec2CallFailed(f"could not {what}: {name}: {exc}", name) from exc
-            self._sleep(self._backoff(attempt))
+            wait = self._backoff(attempt)
+            waited += wait
+            self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(self, what: str, call: Callable[[], T]) -> T:
-        """Call; send again only after throttling (refused before anything was made)."""
+        """Call; send again only after throttling (refused before anything was made), for
+        :data:`THROTTLED_WAIT_MAX` of backoff."""
         throttled = ""
-        for attempt in range(MAX_ATTEMPTS):
+        waited = 0.0
+        attempts = 0
+        for attempt in itertools.count():
+            attempts += 1
             try:
                 return call()
             except ClientError as exc:
@@ -128,10 +154,14 @@ class Ec2Calls:
                 raise Ec2CallFailed(str(exc), "DeadlineReached") from exc
             except BotoCoreError as exc:
                 raise Ec2OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc
-            if attempt + 1 < MAX_ATTEMPTS:
-                self._sleep(self._backoff(attempt))
+            if waited >= THROTTLED_WAIT_MAX:
+                break
+            wait = self._backoff(attempt)
+            waited += wait
+            self._sleep(wait)
         raise Ec2Throttled(
-            f"EC2 kept throttling {what} after {MAX_ATTEMPTS} attempts ({throttled})"
+            f"EC2 kept throttling {what} through {attempts} attempts and {waited:.0f} s "
+            f"of backoff ({throttled})"
         )
 
 

@@ -122,16 +122,22 @@ class AwsSession:
         self._profile = profile
         self._endpoint_url = endpoint_url or None
         env = os.environ if environ is None else environ
-        for name, url in (
-            ("--endpoint-url", self._endpoint_url),
-            ("AWS_ENDPOINT_URL", env.get("AWS_ENDPOINT_URL")),
-        ):
+        # AWS_ENDPOINT_URL, or one service's own (AWS_ENDPOINT_URL_EC2, ..._DYNAMODB).
+        configured = {
+            name: url
+            for name, url in env.items()
+            if name == "AWS_ENDPOINT_URL" or name.startswith("AWS_ENDPOINT_URL_")
+        }
+        for name, url in (("--endpoint-url", self._endpoint_url), *sorted(configured.items())):
             problem = endpoint_url_problem(url) if url else None
             if problem:
                 raise AwsError(f"{name} {url!r} is not an endpoint URL: {problem}")
-        # boto3 itself honours AWS_ENDPOINT_URL; we only need to know that a simulator
-        # is in use, to accept region names botocore has never heard of.
-        self._simulated = self._endpoint_url is not None or bool(env.get("AWS_ENDPOINT_URL"))
+        # boto3 itself honours these variables; we only need to know that a simulator
+        # is in use, to accept region names botocore has never heard of. The regions are
+        # EC2's, so the EC2 endpoint is the one that counts.
+        self._simulated = self._endpoint_url is not None or bool(
+            env.get("AWS_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL_EC2")
+        )
         self._deadline = deadline
         if deadline is not None:  # every request must fit in what is left of the run
             connect_timeout = min(connect_timeout, deadline.connect_timeout)

@@ -206,6 +206,27 @@ def test_a_snapshot_an_ami_took_after_planning_is_kept_and_said_so(audit):
     )
 
 
+def test_a_delete_the_deadline_kept_from_being_sent_is_skipped_not_failed(audit):
+    # Throttled until too little time was left: the call was never sent, nothing failed,
+    # and the next run deletes what is left (a failure would fail the Lambda's run).
+    ec2 = FakeEc2(now=Clock(NOW))
+    rp = "nightly/vol-0123456789abcdef0/20261119T0300Z"
+    ec2.add(managed("snap-a", rp))
+    ec2.add(managed("snap-b", rp))
+    ec2.fail["DeleteSnapshot", "snap-b"] = Ec2CallFailed(
+        "could not delete snap-b: ec2:DeleteSnapshot not sent: 3.0 s left", "DeadlineReached"
+    )
+    action = DeleteAction(REGION, "nightly", VOLUME, rp, ("snap-a", "snap-b"), NOW, "expired")
+    [result] = apply(ec2, audit, action).results
+    assert result.outcome == "skipped"
+    assert "next run deletes them" in result.reason
+    (record,) = audit.records.query(NOW - timedelta(days=1), NOW + timedelta(days=1))
+    assert record.outcome == "skipped"
+    assert record.details["deleted"] == "snap-a"
+    assert record.details["not_sent"] == "snap-b"
+    assert (REGION, "snap-b") in ec2.snapshots
+
+
 def test_a_snapshot_that_lost_its_tags_since_planning_is_never_touched(audit):
     ec2 = FakeEc2(now=Clock(NOW))
     rp = "nightly/vol-0123456789abcdef0/20260801T0300Z"

@@ -142,6 +142,27 @@ def test_a_well_formed_unknown_region_is_allowed_when_aws_endpoint_url_is_set() 
     assert session.regions() == ("zz-nowhere-7",)
 
 
+def test_a_well_formed_unknown_region_is_allowed_with_an_ec2_endpoint_of_its_own() -> None:
+    # Per-service variables, as a benchmark sets them: EC2 on one server, DynamoDB on another.
+    environ = {
+        "AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:5000",
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:5001",
+    }
+    session = AwsSession(regions=("zz-nowhere-7",), environ=environ)
+    assert session.regions() == ("zz-nowhere-7",)
+
+
+def test_a_dynamodb_endpoint_alone_does_not_make_ec2_regions_free_for_all() -> None:
+    environ = {"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:5001"}
+    with pytest.raises(AwsError, match="unknown region `zz-nowhere-7`: this boto3 does not know"):
+        AwsSession(regions=("zz-nowhere-7",), environ=environ).regions()
+
+
+def test_a_per_service_endpoint_that_is_no_url_is_refused() -> None:
+    with pytest.raises(AwsError, match="AWS_ENDPOINT_URL_EC2 'localhost:5000' is not an endpoint"):
+        AwsSession(environ={"AWS_ENDPOINT_URL_EC2": "localhost:5000"})
+
+
 def test_a_misspelt_region_is_rejected_even_with_a_local_endpoint() -> None:
     session = AwsSession(endpoint_url="http://127.0.0.1:5000")
     with pytest.raises(AwsError, match="did you mean `eu-west-1`"):
