@@ -27,8 +27,8 @@ from smartvault.errors import AuditError
 from smartvault.errors import Ec2CallFailed
 
 #: A ``pending`` delete record older than this belongs to no live run: a run writes it just
-#: before its DeleteSnapshot calls and updates it right after them (at most 5 attempts per
-#: snapshot with backoff capped at 20 s), which takes minutes, and a Lambda lives 15.
+#: before its DeleteSnapshot calls and updates it right after them (throttling retried for
+#: at most 5 minutes of backoff per snapshot), and a Lambda lives 15 minutes.
 PENDING_DELETE_GRACE: Final = timedelta(hours=1)
 #: How far back apply looks for them: one DynamoDB Query per UTC day.
 PENDING_DELETE_LOOKBACK: Final = timedelta(days=7)
