@@ -798,6 +798,8 @@ def make_server(account: Account, port: int = 0) -> ThreadingHTTPServer:
                 if action != "GetCallerIdentity":
                     self._send(400, _error_xml("InvalidAction", action))
                 else:
+                    with account.lock:
+                        account.calls[action] += 1  # a call like any other: counted
                     self._send(200, _sts_identity(account.owner))
                 return
             with account.lock:
