@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC
 from datetime import datetime
@@ -573,3 +574,70 @@ def test_a_volume_that_no_longer_matches_is_read_by_id(aws: None) -> None:
 
     assert [(v.volume_id, v.tags["tier"]) for v in inventory.volumes] == [(untagged, "bronze")]
     assert calls["ec2:DescribeVolumes"] == 2
+
+
+# --- memory and concurrency -----------------------------------------------------------
+
+
+def test_repeated_tag_texts_are_one_object_and_recovery_point_ids_stay_their_own(
+    aws: None,
+) -> None:
+    ec2 = setup_client()
+    volume_id = make_volume(ec2, {})
+    for n in range(3):
+        make_snapshots(
+            ec2,
+            volume_id,
+            1,
+            {**MANAGED_TAGS, "Team": "storage", "smartvault:recovery-point": f"nightly/v/{n}"},
+        )
+
+    snapshots = read_inventory(AwsSession(regions=(REGION,)), policies()).snapshots
+
+    first, *others = snapshots
+    for other in others:
+        for key, value in other.tags.items():
+            (same_key,) = (k for k in first.tags if k == key)
+            assert same_key is key  # one object per key, whichever snapshot it came from
+            if key != "smartvault:recovery-point":
+                assert first.tags[key] is value
+        assert other.tags["smartvault:recovery-point"] != first.tags["smartvault:recovery-point"]
+    assert len({s.volume_id for s in snapshots}) == 1
+    assert all(s.volume_id is first.volume_id for s in snapshots)
+
+
+def test_regions_read_side_by_side_give_what_one_at_a_time_gives(aws: None) -> None:
+    regions = ("us-east-1", "us-west-2", "eu-west-1", "ap-south-1", "eu-central-1")
+    for region in regions:
+        ec2 = setup_client(region)
+        launch(ec2, 2, {"backup": "true"})
+        make_snapshots(ec2, make_volume(ec2, {}, region), 2, MANAGED_TAGS)
+    loaded = policies(make_policy(selector=Selector(tags=tag_filter(backup="true"))))
+
+    together = read_inventory(AwsSession(regions=regions), loaded)
+    alone = [read_inventory(AwsSession(regions=(region,)), loaded) for region in regions]
+
+    assert together.regions == tuple(sorted(regions))
+    by_region = {inv.regions[0]: inv for inv in alone}
+    assert together.snapshots == tuple(s for r in together.regions for s in by_region[r].snapshots)
+    assert together.instances == tuple(i for r in together.regions for i in by_region[r].instances)
+    assert [s.region for s in together.snapshots] == sorted(s.region for s in together.snapshots)
+
+
+def test_of_two_failing_regions_the_first_in_order_is_reported_whichever_fails_first(
+    aws: None,
+) -> None:
+    session = AwsSession(regions=("eu-west-1", "us-east-1"))
+    slow, quick = session.client("ec2", "eu-west-1"), session.client("ec2", "us-east-1")
+
+    def stall(**_: Any) -> None:
+        time.sleep(0.3)  # eu-west-1 fails last
+
+    slow.meta.events.register_first("before-call.ec2.DescribeSnapshots", stall)
+    with Stubber(slow) as slow_stub, Stubber(quick) as quick_stub:
+        for stub, code in ((slow_stub, "UnauthorizedOperation"), (quick_stub, "AuthFailure")):
+            stub.add_client_error("describe_snapshots", service_error_code=code)
+        with pytest.raises(AwsError) as caught:
+            read_inventory(session, policies())
+
+    assert "in eu-west-1" in str(caught.value)

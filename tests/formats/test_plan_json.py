@@ -590,6 +590,24 @@ class TestRoundTrip:
     def test_a_plan_compared_with_its_own_round_trip_has_no_differences(self, plan: Plan) -> None:
         assert compare_actions(plan, plan_json.loads(plan_json.dumps(plan))) == []
 
+    @PROPERTY
+    @given(plans)
+    def test_dumps_writes_exactly_what_the_standard_library_writes(self, plan: Plan) -> None:
+        expected = json.dumps(plan_json.plan_to_dict(plan), indent=2, ensure_ascii=False)
+
+        assert plan_json.dumps(plan) == expected + "\n"
+
+    @PROPERTY
+    @given(plans)
+    def test_write_streams_the_text_of_dumps_in_pieces(self, plan: Plan) -> None:
+        pieces: list[str] = []
+
+        plan_json.write(plan, pieces.append)
+
+        assert "".join(pieces) == plan_json.dumps(plan)
+        # entry by entry: no piece is the whole list of actions or kept entries
+        assert len(pieces) > len(plan.actions) + len(plan.kept)
+
     def test_dumps_is_indented_json_ending_in_one_newline(self) -> None:
         text = plan_json.dumps(make_plan())
 
