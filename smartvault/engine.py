@@ -41,12 +41,9 @@ from smartvault.aws.sns import publish
 from smartvault.aws.volumes import Ec2Volumes
 from smartvault.core import planner
 from smartvault.core import preflight
-from smartvault.core.coverage import Coverage
-from smartvault.core.coverage import coverage as compute_coverage
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
-from smartvault.core.plan_diff import compare_actions
 from smartvault.core.report import ActionResult
 from smartvault.core.report import NotifyResult
 from smartvault.core.report import RunReport
@@ -57,13 +54,13 @@ from smartvault.errors import AuditError
 from smartvault.errors import AwsError
 from smartvault.errors import ConfigError
 from smartvault.errors import PlanFileError
-from smartvault.formats import plan_json
 from smartvault.formats import policy
 from smartvault.settings import Settings
 
 if TYPE_CHECKING:  # a person's commands only: kept off the Lambda's import path
     from smartvault.aws.holds import Ec2Holds
     from smartvault.core.compare import Side
+    from smartvault.core.coverage import Coverage
 
 DEFAULT_POLICY_PATHS = ("policies",)
 DEFAULT_MAX_PLAN_AGE = timedelta(hours=24)
@@ -307,6 +304,9 @@ class Engine:
         if refusal is None:  # only then is the account read again
             # With the same second key the person turned when saving it.
             fresh = self.plan(policies, at=saved.at, allow_deletes=saved.allow_deletes)
+            # Saved plans are a person's (`apply --plan`): the Lambda never loads this.
+            from smartvault.core.plan_diff import compare_actions
+
             differences = compare_actions(saved, fresh)
             # Stale: was it applied already? One read of the audit log since its `at`.
             stale = differences and fresh.account_id == saved.account_id
@@ -406,6 +406,8 @@ class Engine:
     def coverage(self, policies: PolicySet) -> Coverage:
         """Read the account once (every instance and volume of the regions, unfiltered, and
         the managed snapshots) and say what protects each resource, now. Never writes."""
+        from smartvault.core.coverage import coverage as compute_coverage  # a person's command
+
         working = self.session.regions()
         with collector_paused():  # one object per snapshot and recovery point
             inventory = read_everything(self.session, policies, working)
@@ -443,4 +445,7 @@ def _read_plan(path: str) -> Plan:
         )
     except files.FileRefused as exc:
         raise PlanFileError(str(exc)) from exc
+    # Saved plans are a person's (`apply --plan`): the Lambda never loads this.
+    from smartvault.formats import plan_json
+
     return plan_json.loads(text, source=path)

@@ -232,13 +232,19 @@ def test_an_eventbridge_envelope_honours_policies_and_dry_run(account, event):
 
 def test_importing_the_handler_stays_light():
     """No CLI layer, no test libraries, nothing only a person's commands use (the demo,
-    the report page, plan --compare, holds) on the Lambda's import path."""
+    the report page, plan --compare, holds, coverage, saved plans), and none of what only
+    some runs need (the copy, archive and restore-test steps; the messages of invalid
+    policies) on the Lambda's import path: those are imported when a run needs them."""
     code = (
         "import sys, lambda_entry; "
         "heavy = ('click', 'pytest', 'hypothesis', 'moto', 'smartvault.cli', "
         "'smartvault.formats.render', 'smartvault.demo', 'smartvault.formats.report_html', "
         "'smartvault.formats.policy.revision', 'smartvault.core.compare', "
-        "'smartvault.core.audit_summary', 'smartvault.aws.holds', 'smartvault.apply.holds'); "
+        "'smartvault.core.audit_summary', 'smartvault.aws.holds', 'smartvault.apply.holds', "
+        "'smartvault.core.coverage', 'smartvault.core.plan_diff', 'smartvault.formats.plan_json', "
+        "'smartvault.apply.copy', 'smartvault.apply.archive', 'smartvault.apply.verify', "
+        "'smartvault.apply.waiting', 'smartvault.apply.restore', "
+        "'smartvault.formats.policy.messages'); "
         "print(sorted(m for m in sys.modules "
         "if any(m == h or m.startswith(h + '.') for h in heavy)))"
     )

@@ -34,9 +34,7 @@ from datetime import timedelta
 from typing import Any
 from typing import Final
 
-from smartvault.apply.archive import ArchiveStep
 from smartvault.apply.claims import ClaimGuard
-from smartvault.apply.copy import CopyStep
 from smartvault.apply.create import CreateStep
 from smartvault.apply.delete import DEFAULT_MAX_WORKERS
 from smartvault.apply.delete import DeleteStep
@@ -48,7 +46,6 @@ from smartvault.apply.ports import Volumes
 from smartvault.apply.step import RunContext
 from smartvault.apply.step import Step
 from smartvault.apply.trail import AuditTrail
-from smartvault.apply.verify import VerifyStep
 from smartvault.core.model import Action
 from smartvault.core.model import ArchiveAction
 from smartvault.core.model import CopyAction
@@ -142,9 +139,8 @@ class Executor:
 
         ctx = self._context(ledger)
         claims = ctx.claims
-        verify = VerifyStep(ctx, self._sweep_regions)
         deletes = DeleteStep(ctx, self._max_workers)
-        steps: tuple[tuple[Callable[[Action], bool], Step[Any, Any]], ...] = (
+        steps: list[tuple[Callable[[Action], bool], Step[Any, Any]]] = [
             # A failed recovery point of the slot a create makes again goes first: while
             # its snapshots exist the create must not mix new ones in beside them, and
             # the slot would wait for the next run (a failed nightly retried an hour
@@ -152,13 +148,27 @@ class Executor:
             (_failed_point_remade(actions), deletes),
             (_is(CreateAction), CreateStep(ctx)),
             (_is(DeleteAction), deletes),
-            (_is(CopyAction), CopyStep(ctx)),
-            (_is(ArchiveAction), ArchiveStep(ctx)),
+        ]
+        # Copies, archives and restore tests are rarer than backups: only a plan that has
+        # them imports their steps (a scheduled run's cold start).
+        if any(isinstance(a, CopyAction) for a in actions):
+            from smartvault.apply.copy import CopyStep
+
+            steps.append((_is(CopyAction), CopyStep(ctx)))
+        if any(isinstance(a, ArchiveAction) for a in actions):
+            from smartvault.apply.archive import ArchiveStep
+
+            steps.append((_is(ArchiveAction), ArchiveStep(ctx)))
+        verify_notes: list[str] = []
+        if self._sweep_regions or any(isinstance(a, VerifyAction) for a in actions):
+            from smartvault.apply.verify import VerifyStep
+
+            verify = VerifyStep(ctx, self._sweep_regions)
+            verify_notes = verify.notes
             # Restore tests last: they wait minutes on EC2, so a deadline cuts a test,
             # never a backup, a deletion or a copy; and they test what this run left in
             # place (a point this run deleted or archived is skipped, not restored).
-            (_is(VerifyAction), verify),
-        )
+            steps.append((_is(VerifyAction), verify))
         indexed = list(enumerate(actions))
         try:
             for wanted, step in steps:
@@ -170,7 +180,7 @@ class Executor:
         finally:
             # Claims taken but never completed (asked to stop, or a crash in this process).
             claims.release_held()
-        return ledger.result((*notes, *verify.notes))
+        return ledger.result((*notes, *verify_notes))
 
     def context(self) -> RunContext:
         """The services of a run that is no plan (a restore): its records carry this

@@ -22,9 +22,6 @@ from smartvault.formats.policy.build import build_policy
 from smartvault.formats.policy.checks import NameUse
 from smartvault.formats.policy.checks import check_policies
 from smartvault.formats.policy.checks import duplicate_names
-from smartvault.formats.policy.messages import describe
-from smartvault.formats.policy.messages import explain_all
-from smartvault.formats.policy.messages import misspelt_keys
 from smartvault.formats.policy.paths import JsonPath
 from smartvault.formats.policy.schema import validator
 from smartvault.formats.policy.yaml12 import Document
@@ -63,6 +60,8 @@ def parse_document(document: Document) -> Parsed:
     data = doc.data
     if not isinstance(data, dict):
         if not doc.problems:
+            from smartvault.formats.policy.messages import describe  # an invalid document only
+
             doc.add_at(
                 (),
                 f"expected a mapping with `version: 1` and `policies:`, found {describe(data)}",
@@ -79,9 +78,13 @@ def parse_document(document: Document) -> Parsed:
         return Parsed([], doc.problems, [])
 
     errors = list(validator().iter_errors(data))
-    explain_all(errors, doc)
-    data, hidden = _as_meant(data, errors, doc)
-    errors += hidden
+    if errors:
+        # Only an invalid document needs the messages (a scheduled run's are valid).
+        from smartvault.formats.policy.messages import explain_all
+
+        explain_all(errors, doc)
+        data, hidden = _as_meant(data, errors, doc)
+        errors += hidden
     raw_policies = data.get("policies")
     entries = raw_policies if isinstance(raw_policies, list) else []
     names = check_policies(entries, doc, _bad_paths(errors))
@@ -113,6 +116,9 @@ def _as_meant(
     inside its value (``keep_last: 0``) would surface only once the key is fixed. Problems
     are located where they are written: the respelt paths point at the same places.
     """
+    from smartvault.formats.policy.messages import explain_all  # errors only: see parse_document
+    from smartvault.formats.policy.messages import misspelt_keys
+
     hidden: list[jsonschema.ValidationError] = []
     found = misspelt_keys(errors)
     for _ in range(_MAX_RESPELLINGS):
