@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import marshal
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from smartvault.deploy import build_package
+from smartvault.deploy import package as package_module
 from smartvault.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_runtime_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether this machine has a Python 3.12 must not change what the tests see: no
+    bytecode, unless a test gives an interpreter itself."""
+    monkeypatch.setattr(package_module, "runtime_python", lambda: None)
 
 
 @pytest.fixture
@@ -158,3 +169,42 @@ def test_a_failed_pip_install_is_a_config_error_that_says_what_to_check(project,
             requirements=["not a valid requirement!!"],
         )
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_the_runtimes_bytecode_is_packaged_hash_based_and_reproducibly(
+    project, tmp_path, monkeypatch
+):
+    # This interpreter stands in for the runtime's: the zip then holds its cache tag.
+    monkeypatch.setattr(package_module, "runtime_python", lambda: sys.executable)
+    tag = sys.implementation.cache_tag
+
+    first = build_package(
+        tmp_path / "a.zip", project_root=project, policy_paths=[project / "policies"], vendor=False
+    )
+    (project / "smartvault" / "engine.py").touch()  # mtimes never reach the bytecode
+    second = build_package(
+        tmp_path / "b.zip", project_root=project, policy_paths=[project / "policies"], vendor=False
+    )
+
+    assert first.bytecode
+    assert first.path.read_bytes() == second.path.read_bytes()
+    names = _names(first.path)
+    assert f"smartvault/__pycache__/engine.{tag}.pyc" in names
+    assert f"__pycache__/lambda_entry.{tag}.pyc" in names
+    with zipfile.ZipFile(first.path) as archive:
+        pyc = archive.read(f"smartvault/__pycache__/engine.{tag}.pyc")
+        # the stray cache of the project is never packaged, only what was compiled
+        assert b"stale" not in [archive.read(n) for n in names if n.endswith(".pyc")]
+    assert pyc[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(pyc[4:8], "little") == 0b01  # hash-based, source never checked
+    code = marshal.loads(pyc[16:])
+    assert code.co_filename == "/var/task/smartvault/engine.py"
+
+
+def test_without_the_runtimes_python_the_zip_has_sources_only(project, tmp_path):
+    info = build_package(
+        tmp_path / "a.zip", project_root=project, policy_paths=[project / "policies"], vendor=False
+    )
+
+    assert not info.bytecode
+    assert not [n for n in _names(info.path) if n.endswith(".pyc")]
