@@ -470,6 +470,11 @@ class Account:
                 for item in store.values():
                     _ = item.xml
         self.lock = threading.Lock()
+        #: bumped by every call that is not a Describe: a cached listing is then stale
+        self.changes = 0
+        #: region -> (query, changes, the filtered snapshots) of its latest listing: EC2
+        #: pages one listing; filtering every item again for each page would be quadratic
+        self._listings: dict[str, tuple[str, int, list[Item]]] = {}
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -532,6 +537,8 @@ class Account:
             raise Ec2Error(
                 "InvalidAction", f"The action {action} is not valid for this web service."
             )
+        if not action.startswith("Describe"):
+            self.changes += 1
         body: str = method(self.region(region_name), form)
         return (
             f'<{action}Response xmlns="{NS}"><requestId>fake</requestId>{body}</{action}Response>'
@@ -596,6 +603,11 @@ class Account:
         for _, values in filters:
             if len(values) > 200:
                 raise Ec2Error("FilterLimitExceeded", "The maximum number of filter values is 200")
+        query = _query(form)
+        cached = self._listings.get(region.name)
+        if form.get("NextToken") and cached is not None and cached[:2] == (query, self.changes):
+            xml, token = _page("DescribeSnapshots", form, cached[2], query)
+            return f"<snapshotSet>{xml}</snapshotSet>{token}"
         by_id = next((values for name, values in filters if name == "snapshot-id"), None)
         if ids:
             items = [region.snapshots[i] for i in ids]
@@ -615,7 +627,8 @@ class Account:
                 "storage-tier": lambda i: i.fields.get("tier", "standard"),
             },
         )
-        xml, token = _page("DescribeSnapshots", form, items, _query(form))
+        self._listings[region.name] = (query, self.changes, items)
+        xml, token = _page("DescribeSnapshots", form, items, query)
         return f"<snapshotSet>{xml}</snapshotSet>{token}"
 
     def _do_DescribeImages(self, region: Region, form: Mapping[str, str]) -> str:
