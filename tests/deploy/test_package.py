@@ -96,7 +96,10 @@ def test_a_single_policy_file_is_packaged_under_its_name(project, tmp_path):
         policy_paths=[project / "policies" / "team" / "db.yml"],
         vendor=False,
     )
-    assert [n for n in _names(info.path) if n.startswith("policies/")] == ["policies/db.yml"]
+    assert [n for n in _names(info.path) if n.startswith("policies/")] == [
+        "policies/.smartvault-validated.json",
+        "policies/db.yml",
+    ]
 
 
 @pytest.mark.parametrize(
