@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 from smartvault.core import metrics
 from smartvault.core.model import Action
 from smartvault.core.model import Plan
+from smartvault.core.model import PolicySet
 from smartvault.core.report import ActionResult
 from smartvault.deadline import Deadline
 from smartvault.engine import Engine
@@ -31,7 +33,11 @@ from smartvault.engine import new_run_id
 from smartvault.engine import utc_now
 from smartvault.errors import ConfigError
 from smartvault.errors import SmartVaultError
+from smartvault.formats.policy import load_policies
+from smartvault.formats.policy.validated import Manifest
+from smartvault.formats.policy.validated import read_manifest
 from smartvault.logs import JsonLog
+from smartvault.settings import Settings
 from smartvault.settings import deadline_margin_seconds
 from smartvault.settings import settings_from_env
 
@@ -180,9 +186,18 @@ def handle(
     try:
         asked = LambdaRequest.from_event(event)
         settings = settings_from_env(environ)
-        policy_path = environ.get("SMARTVAULT_POLICY_PATH") or str(packaged_policies)
+        given_path = environ.get("SMARTVAULT_POLICY_PATH")
+        policy_path = given_path or str(packaged_policies)
         deadline = _deadline(context, deadline_margin_seconds(environ))
-        report = Engine(settings, clock=clock, deadline=deadline).run(
+        # The packaged policies come with the manifest of those validated when packaged;
+        # no package vouches for what SMARTVAULT_POLICY_PATH names.
+        validated = None if given_path else read_manifest(packaged_policies)
+        engine = (
+            Engine(settings, clock=clock, deadline=deadline)
+            if validated is None
+            else _PackagedEngine(settings, validated, clock=clock, deadline=deadline)
+        )
+        report = engine.run(
             RunRequest(
                 paths=(policy_path,),
                 policies=asked.policies,
@@ -222,6 +237,26 @@ def handle(
     if not report.ok:
         raise RunFailed(summary)
     return summary
+
+
+class _PackagedEngine(Engine):
+    """An engine that reads the packaged policies with their manifest: a file packaged
+    as it is skips the schema step; any other is validated in full."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        validated: Manifest,
+        *,
+        clock: Callable[[], datetime],
+        deadline: Deadline | None,
+    ) -> None:
+        super().__init__(settings, clock=clock, deadline=deadline)
+        self._validated = validated
+
+    def load_policies(self, paths: Sequence[str] = ()) -> PolicySet:  # type: ignore[override]
+        # The manifest was read from the folder asked for: it is there.
+        return load_policies(paths or (self._validated.folder,), validated=self._validated)
 
 
 def _deadline(context: object, margin: float) -> Deadline | None:

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
 import lambda_entry
+import smartvault
+from smartvault import lambda_app
+from smartvault.deploy import build_package
+from smartvault.deploy import package as package_module
 from smartvault.errors import ConfigError
 from smartvault.errors import PolicyError
+from smartvault.formats.policy.schema import schema_sha256
+from smartvault.formats.policy.validated import read_manifest
 from smartvault.lambda_app import RunFailed
 from tests.moto_helpers import launch
 from tests.moto_helpers import managed_snapshots
@@ -234,7 +244,8 @@ def test_importing_the_handler_stays_light():
     """No CLI layer, no test libraries, nothing only a person's commands use (the demo,
     the report page, plan --compare, holds, coverage, saved plans), and none of what only
     some runs need (the copy, archive and restore-test steps; the messages of invalid
-    policies) on the Lambda's import path: those are imported when a run needs them."""
+    policies; jsonschema, for policies no package manifest vouches for) on the Lambda's
+    import path: those are imported when a run needs them."""
     code = (
         "import sys, lambda_entry; "
         "heavy = ('click', 'pytest', 'hypothesis', 'moto', 'smartvault.cli', "
@@ -244,7 +255,8 @@ def test_importing_the_handler_stays_light():
         "'smartvault.core.coverage', 'smartvault.core.plan_diff', 'smartvault.formats.plan_json', "
         "'smartvault.apply.copy', 'smartvault.apply.archive', 'smartvault.apply.verify', "
         "'smartvault.apply.waiting', 'smartvault.apply.restore', "
-        "'smartvault.formats.policy.messages'); "
+        "'smartvault.formats.policy.messages', "
+        "'jsonschema', 'referencing', 'rpds', 'jsonschema_specifications'); "
         "print(sorted(m for m in sys.modules "
         "if any(m == h or m.startswith(h + '.') for h in heavy)))"
     )
@@ -252,6 +264,132 @@ def test_importing_the_handler_stays_light():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def moto_endpoint():
+    """moto as a server on the loopback, for a handler run in a process of its own."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+#: A dry run of the unpacked package's handler: its summary, its planned actions, and
+#: whether jsonschema (or a library only it needs) was imported; run in the unpacked zip.
+_PACKAGED_RUN = """\
+import json, sys
+import lambda_entry
+import smartvault
+assert smartvault.__file__.startswith(sys.argv[2]), smartvault.__file__
+summary = lambda_entry.handler({"dry_run": True}, None)
+heavy = ("jsonschema", "referencing", "rpds", "jsonschema_specifications")
+with open(sys.argv[1], "w") as out:
+    json.dump({
+        "summary": {k: v for k, v in summary.items() if k not in ("at", "run_id")},
+        "imported": sorted(m for m in sys.modules if m.split(".")[0] in heavy),
+    }, out)
+"""
+
+
+def run_packaged(task: Path, endpoint: str, tmp_path: Path) -> tuple[dict, list[str], list]:
+    """Run the handler of the package unpacked at ``task``: its summary, the heavy modules
+    it imported, and the actions it would take (from its log lines)."""
+    result = tmp_path / "result.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTVAULT_", "PYTHON"))}
+    env.update(AWS_ENDPOINT_URL=endpoint, SMARTVAULT_REGIONS="us-east-1")
+    out = subprocess.run(
+        [sys.executable, "-c", _PACKAGED_RUN, str(result), str(task)],
+        cwd=task,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    would = [
+        {k: v for k, v in line.items() if k not in ("run_id", "time", "timestamp")}
+        for line in map(json.loads, out.stdout.splitlines())
+        if line.get("message", "").startswith("would ")
+    ]
+    got = json.loads(result.read_text())
+    return got["summary"], got["imported"], would
+
+
+def test_a_run_over_the_packaged_policies_never_imports_jsonschema_and_plans_the_same(
+    moto_endpoint, tmp_path, monkeypatch
+):
+    """The manifest in the zip vouches for its policies: no schema, no jsonschema, the same
+    plan as validating them; without the manifest they are validated (jsonschema loads)."""
+    monkeypatch.setattr(package_module, "runtime_python", lambda: None)  # sources suffice
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "policies.yaml").write_text(POLICY)
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_endpoint)
+    launch(ec2, 2)
+    info = build_package(
+        tmp_path / "smartvault.zip", project_root=ROOT, policy_paths=[policies], vendor=False
+    )
+    task = tmp_path / "task"
+    with zipfile.ZipFile(info.path) as archive:
+        archive.extractall(task)
+    manifest = task / "policies" / ".smartvault-validated.json"
+    assert manifest.is_file()
+
+    summary, imported, would = run_packaged(task, moto_endpoint, tmp_path)
+    manifest.unlink()
+    validated_summary, validated_imported, validated_would = run_packaged(
+        task, moto_endpoint, tmp_path
+    )
+
+    assert imported == []
+    assert "jsonschema" in validated_imported
+    assert summary == validated_summary
+    assert would == validated_would
+    assert summary["planned"]["create"] == 2
+    assert len(would) == 2
+
+
+def test_a_malformed_manifest_means_the_packaged_policies_are_validated(
+    account, tmp_path, monkeypatch
+):
+    """Never an error: the policies are validated in full, and an invalid one is refused."""
+    monkeypatch.delenv("SMARTVAULT_POLICY_PATH")
+    packaged = tmp_path / "packaged"
+    packaged.mkdir()
+    (packaged / "p.yaml").write_text(POLICY.replace("cron(0 3", "cron(0 99"))
+    (packaged / ".smartvault-validated.json").write_text("{not json")
+    with pytest.raises(PolicyError, match=r"p\.yaml"):
+        lambda_app.handle({"dry_run": True}, None, environ=os.environ, packaged_policies=packaged)
+    (packaged / "p.yaml").write_text(POLICY)
+    summary = lambda_app.handle(
+        {"dry_run": True}, None, environ=os.environ, packaged_policies=packaged
+    )
+    assert summary["policies"] == ["nightly", "weekly"]
+
+
+def test_a_policy_path_setting_is_validated_even_beside_a_manifest(account, tmp_path, monkeypatch):
+    """SMARTVAULT_POLICY_PATH names policies no package vouches for: a manifest there,
+    even one listing the file as it is, is not read."""
+    folder = Path(os.environ["SMARTVAULT_POLICY_PATH"])
+    (folder / "policies.yaml").write_text(
+        POLICY.replace("    schedule:", "    xyzzy: 1\n    schedule:", 1)
+    )
+    digest = hashlib.sha256((folder / "policies.yaml").read_bytes()).hexdigest()
+    (folder / ".smartvault-validated.json").write_text(
+        json.dumps(
+            {
+                "schema_sha256": schema_sha256(),
+                "smartvault_version": smartvault.__version__,
+                "files": {"policies.yaml": digest},
+            }
+        )
+    )
+    assert read_manifest(folder) is not None
+    with pytest.raises(PolicyError, match="unknown key `xyzzy`"):
+        lambda_app.handle({"dry_run": True}, None, environ=os.environ, packaged_policies=folder)
 
 
 NOTIFYING_POLICY = """\

@@ -3,7 +3,9 @@
 ``build_package`` writes the ``smartvault`` package, ``lambda_entry.py``, the policies
 under ``policies/`` and the few third-party libraries the Lambda Python runtime lacks,
 installed by pip as wheels for the runtime the template asks for
-(:data:`~smartvault.deploy.template.LAMBDA_RUNTIME`). The same inputs give the same
+(:data:`~smartvault.deploy.template.LAMBDA_RUNTIME`), and beside the policies the
+manifest of those that passed the schema (:mod:`smartvault.formats.policy.validated`), so
+that the function need not validate them again. The same inputs give the same
 bytes. Every failure is a :class:`~smartvault.errors.ConfigError` saying what to do.
 """
 
@@ -26,6 +28,8 @@ from pathlib import Path
 from smartvault.deploy.template import LAMBDA_PIP_PLATFORM
 from smartvault.deploy.template import LAMBDA_PYTHON_VERSION
 from smartvault.errors import ConfigError
+from smartvault.formats.policy.validated import MANIFEST_NAME
+from smartvault.formats.policy.validated import manifest_bytes
 
 #: What the handler imports that the Lambda runtime does not ship. boto3 and botocore
 #: are in the runtime; click is only for the CLI and the handler never imports it.
@@ -49,6 +53,8 @@ _RUNTIME_DEPENDENCIES = (
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _SKIPPED_PARTS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
+#: The packaged policies' folder in the zip, where the handler reads them.
+_POLICIES = "policies/"
 #: Where Lambda unpacks the zip: the file names tracebacks show.
 LAMBDA_TASK_ROOT = "/var/task"
 
@@ -96,7 +102,8 @@ def build_package(
     """Write the Lambda deployment zip to ``out`` and describe it.
 
     The zip holds ``smartvault/`` (sources and package data, no caches),
-    ``lambda_entry.py``, each policy file under ``policies/`` and, when ``vendor``, the
+    ``lambda_entry.py``, each policy file under ``policies/``, the manifest of those the
+    schema passes (``policies/.smartvault-validated.json``) and, when ``vendor``, the
     runtime libraries the Lambda runtime lacks (``runtime_requirements()`` unless
     ``requirements`` is given), installed by pip as python3.12 x86_64 manylinux
     wheels. boto3 and botocore are left out: the runtime has them. With ``bytecode`` and
@@ -130,6 +137,17 @@ def build_package(
 
     vendored: tuple[str, ...] = ()
     with tempfile.TemporaryDirectory(prefix="smartvault-vendor-") as tmp:
+        manifest = Path(tmp) / MANIFEST_NAME
+        manifest.write_bytes(
+            manifest_bytes(
+                {
+                    arcname.removeprefix(_POLICIES): path.read_bytes()
+                    for arcname, path in files.items()
+                    if arcname.startswith(_POLICIES)
+                }
+            )
+        )
+        files[_POLICIES + MANIFEST_NAME] = manifest
         if vendor:
             target = Path(tmp) / "vendor"
             if requirements is None:

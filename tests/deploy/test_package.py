@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import marshal
 import shutil
 import sys
@@ -12,9 +13,13 @@ from pathlib import Path
 
 import pytest
 
+import smartvault
 from smartvault.deploy import build_package
 from smartvault.deploy import package as package_module
 from smartvault.errors import ConfigError
+from smartvault.formats.policy import load_policies
+from smartvault.formats.policy.validated import read_manifest
+from tests.factories import MINIMAL_POLICY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,7 +101,10 @@ def test_a_single_policy_file_is_packaged_under_its_name(project, tmp_path):
         policy_paths=[project / "policies" / "team" / "db.yml"],
         vendor=False,
     )
-    assert [n for n in _names(info.path) if n.startswith("policies/")] == ["policies/db.yml"]
+    assert [n for n in _names(info.path) if n.startswith("policies/")] == [
+        "policies/.smartvault-validated.json",
+        "policies/db.yml",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -208,3 +216,52 @@ def test_without_the_runtimes_python_the_zip_has_sources_only(project, tmp_path)
 
     assert not info.bytecode
     assert not [n for n in _names(info.path) if n.endswith(".pyc")]
+
+
+def test_the_zip_holds_the_manifest_of_the_policies_the_schema_passed(project, tmp_path):
+    """Beside the policies: the schema's digest, the version, and each file's digest, as
+    the zip holds it; a file the schema refuses is packaged but not listed."""
+    policies = project / "policies"
+    (policies / "prod.yaml").write_text(MINIMAL_POLICY)
+    (policies / "team" / "db.yml").write_text(MINIMAL_POLICY.replace("nightly", "db"))
+    (policies / "broken.yaml").write_text(MINIMAL_POLICY.replace("cron(", "cron ("))
+    first = build_package(
+        tmp_path / "a.zip", project_root=project, policy_paths=[policies], vendor=False
+    )
+    second = build_package(
+        tmp_path / "b.zip", project_root=project, policy_paths=[policies], vendor=False
+    )
+
+    with zipfile.ZipFile(first.path) as archive:
+        written = archive.read("policies/.smartvault-validated.json")
+        digests = {
+            name: hashlib.sha256(archive.read(f"policies/{name}")).hexdigest()
+            for name in ("prod.yaml", "team/db.yml", "broken.yaml")
+        }
+    with zipfile.ZipFile(second.path) as archive:
+        assert archive.read("policies/.smartvault-validated.json") == written
+    schema = project / "smartvault" / "schemas" / "policy.schema.json"
+    assert json.loads(written) == {
+        "schema_sha256": hashlib.sha256(schema.read_bytes()).hexdigest(),
+        "smartvault_version": smartvault.__version__,
+        "files": {"prod.yaml": digests["prod.yaml"], "team/db.yml": digests["team/db.yml"]},
+    }
+    assert written == (json.dumps(json.loads(written), indent=2, sort_keys=True) + "\n").encode()
+    assert first.path.read_bytes() == second.path.read_bytes()
+
+
+def test_the_packaged_policies_load_with_their_manifest_as_without(project, tmp_path):
+    policies = project / "policies"
+    (policies / "prod.yaml").write_text(MINIMAL_POLICY)
+    (policies / "team" / "db.yml").write_text(MINIMAL_POLICY.replace("nightly", "db"))
+    info = build_package(
+        tmp_path / "a.zip", project_root=project, policy_paths=[policies], vendor=False
+    )
+    with zipfile.ZipFile(info.path) as archive:
+        archive.extractall(tmp_path / "task")
+    packaged = tmp_path / "task" / "policies"
+    manifest = read_manifest(packaged)
+    assert manifest is not None
+    assert sorted(manifest.files) == ["prod.yaml", "team/db.yml"]
+    assert all(manifest.passed(packaged / n, (packaged / n).read_bytes()) for n in manifest.files)
+    assert load_policies([packaged], validated=manifest) == load_policies([packaged])

@@ -4,7 +4,9 @@ Files are read through :mod:`smartvault.files` (regular files of at most 1 MiB, 
 a FIFO or a device); folders are walked for ``*.yaml`` and ``*.yml``, links followed
 without ever walking in a circle. Every problem of every file, and a policy name used
 in two places, is collected and raised together as one
-:class:`~smartvault.errors.PolicyError`, each located ``file:line:column``.
+:class:`~smartvault.errors.PolicyError`, each located ``file:line:column``. Given the
+manifest of a deployment package (:mod:`.validated`), a file whose bytes it lists skips
+the schema step, with the same result.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from smartvault import files
 from smartvault.core.model import Policy
@@ -26,9 +29,17 @@ from smartvault.errors import Problem
 from smartvault.formats.policy.checks import NameUse
 from smartvault.formats.policy.checks import duplicate_names
 from smartvault.formats.policy.parse import parse_document
+from smartvault.formats.policy.validated import Manifest
 from smartvault.formats.policy.yaml12 import compose
 
 POLICY_SUFFIXES = (".yaml", ".yml")
+
+
+class Read(NamedTuple):
+    """A policy file's text, and whether these bytes passed the schema when packaged."""
+
+    text: str
+    schema_passed: bool = False
 
 
 def _policy_files(directory: Path, problems: list[Problem]) -> list[Path]:
@@ -86,13 +97,17 @@ def _policy_files(directory: Path, problems: list[Problem]) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(directory).parts)
 
 
-def load_policies(paths: Sequence[str | os.PathLike[str]]) -> PolicySet:
+def load_policies(
+    paths: Sequence[str | os.PathLike[str]], *, validated: Manifest | None = None
+) -> PolicySet:
     """Load and validate the policy files at ``paths`` (files or directories).
 
     A directory loads every ``*.yaml`` and ``*.yml`` file below it, sorted. Every
     problem of every file is collected; if there is any, :class:`PolicyError` is
     raised with all of them, sorted by file, line and column. File names are shown
-    as given (``policies/prod.yaml``), never made absolute.
+    as given (``policies/prod.yaml``), never made absolute. With ``validated``, a file
+    whose bytes it lists under this code's schema and version is not run through the
+    schema again; every other file is validated in full, and the result is the same.
     """
     problems: list[Problem] = []
     to_read: list[tuple[str, Path]] = []
@@ -124,8 +139,7 @@ def load_policies(paths: Sequence[str | os.PathLike[str]]) -> PolicySet:
                 to_read.append((str(file), file))
 
     loaded, more = parse_files(
-        (shown, functools.partial(files.read_text, file, shown, too_large=_TOO_LARGE))
-        for shown, file in to_read
+        (shown, functools.partial(_read, file, shown, validated)) for shown, file in to_read
     )
     problems.extend(more)
     if problems:
@@ -136,12 +150,21 @@ def load_policies(paths: Sequence[str | os.PathLike[str]]) -> PolicySet:
 _TOO_LARGE = "split its policies into several files"
 
 
+def _read(file: Path, shown: str, validated: Manifest | None) -> Read:
+    # One read: the bytes hashed are the bytes parsed.
+    data = files.read_bytes(file, shown, too_large=_TOO_LARGE)
+    return Read(
+        files.decode_text(data, shown), validated is not None and validated.passed(file, data)
+    )
+
+
 def parse_files(
-    readers: Iterable[tuple[str, Callable[[], str]]],
+    readers: Iterable[tuple[str, Callable[[], str | Read]]],
 ) -> tuple[PolicySet, list[Problem]]:
     """Parse each file (named as shown, its text from its reader: a
     :class:`~smartvault.files.FileRefused` is that file's problem), then check that policy
-    names are unique across all of them: the policies, and every problem found.
+    names are unique across all of them: the policies, and every problem found. A
+    reader's :class:`Read` may say the schema passed these bytes already.
 
     One reading for files on disk (:func:`load_policies`) and files at a git revision
     (:mod:`.revision`): both mean the same policies by the same text.
@@ -152,11 +175,12 @@ def parse_files(
     shown_files: list[str] = []
     for shown, read in readers:
         try:
-            text = read()
+            got = read()
         except files.FileRefused as exc:
             problems.append(exc.problem)
             continue
-        parsed = parse_document(compose(text, shown))
+        text, schema_passed = (got, False) if isinstance(got, str) else got
+        parsed = parse_document(compose(text, shown), schema_passed=schema_passed)
         problems.extend(parsed.problems)
         policies.extend(parsed.policies)
         names.extend(parsed.names)

@@ -5,6 +5,7 @@ Pure: no file is read. :func:`parse_policy` takes a document composed by
 revision or a test) and runs everything but the file access: the version, the schema
 (:mod:`.messages`), the checks beyond it (:mod:`.checks`) and the records (:mod:`.build`).
 A document is valid or invalid as a whole: when it has any problem, it has no policies.
+jsonschema is imported only when a document is validated against the schema.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
-
-import jsonschema
 
 from smartvault.core.model import Policy
 from smartvault.errors import Problem
@@ -26,6 +26,9 @@ from smartvault.formats.policy.paths import JsonPath
 from smartvault.formats.policy.schema import validator
 from smartvault.formats.policy.yaml12 import Document
 from smartvault.formats.policy.yaml12 import compose
+
+if TYPE_CHECKING:  # the validation imports jsonschema itself, when it runs
+    import jsonschema
 
 SUPPORTED_VERSION = 1
 
@@ -43,8 +46,14 @@ class Parsed:
     names: list[NameUse]
 
 
-def parse_document(document: Document) -> Parsed:
-    """Validate ``document`` and build its records; ``document`` itself is not changed."""
+def parse_document(document: Document, *, schema_passed: bool = False) -> Parsed:
+    """Validate ``document`` and build its records; ``document`` itself is not changed.
+
+    ``schema_passed``: these very bytes passed this very schema before (the package's
+    manifest, :mod:`.validated`, says so), so the schema step is skipped; a document
+    the schema passes is built from its data as it is, so the result is the same.
+    Every other step, and every check beyond the schema, still runs.
+    """
     doc = dataclasses.replace(
         document,
         problems=list(document.problems),
@@ -77,7 +86,7 @@ def parse_document(document: Document) -> Parsed:
         )
         return Parsed([], doc.problems, [])
 
-    errors = list(validator().iter_errors(data))
+    errors = [] if schema_passed else list(validator().iter_errors(data))
     if errors:
         # Only an invalid document needs the messages (a scheduled run's are valid).
         from smartvault.formats.policy.messages import explain_all
