@@ -371,10 +371,8 @@ class _Region:
     images: tuple[Image, ...] = ()
 
 
-def _each_region(
-    regions: Sequence[str], read: Callable[[str], _Region]
-) -> Iterator[tuple[str, _Region]]:
-    """``read(region)`` for every region, several at once, in the order of ``regions``.
+def _read_all(regions: Sequence[str], read: Callable[[str], _Region]) -> _Region:
+    """``read(region)`` for every region, several at once, joined in the order of ``regions``.
 
     Regions are independent and each has its own request quota, and most of a page's
     time is AWS composing it: reading them side by side overlaps those waits. A failure
@@ -382,18 +380,23 @@ def _each_region(
     read yet are not started.
     """
     if len(regions) <= 1:
-        yield from ((region, read(region)) for region in regions)
-        return
-    with ThreadPoolExecutor(
-        max_workers=min(REGIONS_AT_ONCE, len(regions)), thread_name_prefix="read"
-    ) as pool:
-        futures = [pool.submit(read, region) for region in regions]
-        try:
-            for region, future in zip(regions, futures, strict=True):
-                yield region, future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+        results = [read(region) for region in regions]
+    else:
+        with ThreadPoolExecutor(
+            max_workers=min(REGIONS_AT_ONCE, len(regions)), thread_name_prefix="read"
+        ) as pool:
+            futures = [pool.submit(read, region) for region in regions]
+            try:
+                results = [future.result() for future in futures]
+            finally:
+                for future in futures:
+                    future.cancel()
+    return _Region(
+        instances=[i for found in results for i in found.instances],
+        volumes=[v for found in results for v in found.volumes],
+        snapshots=tuple(s for found in results for s in found.snapshots),
+        images=tuple(i for found in results for i in found.images),
+    )
 
 
 def read_inventory(
@@ -441,22 +444,14 @@ def read_inventory(
         found.images = read_images(ec2, region)
         return found
 
-    instances: list[Instance] = []
-    volumes: list[Volume] = []
-    snapshots: list[Snapshot] = []
-    images: list[Image] = []
-    for _, found in _each_region(all_regions, read):
-        instances.extend(found.instances)
-        volumes.extend(found.volumes)
-        snapshots.extend(found.snapshots)
-        images.extend(found.images)
+    found = _read_all(all_regions, read)
     return Inventory(
         account_id=account_id,
         regions=all_regions,
-        instances=tuple(instances),
-        volumes=tuple(volumes),
-        snapshots=tuple(snapshots),
-        images=tuple(images),
+        instances=tuple(found.instances),
+        volumes=tuple(found.volumes),
+        snapshots=found.snapshots,
+        images=found.images,
         resource_regions=tuple(r for r in all_regions if r in working),
     )
 
@@ -487,17 +482,11 @@ def read_everything(
             found.volumes = [volumes[key] for key in sorted(volumes)]
         return found
 
-    instances: list[Instance] = []
-    volumes: list[Volume] = []
-    snapshots: list[Snapshot] = []
-    for _, found in _each_region(all_regions, read):
-        instances.extend(found.instances)
-        volumes.extend(found.volumes)
-        snapshots.extend(found.snapshots)
+    found = _read_all(all_regions, read)
     return Inventory(
         account_id=account_id,
         regions=all_regions,
-        instances=tuple(instances),
-        volumes=tuple(volumes),
-        snapshots=tuple(snapshots),
+        instances=tuple(found.instances),
+        volumes=tuple(found.volumes),
+        snapshots=found.snapshots,
     )
