@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_ec2 import DEFAULT_BUCKETS
 from fake_ec2 import FakeEc2
+from fake_ec2 import nightly_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -62,17 +63,7 @@ INSTANCES = 200
 KEPT = 7  # daily points younger than max_age: 7d
 UNMANAGED = 50
 
-POLICY = """\
-version: 1
-policies:
-  - name: nightly
-    selector:
-      tags: {backup: "true"}
-    schedule:
-      expression: cron(0 3 * * ? *)
-    retention: {max_age: 7d}
-    safety: {max_delete_fraction: 1}
-"""
+POLICY = nightly_policy("{max_age: 7d}", safety="{max_delete_fraction: 1}")
 
 HANDLER_RUN = r"""
 import json, os, sys, time

@@ -35,21 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 from fake_ec2 import FakeEc2
+from fake_ec2 import nightly_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
-POLICY = """\
-version: 1
-policies:
-  - name: nightly
-    selector:
-      tags: {backup: "true"}
-    schedule:
-      expression: cron(0 3 * * ? *)
-    retention: {max_age: 7d, keep_last: 3}
-"""
+POLICY = nightly_policy("{max_age: 7d, keep_last: 3}")
 
 HANDLER_RUN = r"""
 import json, resource, sys, time

@@ -44,19 +44,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_ec2 import FakeEc2
+from fake_ec2 import nightly_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 
-POLICY = """\
-version: 1
-policies:
-  - name: nightly
-    selector:
-      tags: {backup: "true"}
-    schedule:
-      expression: cron(0 3 * * ? *)
-    retention: {max_age: 30d, keep_last: 3}
-"""
+POLICY = nightly_policy("{max_age: 30d, keep_last: 3}")
 
 FLOOR = r"""
 import sys

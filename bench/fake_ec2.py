@@ -72,6 +72,18 @@ NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 DEFAULT_ACCOUNT = "123456789012"
 
+
+def nightly_policy(retention: str, *, safety: str | None = None) -> str:
+    """The policy file that manages a fake account's recovery points (policy ``nightly``,
+    instances tagged ``backup=true``, daily at 03:00 UTC) with ``retention`` (YAML flow)."""
+    extra = f"\n    safety: {safety}" if safety else ""
+    return (
+        "version: 1\npolicies:\n  - name: nightly\n    selector:\n"
+        '      tags: {backup: "true"}\n    schedule:\n      expression: cron(0 3 * * ? *)\n'
+        f"    retention: {retention}{extra}\n"
+    )
+
+
 #: (burst, refill per second) per action class, as EC2 documents them (see
 #: /work/shared/notes/aws-and-moto-facts.md); ``scale`` multiplies the refill rates.
 DEFAULT_BUCKETS: dict[str, tuple[float, float]] = {
