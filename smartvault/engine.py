@@ -61,6 +61,7 @@ if TYPE_CHECKING:  # a person's commands only: kept off the Lambda's import path
     from smartvault.aws.holds import Ec2Holds
     from smartvault.core.compare import Side
     from smartvault.core.coverage import Coverage
+    from smartvault.formats.policy.validated import Manifest
 
 DEFAULT_POLICY_PATHS = ("policies",)
 DEFAULT_MAX_PLAN_AGE = timedelta(hours=24)
@@ -158,8 +159,12 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         session: AwsSession | None = None,
         deadline: Deadline | None = None,
+        validated: Manifest | None = None,
     ) -> None:
+        """``validated``: the manifest of a deployment package's policies, for runs that
+        read them (:meth:`load_policies`)."""
         self.settings = settings
+        self._validated = validated
         self._clock = clock
         self._deadline = deadline
         # Near a deadline, a backoff is cut short rather than sleeping into it.
@@ -183,7 +188,7 @@ class Engine:
         stale), ``AuditError`` (an audit table that cannot be written), or whatever
         ``request.before_apply`` raises. A failed action never raises: see the report.
         """
-        policies = self.load_policies(request.paths)
+        policies = self.load_policies(request.paths, validated=self._validated)
         paths = request.paths or DEFAULT_POLICY_PATHS
         unknown = preflight.unknown_policies(
             request.policies, policies, paths, request.policies_named_in
@@ -230,9 +235,10 @@ class Engine:
         )
 
     @staticmethod
-    def load_policies(paths: Sequence[str] = ()) -> PolicySet:
+    def load_policies(paths: Sequence[str] = (), *, validated: Manifest | None = None) -> PolicySet:
         """Every policy of ``paths`` (default ``./policies``), before any AWS call: raises
-        ``ConfigError`` for a path that is not there, ``PolicyError`` for invalid ones."""
+        ``ConfigError`` for a path that is not there, ``PolicyError`` for invalid ones.
+        A file ``validated`` lists as packaged skips the schema step (same result)."""
         # Only what is not there at all: a link loop or an unreadable file is a problem below.
         missing = [p for p in paths or DEFAULT_POLICY_PATHS if not os.path.lexists(p)]
         if missing:
@@ -241,7 +247,7 @@ class Engine:
                 f"no such file or directory: {', '.join(missing)}{where}: "
                 "name the policy files or directories to use"
             )
-        return policy.load_policies(paths or DEFAULT_POLICY_PATHS)
+        return policy.load_policies(paths or DEFAULT_POLICY_PATHS, validated=validated)
 
     def plan(
         self, policies: PolicySet, at: datetime | None = None, allow_deletes: Sequence[str] = ()

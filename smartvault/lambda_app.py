@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Mapping
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +23,6 @@ from typing import Any
 from smartvault.core import metrics
 from smartvault.core.model import Action
 from smartvault.core.model import Plan
-from smartvault.core.model import PolicySet
 from smartvault.core.report import ActionResult
 from smartvault.deadline import Deadline
 from smartvault.engine import Engine
@@ -33,11 +31,8 @@ from smartvault.engine import new_run_id
 from smartvault.engine import utc_now
 from smartvault.errors import ConfigError
 from smartvault.errors import SmartVaultError
-from smartvault.formats.policy import load_policies
-from smartvault.formats.policy.validated import Manifest
 from smartvault.formats.policy.validated import read_manifest
 from smartvault.logs import JsonLog
-from smartvault.settings import Settings
 from smartvault.settings import deadline_margin_seconds
 from smartvault.settings import settings_from_env
 
@@ -192,11 +187,7 @@ def handle(
         # The packaged policies come with the manifest of those validated when packaged;
         # no package vouches for what SMARTVAULT_POLICY_PATH names.
         validated = None if given_path else read_manifest(packaged_policies)
-        engine = (
-            Engine(settings, clock=clock, deadline=deadline)
-            if validated is None
-            else _PackagedEngine(settings, validated, clock=clock, deadline=deadline)
-        )
+        engine = Engine(settings, clock=clock, deadline=deadline, validated=validated)
         report = engine.run(
             RunRequest(
                 paths=(policy_path,),
@@ -237,26 +228,6 @@ def handle(
     if not report.ok:
         raise RunFailed(summary)
     return summary
-
-
-class _PackagedEngine(Engine):
-    """An engine that reads the packaged policies with their manifest: a file packaged
-    as it is skips the schema step; any other is validated in full."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        validated: Manifest,
-        *,
-        clock: Callable[[], datetime],
-        deadline: Deadline | None,
-    ) -> None:
-        super().__init__(settings, clock=clock, deadline=deadline)
-        self._validated = validated
-
-    def load_policies(self, paths: Sequence[str] = ()) -> PolicySet:  # type: ignore[override]
-        # The manifest was read from the folder asked for: it is there.
-        return load_policies(paths or (self._validated.folder,), validated=self._validated)
 
 
 def _deadline(context: object, margin: float) -> Deadline | None:
