@@ -41,6 +41,7 @@ from smartvault.aws.sns import publish
 from smartvault.aws.volumes import Ec2Volumes
 from smartvault.core import planner
 from smartvault.core import preflight
+from smartvault.core.fleet import Shard
 from smartvault.core.model import AuditRecord
 from smartvault.core.model import Plan
 from smartvault.core.model import PolicySet
@@ -129,6 +130,12 @@ class RunRequest:
     allow_deletes: tuple[str, ...] = ()
     #: a saved plan (``plan --out``), applied only if planning again at its time agrees
     saved_plan: str | None = None
+    #: a plan made earlier in this process and shown to a person (a fleet's shard), checked
+    #: and applied as a saved plan is
+    planned: Plan | None = None
+    #: plan at this time instead of now (a fleet's shard: every round of one tick plans at
+    #: the tick's time); never more than a few minutes ahead of the clock, nor a day behind
+    at: datetime | None = None
     max_plan_age: timedelta = DEFAULT_MAX_PLAN_AGE
     #: who applies, in every audit record: ``cli:user@host``, ``lambda:function``
     actor: str = "unknown"
@@ -147,6 +154,10 @@ class RunRequest:
     #: Either way nothing is changed without its audit record.
     refuse_without_audit_table: bool = True
 
+    def with_plan(self, plan: Plan) -> RunRequest:
+        """This request, to apply ``plan`` (made and shown before) once it is checked."""
+        return replace(self, planned=plan, saved_plan=None, at=None)
+
 
 class Engine:
     """Loads, plans and applies with one AWS session; shared by the CLI and the Lambda."""
@@ -160,10 +171,14 @@ class Engine:
         session: AwsSession | None = None,
         deadline: Deadline | None = None,
         validated: Manifest | None = None,
+        home: AwsSession | None = None,
     ) -> None:
         """``validated``: the manifest of a deployment package's policies, for runs that
-        read them (:meth:`load_policies`)."""
+        read them (:meth:`load_policies`). ``home``: the session that keeps the audit
+        table and sends notifications, when it is not ``session`` (a fleet's shard works in
+        another account: :meth:`for_shard`)."""
         self.settings = settings
+        self._home = home
         self._validated = validated
         self._clock = clock
         self._deadline = deadline
@@ -176,6 +191,33 @@ class Engine:
         if self._session is None:
             self._session = AwsSession.from_settings(self.settings, deadline=self._deadline)
         return self._session
+
+    @property
+    def home(self) -> AwsSession:
+        """The session of the audit table and the notifications: :attr:`session`, but for
+        a shard, the fleet's own (the hub's)."""
+        return self._home or self.session
+
+    def for_shard(self, shard: Shard, role_name: str, run_id: str) -> Engine:
+        """An engine for one shard of a fleet: it reads, plans and applies in the shard's
+        account and region, as ``role_name`` there (assumed with this engine's
+        credentials), and keeps the audit records, the claims and the notifications
+        where this engine keeps them. Nothing is asked of AWS until it is used."""
+        spoke = self.home.assume_role(
+            shard.account,
+            role_name,
+            regions=(shard.region,),
+            session_name=f"smartvault-{run_id}",
+        )
+        return Engine(
+            replace(self.settings, regions=(shard.region,), audit_region=self.audit_region()),
+            clock=self._clock,
+            sleep=self._sleep,
+            session=spoke,
+            deadline=self._deadline,
+            validated=self._validated,
+            home=self.home,
+        )
 
     def now(self) -> datetime:
         return self._clock()
@@ -201,17 +243,22 @@ class Engine:
         if unknown:
             raise ConfigError(unknown)
         selected: frozenset[tuple[str, str, str]] = frozenset()
-        if request.saved_plan:
-            if request.allow_deletes:
+        if request.saved_plan or request.planned:
+            if request.allow_deletes and not request.planned:
                 raise ConfigError(
                     "--allow-deletes cannot be given with --plan: a saved plan carries the "
                     "policies whose safety it lifts (its allow_deletes); make the plan again "
                     "with `smartvault plan --allow-deletes POLICY --out FILE`"
                 )
-            plan = _read_plan(request.saved_plan)
+            plan = request.planned or _read_plan(request.saved_plan or "")
             self.check_saved_plan(plan, policies, request.max_plan_age)
         else:
-            plan, selected = self._plan_selecting(policies, allow_deletes=request.allow_deletes)
+            at = request.at
+            if at is not None:
+                problem = preflight.run_at_problem(at, self._clock())
+                if problem:
+                    raise ConfigError(problem)
+            plan, selected = self._plan_selecting(policies, at, allow_deletes=request.allow_deletes)
         if request.policies:
             plan = preflight.only_policies(plan, request.policies)
         if request.action_types:
@@ -219,7 +266,7 @@ class Engine:
         request.on_plan(plan)
         if request.dry_run:
             return RunReport(plan=plan, selected=selected, policies=policies)
-        audit = self.audit_log()
+        audit = self.audit_log(account_id=plan.account_id)
         if request.refuse_without_audit_table:
             audit.check_writable()  # before asking: a missing table would fail every action
         run_id = request.run_id or new_run_id(self._clock())
@@ -330,15 +377,17 @@ class Engine:
             return []
 
     def audit_region(self) -> str:
-        return self.settings.audit_region or self.session.regions()[0]
+        return self.settings.audit_region or self.home.regions()[0]
 
-    def audit_log(self) -> AuditLog:
+    def audit_log(self, account_id: str = "") -> AuditLog:
+        """The audit table; ``account_id``: the account its records' actions are in."""
         return AuditLog(
-            self.session.client("dynamodb", self.audit_region()),
+            self.home.client("dynamodb", self.audit_region()),
             self.settings.audit_table,
             clock=self._clock,
             ttl_days=self.settings.audit_ttl_days,
             sleep=self._sleep,
+            account_id=account_id,
         )
 
     def restore_context(self, actor: str) -> RunContext:
@@ -395,7 +444,7 @@ class Engine:
             region = topic.split(":")[3] if topic.count(":") >= 5 else self.audit_region()
             outcome: NotifyResult
             try:
-                publish(self.session.client("sns", region), topic, note.subject, note.body)
+                publish(self.home.client("sns", region), topic, note.subject, note.body)
                 outcome = NotifyResult(note.policy, topic, sent=True)
             except AwsError as exc:
                 outcome = NotifyResult(note.policy, topic, sent=False, error=str(exc))

@@ -20,10 +20,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from smartvault.aws.results import write_results
 from smartvault.core import metrics
+from smartvault.core.fleet import Shard
+from smartvault.core.fleet import results_prefix
+from smartvault.core.fleet import shard_result
 from smartvault.core.model import Action
 from smartvault.core.model import Plan
 from smartvault.core.report import ActionResult
+from smartvault.core.report import RunReport
 from smartvault.deadline import Deadline
 from smartvault.engine import Engine
 from smartvault.engine import RunRequest
@@ -32,12 +37,13 @@ from smartvault.engine import utc_now
 from smartvault.errors import ConfigError
 from smartvault.errors import SmartVaultError
 from smartvault.formats.policy.validated import read_manifest
+from smartvault.formats.shards import shard_from_event
 from smartvault.logs import JsonLog
 from smartvault.settings import deadline_margin_seconds
 from smartvault.settings import settings_from_env
 
 #: What an invocation may ask for.
-_REQUEST_KEYS = frozenset({"policies", "dry_run"})
+_REQUEST_KEYS = frozenset({"policies", "dry_run", "shard"})
 #: The keys EventBridge puts in every event it delivers.
 _ENVELOPE_KEYS = frozenset(
     {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
@@ -92,6 +98,8 @@ class LambdaRequest:
 
     policies: tuple[str, ...] = ()
     dry_run: bool = False
+    #: a fleet's shard, as the event gave it (checked against the function's regions later)
+    shard: object = None
 
     @classmethod
     def from_event(cls, event: object) -> LambdaRequest:
@@ -116,8 +124,8 @@ class LambdaRequest:
         if unknown:
             raise ConfigError(
                 f"unknown event key(s) {', '.join(unknown)}: the event takes "
-                '"policies" (a list of names) and "dry_run" (true or false)'
-                + (", beside EventBridge's own keys" if envelope else "")
+                '"policies" (a list of names), "dry_run" (true or false) and a fleet\'s '
+                '"shard"' + (", beside EventBridge's own keys" if envelope else "")
             )
         detail = event.get("detail", {}) if envelope else {}
         if not isinstance(detail, Mapping):
@@ -128,7 +136,8 @@ class LambdaRequest:
         if unknown:
             raise ConfigError(
                 f"unknown key(s) {', '.join(unknown)} in the event's detail: it takes "
-                '"policies" (a list of names) and "dry_run" (true or false)'
+                '"policies" (a list of names), "dry_run" (true or false) and a fleet\'s '
+                '"shard"'
             )
         both = sorted(set(asks) & set(detail))
         if both:
@@ -137,7 +146,7 @@ class LambdaRequest:
                 "give each once"
             )
         asks.update(detail)
-        return cls(policies=_policy_names(asks), dry_run=_dry_run(asks))
+        return cls(policies=_policy_names(asks), dry_run=_dry_run(asks), shard=asks.get("shard"))
 
 
 def _policy_names(asks: Mapping[str, object]) -> tuple[str, ...]:
@@ -188,8 +197,14 @@ def handle(
         # no package vouches for what SMARTVAULT_POLICY_PATH names.
         validated = None if given_path else read_manifest(packaged_policies)
         engine = Engine(settings, clock=clock, deadline=deadline, validated=validated)
+        shard = None
+        if asked.shard is not None:
+            shard = shard_from_event(asked.shard, served=settings.regions)
+            log.context["shard"] = shard.name  # on every line of the run
+            engine = engine.for_shard(shard, settings.shard_role, run_id)
         report = engine.run(
             RunRequest(
+                at=shard.at if shard else None,
                 paths=(policy_path,),
                 policies=asked.policies,
                 policies_named_in='the event\'s "policies"',
@@ -208,8 +223,45 @@ def handle(
         raise
     summary = report.summary()
     summary["run_id"] = run_id
+    if shard is not None:
+        return _shard_finished(engine, shard, report, summary, log)
     if report.result is None:
         return summary
+    _log_finished(log, report, summary, clock)
+    if not report.ok:
+        raise RunFailed(summary)
+    return summary
+
+
+def _shard_finished(
+    engine: Engine, shard: Shard, report: RunReport, summary: dict[str, Any], log: JsonLog
+) -> dict[str, Any]:
+    """A shard's end: its plan and summary to the results bucket (when there is one), its
+    metrics and log lines as any run's, and the few fields the workflow passes on."""
+    uris: dict[str, str | None] = {"plan_uri": None, "result_uri": None}
+    bucket = engine.settings.results_bucket
+    if bucket:
+        prefix = results_prefix(shard, summary["run_id"])
+        try:
+            uris = write_results(engine.home, bucket, prefix, report.plan, summary)
+        except SmartVaultError as exc:  # the backups are done: say so, never undo them
+            log("ERROR", "shard results not written", error=str(exc))
+            summary["results_error"] = str(exc)
+    result = shard_result(shard, summary, **uris)
+    if "results_error" in summary:
+        result["results_error"] = summary["results_error"]
+    if report.result is not None:
+        _log_finished(log, report, summary, engine.now)
+        if not report.ok:
+            raise RunFailed(summary)
+    return result
+
+
+def _log_finished(
+    log: JsonLog, report: RunReport, summary: dict[str, Any], clock: Callable[[], datetime]
+) -> None:
+    """After applying: what was not started, the metrics, and the run's last line."""
+    assert report.result is not None
     for action in report.result.not_started:
         log("WARNING", f"{action.type} not started", **_action_fields(action))
     for document in metrics.documents(
@@ -225,9 +277,6 @@ def handle(
             for k in ("outcomes", "ok", "complete", "not_started", "stopped_early", "held_deletes")
         },
     )
-    if not report.ok:
-        raise RunFailed(summary)
-    return summary
 
 
 def _deadline(context: object, margin: float) -> Deadline | None:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from smartvault.core.audit_table import DEFAULT_AUDIT_TTL_DAYS
+from smartvault.core.fleet import DEFAULT_SHARD_ROLE
+from smartvault.core.fleet import role_name_problem
 from smartvault.errors import ConfigError
 
 DEFAULT_AUDIT_TABLE = "smartvault-audit"
@@ -23,6 +25,9 @@ DEFAULT_DEADLINE_MARGIN = 30.0
 
 #: DynamoDB's rule for table names.
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+#: S3's rule for (new) bucket names, and the policy language's for regions.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REGION_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ class Settings:
     audit_ttl_days: int = DEFAULT_AUDIT_TTL_DAYS
     #: where the audit table lives; default: the first region worked in
     audit_region: str | None = None
+    #: a fleet's member-account role (the Lambda's ``SMARTVAULT_SHARD_ROLE``)
+    shard_role: str = DEFAULT_SHARD_ROLE
+    #: the S3 bucket a fleet's shard writes its plan and summary to; None: nowhere
+    results_bucket: str | None = None
 
 
 def table_name_problem(name: str) -> str | None:
@@ -84,13 +93,41 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         )
     return Settings(
         regions=regions,
-        # The deployment template creates the table in the function's own region.
-        audit_region=environ.get("AWS_REGION") or None,
+        # The deployment template creates the table in the function's own region; a
+        # fleet's hub stacks of other regions name the home region of theirs.
+        audit_region=_matching(environ, "SMARTVAULT_AUDIT_REGION", _REGION_NAME, "us-east-1")
+        or environ.get("AWS_REGION")
+        or None,
         audit_table=table,
         audit_ttl_days=_positive_number(
             environ, "SMARTVAULT_AUDIT_TTL_DAYS", DEFAULT_AUDIT_TTL_DAYS, "days"
         ),
+        shard_role=_shard_role(environ),
+        results_bucket=_matching(
+            environ, "SMARTVAULT_RESULTS_BUCKET", _BUCKET_NAME, "smartvault-fleet-results"
+        ),
     )
+
+
+def _matching(environ: Mapping[str, str], name: str, rule: re.Pattern[str], e_g: str) -> str | None:
+    """``name``'s value when it follows ``rule``; None when unset; else a ConfigError."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return None
+    if not rule.match(text):
+        raise ConfigError(f"{name}={text!r} is not valid: set it to e.g. {e_g}, or remove it")
+    return text
+
+
+def _shard_role(environ: Mapping[str, str]) -> str:
+    name = environ.get("SMARTVAULT_SHARD_ROLE", "").strip() or DEFAULT_SHARD_ROLE
+    problem = role_name_problem(name)
+    if problem:
+        raise ConfigError(
+            f"SMARTVAULT_SHARD_ROLE: {problem}; set it to the member accounts' role, e.g. "
+            f"{DEFAULT_SHARD_ROLE}, or remove it"
+        )
+    return name
 
 
 def deadline_margin_seconds(environ: Mapping[str, str]) -> float:

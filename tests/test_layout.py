@@ -96,6 +96,7 @@ LAYERS = (
     ("apply",),
     ("deploy",),
     ("engine",),
+    ("fleet",),
     ("demo",),
     ("cli", "lambda_app", "logs", "__main__"),
 )

@@ -81,12 +81,13 @@ def _looks_like_aws(protocol: str, status: int, body: bytes) -> bool:
     """Whether a reply has the shape every reply of a service of ``protocol`` has.
 
     A 5xx is let through whatever it holds: AWS's own front ends can answer one with
-    an HTML page, and botocore retries it. An empty body is AWS's only for an error.
+    an HTML page, and botocore retries it. An empty body is AWS's only for an error,
+    except in the REST protocols, whose writes (S3's PutObject) answer with headers only.
     """
     if status >= 500:
         return True
     if not body.strip():
-        return status >= 300
+        return status >= 300 or protocol.startswith("rest-")
     if protocol in _XML_PROTOCOLS:
         root = _XML_ROOT_RE.match(body)
         # AWS's query replies are <OperationResponse>, <ErrorResponse> or EC2's <Response>.

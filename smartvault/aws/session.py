@@ -24,6 +24,7 @@ from typing import cast
 from typing import overload
 
 import boto3
+import botocore.credentials
 import botocore.session
 from botocore.config import Config
 
@@ -98,6 +99,16 @@ def closest_region(name: str, known: Iterable[str]) -> str | None:
     return None
 
 
+def arn_partition(arn: str | None) -> str:
+    """The partition of an ARN (``aws``, ``aws-us-gov``, ``aws-cn``); ``aws`` when unknown."""
+    parts = (arn or "").split(":")
+    return parts[1] if len(parts) > 5 and parts[0] == "arn" and parts[1] else "aws"
+
+
+def role_arn(partition: str, account: str, role_name: str) -> str:
+    return f"arn:{partition}:iam::{account}:role/{role_name}"
+
+
 class AwsSession:
     """One boto3 session, its clients (one per service and region) and the account id.
 
@@ -117,8 +128,13 @@ class AwsSession:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         environ: Mapping[str, str] | None = None,
         deadline: Deadline | None = None,
+        credentials: botocore.credentials.CredentialProvider | None = None,
     ) -> None:
+        """``credentials``: where the session's credentials come from instead of boto3's
+        usual chain (a role assumed by another session: :meth:`assume_role`)."""
         self._requested_regions = tuple(dict.fromkeys(regions))
+        self._credentials = credentials
+        self._environ = environ
         self._profile = profile
         self._endpoint_url = endpoint_url or None
         env = os.environ if environ is None else environ
@@ -142,6 +158,7 @@ class AwsSession:
         if deadline is not None:  # every request must fit in what is left of the run
             connect_timeout = min(connect_timeout, deadline.connect_timeout)
             read_timeout = min(read_timeout, deadline.read_timeout)
+        self._timeouts = (connect_timeout, read_timeout, max_attempts)
         self._config = Config(
             retries={"mode": "adaptive", "max_attempts": max_attempts},
             user_agent_extra=f"smartvault/{__version__}",
@@ -187,6 +204,10 @@ class AwsSession:
                 core.get_component("response_parser_factory").set_parser_defaults(
                     timestamp_parser=parse_timestamp
                 )
+                if self._credentials is not None:  # first, before the environment's
+                    core.get_component("credential_provider").insert_before(
+                        "env", self._credentials
+                    )
                 self._session = boto3.session.Session(
                     botocore_session=core, profile_name=self._profile
                 )
@@ -251,6 +272,8 @@ class AwsSession:
     def client(self, service: Literal["dynamodb"], region: str) -> DynamoDBClient: ...
     @overload
     def client(self, service: Literal["sns"], region: str) -> SNSClient: ...
+    @overload
+    def client(self, service: Literal["s3", "organizations"], region: str) -> Any: ...
 
     def client(self, service: str, region: str) -> Any:
         """The cached client for ``service`` in ``region``, created on first use."""
@@ -311,11 +334,87 @@ class AwsSession:
             self._caller_arn = identity.get("Arn")
         return self._account_id
 
+    def assume_role(
+        self, account: str, role_name: str, *, regions: Sequence[str], session_name: str
+    ) -> AwsSession:
+        """A session that works as role ``role_name`` of ``account``, in ``regions``.
+
+        The role's ARN is in this session's partition (``aws``, ``aws-us-gov``, ...). This
+        session's own credentials assume the role, through STS in the first of
+        ``regions`` (the regional endpoint: no call leaves the shard's region), when the
+        new session is first used and again before the credentials expire, so a run longer
+        than the role's hour goes on. Same endpoint, timeouts, retries and deadline.
+        A role that cannot be assumed raises :class:`AwsError` at the first call, saying
+        which role in which account and what to check.
+        """
+        connect_timeout, read_timeout, max_attempts = self._timeouts
+        return AwsSession(
+            regions=regions,
+            endpoint_url=self._endpoint_url,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
+            environ=self._environ,
+            deadline=self._deadline,
+            credentials=_AssumedRole(self, account, role_name, session_name, regions[0]),
+        )
+
     def caller_arn(self, region: str | None = None) -> str | None:
         """The ARN of who the credentials are (the same GetCallerIdentity as
         :meth:`account_id`); None when STS did not say. Raises ``AwsError`` as it does."""
         self.account_id(region)
         return self._caller_arn
+
+
+class _AssumedRole(botocore.credentials.CredentialProvider):
+    """Credentials of a role, assumed by another session's, refreshed before they expire."""
+
+    METHOD = "smartvault-assume-role"
+    #: an hour: the longest a role assumed by a role (role chaining) may be
+    DURATION_SECONDS = 3600
+
+    def __init__(
+        self, by: AwsSession, account: str, role_name: str, session_name: str, region: str
+    ) -> None:
+        super().__init__()
+        self._by = by
+        self._account = account
+        self._role_name = role_name
+        self._session_name = session_name[:64]
+        self._region = region
+
+    def load(self) -> botocore.credentials.DeferredRefreshableCredentials:
+        return botocore.credentials.DeferredRefreshableCredentials(
+            refresh_using=self._fetch, method=self.METHOD
+        )
+
+    def _fetch(self) -> dict[str, str]:
+        arn = role_arn(arn_partition(self._by.caller_arn(self._region)), *self._role())
+        sts = self._by.client("sts", self._region)
+        try:
+            with translate_errors("sts", "AssumeRole", self._region):
+                reply = sts.assume_role(
+                    RoleArn=arn,
+                    RoleSessionName=self._session_name,
+                    DurationSeconds=self.DURATION_SECONDS,
+                )
+        except AwsError as exc:
+            raise AwsError(
+                f"cannot work in account {self._account}: assuming {arn} failed ({exc}); "
+                "check that the account has the role (the spoke stack of `smartvault deploy "
+                "template --fleet`), that its name is the one given (--role-name, "
+                "SMARTVAULT_SHARD_ROLE) and that it trusts the caller"
+            ) from exc
+        creds = reply["Credentials"]
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": creds["Expiration"].isoformat(),
+        }
+
+    def _role(self) -> tuple[str, str]:
+        return self._account, self._role_name
 
 
 #: botocore's loader of service models, shared by every session of this process

@@ -16,6 +16,10 @@ import click
 from smartvault.cli.context import cli_actor
 from smartvault.cli.context import make_engine
 from smartvault.cli.errors import Failed
+from smartvault.cli.fleet import fleet_of
+from smartvault.cli.fleet import fleet_options
+from smartvault.cli.fleet import refuse_fleet_only
+from smartvault.cli.fleet import show_fleet
 from smartvault.cli.output import Progress
 from smartvault.cli.output import echo
 from smartvault.cli.output import use_color
@@ -23,11 +27,15 @@ from smartvault.cli.params import allow_deletes_option
 from smartvault.cli.params import parse_span
 from smartvault.cli.params import policy_paths
 from smartvault.cli.params import span_text
+from smartvault.core import preflight
 from smartvault.core.model import Plan
 from smartvault.core.report import ActionResult
 from smartvault.core.report import RunReport
+from smartvault.engine import DEFAULT_POLICY_PATHS
 from smartvault.engine import RunRequest
 from smartvault.errors import ConfigError
+from smartvault.fleet import apply_fleet
+from smartvault.fleet import plan_fleet
 from smartvault.formats import render
 
 #: ``apply``: nothing failed, but the run stopped (``--max-duration``) with
@@ -83,6 +91,7 @@ def end_run(report: RunReport) -> None:
     help="Start no new action after this long (e.g. 45m); running again finishes the work.",
 )
 @allow_deletes_option
+@fleet_options
 def apply_command(
     paths: tuple[str, ...],
     plan_file: str | None,
@@ -90,6 +99,9 @@ def apply_command(
     max_plan_age: timedelta,
     max_duration: timedelta | None,
     allow_deletes: tuple[str, ...],
+    accounts: str | None,
+    role_name: str,
+    max_concurrency: int,
 ) -> None:
     """Plan and apply: create, delete, archive and copy snapshots; audit every action.
 
@@ -104,8 +116,18 @@ def apply_command(
       smartvault apply --yes
       smartvault plan --out plan.json && smartvault apply --plan plan.json
       smartvault apply --allow-deletes prod-nightly   # after reviewing held_deletes
+      smartvault --region eu-west-1 apply --accounts accounts.txt --yes
     """
+    refuse_fleet_only(accounts, ("role_name", "max_concurrency"))
     terminal = _Terminal(yes=yes, timer=_Timer(max_duration))
+    if accounts is not None:
+        if plan_file:
+            raise click.UsageError(
+                "--plan applies one account's saved plan; with --accounts every shard is "
+                "planned, shown and checked again before it is applied"
+            )
+        _apply_fleet(terminal, paths, allow_deletes, (accounts, role_name, max_concurrency))
+        return
     report = make_engine().run(
         RunRequest(
             paths=paths,
@@ -121,6 +143,57 @@ def apply_command(
     )
     terminal.show_report(report)
     end_run(report)
+
+
+def _apply_fleet(
+    terminal: _Terminal,
+    paths: tuple[str, ...],
+    allow_deletes: tuple[str, ...],
+    flags: tuple[str, str, int],
+) -> None:
+    """Plan every shard, show the fleet, ask once, then apply each shard's plan as shown
+    (checked against its account again first). Exit 1 when a shard failed, 3 when one
+    stopped with work remaining."""
+    engine = make_engine()
+    policies = engine.load_policies(paths)
+    unknown = preflight.unknown_policies(
+        allow_deletes, policies, paths or DEFAULT_POLICY_PATHS, "--allow-deletes"
+    )
+    if unknown:
+        raise ConfigError(unknown)
+    fleet = fleet_of(engine, *flags, None)
+    planned = plan_fleet(fleet, engine, paths, allow_deletes)
+    show_fleet(planned, "text")
+    actions = sum(len(r.plan.actions) for r in planned if r.plan is not None)
+    if actions:
+        changing = sum(1 for r in planned if r.plan is not None and r.plan.has_changes)
+        terminal.confirm_many(f"these {actions:,} actions in {changing:,} shards")
+    runs = apply_fleet(
+        fleet,
+        engine,
+        planned,
+        RunRequest(
+            paths=paths,
+            actor=cli_actor(),
+            should_stop=terminal.timer.expired,
+        ),
+    )
+    for run in runs:
+        summary = run.summary or {}
+        if run.error:
+            echo(f"{run.shard.name}: FAILED: {run.error}", err=True)
+        elif summary:
+            n = summary.get("outcomes", {})
+            state = "" if summary.get("complete", True) else " (INCOMPLETE: work remains)"
+            echo(
+                f"{run.shard.name}: run {summary.get('run_id')}{state}: "
+                f"{n.get('succeeded', 0)} succeeded, {n.get('failed', 0)} failed, "
+                f"{n.get('skipped', 0)} skipped, {n.get('not_started', 0)} not started."
+            )
+    if any(r.status == "failed" for r in runs):
+        raise Failed("Some shards failed: see above, and `smartvault audit list --run-id ID`.")
+    if any(not (r.summary or {}).get("complete", True) for r in runs):
+        raise Stopped
 
 
 class _Timer:
@@ -156,6 +229,22 @@ class _Terminal:
             # Still through the engine, as the Lambda does: a policy that asked to hear
             # about successful runs hears about this one too.
             echo("Nothing to do.")
+
+    def confirm_many(self, what: str) -> None:
+        """Ask once for a whole fleet (not with --yes); starts the --max-duration clock."""
+        if not self.yes:
+            if not _stdin_is_tty():
+                raise ConfigError(
+                    "not applying: no terminal to confirm on; pass --yes to apply anyway"
+                )
+            try:
+                confirmed = click.confirm(f"Apply {what}?")
+            except click.Abort:
+                echo(err=True)
+                confirmed = False
+            if not confirmed:
+                raise Failed("Not applied: nothing was changed.")
+        self.timer.start()
 
     def confirm(self, plan: Plan, run_id: str) -> None:
         """Ask before the first change (not with --yes, nor with nothing to do)."""

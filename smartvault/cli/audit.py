@@ -100,8 +100,10 @@ def audit_list(since: timedelta, policy: str | None, run_id: str | None, fmt: st
         return
     if not records:
         echo(_nothing_found(since, policy))
+    # A fleet's table holds several accounts: then each line says which.
+    accounts = len({r.account_id for r in records}) > 1
     for record in records:
-        echo(_record_line(record))
+        echo(_record_line(record, account=accounts))
 
 
 @audit_group.command("report")
@@ -208,11 +210,12 @@ def region_shown(r: AuditRecord) -> str:
     return f"{r.region}→{target}" if r.action == "copy" and target else r.region
 
 
-def _record_line(r: AuditRecord) -> str:
+def _record_line(r: AuditRecord, *, account: bool = False) -> str:
     ids = ",".join(r.snapshot_ids)
+    where = f"{r.account_id or '-'}/{region_shown(r)}" if account else region_shown(r)
     line = (
         f"{r.timestamp:%Y-%m-%d %H:%M:%S}Z {r.outcome:<9} {r.action:<7} {r.policy} "
-        f"{region_shown(r)} {r.recovery_point or r.resource_id} {ids}"
+        f"{where} {r.recovery_point or r.resource_id} {ids}"
     )
     detail = r.error or r.reason
     return line.rstrip() + (f"  ({detail})" if detail else "")

@@ -11,7 +11,12 @@ import click
 from smartvault.cli.context import current_settings
 from smartvault.cli.context import make_engine
 from smartvault.cli.errors import CHANGES
+from smartvault.cli.errors import Failed
 from smartvault.cli.errors import PlanCommand
+from smartvault.cli.fleet import fleet_of
+from smartvault.cli.fleet import fleet_options
+from smartvault.cli.fleet import refuse_fleet_only
+from smartvault.cli.fleet import show_fleet
 from smartvault.cli.output import echo
 from smartvault.cli.output import echo_pieces
 from smartvault.cli.output import use_color
@@ -23,7 +28,9 @@ from smartvault.core.compare import Comparison
 from smartvault.core.compare import compare
 from smartvault.core.model import Plan
 from smartvault.engine import DEFAULT_POLICY_PATHS
+from smartvault.engine import Engine
 from smartvault.errors import ConfigError
+from smartvault.fleet import plan_fleet
 from smartvault.formats import plan_json
 from smartvault.formats import render
 from smartvault.formats.policy.revision import load_policies_at
@@ -67,6 +74,7 @@ from smartvault.formats.policy.revision import load_policies_at
     "`smartvault plan --compare origin/main --format markdown` in a pull request.",
 )
 @allow_deletes_option
+@fleet_options
 def plan_command(
     paths: tuple[str, ...],
     at: datetime | None,
@@ -75,6 +83,9 @@ def plan_command(
     detailed_exitcode: bool,
     allow_deletes: tuple[str, ...],
     compare_ref: str | None,
+    accounts: str | None,
+    role_name: str,
+    max_concurrency: int,
 ) -> None:
     """Show what applying the policies would do. Never writes to AWS.
 
@@ -87,8 +98,23 @@ def plan_command(
       smartvault plan --format markdown > plan.md
       smartvault plan --allow-deletes prod-nightly --out plan.json
       smartvault plan --compare origin/main --format markdown > review.md
+      smartvault --region eu-west-1 --region us-east-1 plan --accounts accounts.txt
     """
+    refuse_fleet_only(accounts, ("role_name", "max_concurrency"))
     engine = make_engine()
+    if accounts is not None:
+        _plan_fleet(
+            engine,
+            paths,
+            at,
+            fmt,
+            out,
+            compare_ref,
+            allow_deletes,
+            detailed_exitcode,
+            fleet_of_flags=(accounts, role_name, max_concurrency),
+        )
+        return
     policies = engine.load_policies(paths)
     unknown = preflight.unknown_policies(
         allow_deletes, policies, paths or DEFAULT_POLICY_PATHS, "--allow-deletes"
@@ -114,6 +140,39 @@ def plan_command(
     else:
         _echo_rendered(the_plan, cast("render.Format", fmt), comparison)
     if detailed_exitcode and the_plan.has_changes:
+        click.get_current_context().exit(CHANGES)
+
+
+def _plan_fleet(
+    engine: Engine,
+    paths: tuple[str, ...],
+    at: datetime | None,
+    fmt: str,
+    out: str | None,
+    compare_ref: str | None,
+    allow_deletes: tuple[str, ...],
+    detailed_exitcode: bool,
+    *,
+    fleet_of_flags: tuple[str, str, int],
+) -> None:
+    """One plan per shard and the fleet's summary; exit 1 when a shard failed."""
+    if out or compare_ref:
+        raise click.UsageError(
+            "--out and --compare plan one account; with --accounts, save every shard's "
+            "plan with --format json"
+        )
+    policies = engine.load_policies(paths)  # before any account is asked anything
+    unknown = preflight.unknown_policies(
+        allow_deletes, policies, paths or DEFAULT_POLICY_PATHS, "--allow-deletes"
+    )
+    if unknown:
+        raise ConfigError(unknown)
+    fleet = fleet_of(engine, *fleet_of_flags, at)
+    runs = plan_fleet(fleet, engine, paths, allow_deletes)
+    show_fleet(runs, fmt)
+    if any(r.status == "failed" for r in runs):
+        raise Failed()
+    if detailed_exitcode and any(r.status == "changes" for r in runs):
         click.get_current_context().exit(CHANGES)
 
 

@@ -60,6 +60,10 @@ def only_policies(plan: Plan, names: Sequence[str]) -> Plan:
     )
 
 
+#: how far behind the clock a run may be asked to act (:func:`run_at_problem`)
+MAX_RUN_AGE = timedelta(hours=24)
+
+
 def saved_plan_out_of_time(saved: Plan, now: datetime, max_age: timedelta) -> str | None:
     """Why ``saved`` may not be applied at ``now`` whatever the account holds.
 
@@ -82,6 +86,26 @@ def saved_plan_out_of_time(saved: Plan, now: datetime, max_age: timedelta) -> st
             f"the saved plan is evaluated at {iso_utc(saved.at)}, {_hours(age)} ago, more "
             f"than --max-plan-age {_as_given(max_age)}; nothing was done. Run `smartvault "
             "plan --out FILE` again and review it"
+        )
+    return None
+
+
+def run_at_problem(at: datetime, now: datetime, max_age: timedelta = MAX_RUN_AGE) -> str | None:
+    """Why a run may not plan and apply at ``at`` (a fleet's shard, whose rounds all plan at
+    their tick's time), or None: never ahead of the clock, as for a saved plan, and never
+    more than ``max_age`` behind it, when the work of that time is long overtaken by the
+    slots since."""
+    ahead = at - now
+    if ahead > PLAN_CLOCK_SKEW:
+        return (
+            f"the run is asked to act at {iso_utc(at)}, {_hours(ahead)} in the future (the "
+            f"clock says {iso_utc(now)}): a run never acts ahead; give a time that has come"
+        )
+    if now - at > max_age:
+        return (
+            f"the run is asked to act at {iso_utc(at)}, {_hours(now - at)} ago, more than "
+            f"{_hours(max_age)}: the slots since have overtaken it; start a new run (a "
+            "fleet's next tick does)"
         )
     return None
 

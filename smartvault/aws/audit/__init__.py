@@ -44,9 +44,13 @@ class AuditLog:
         clock: Callable[[], datetime],
         ttl_days: int = DEFAULT_AUDIT_TTL_DAYS,
         sleep: Callable[[float], None] = time.sleep,
+        account_id: str = "",
     ) -> None:
+        """``account_id``: the account the actions are in, on every record written."""
         self.table = AuditTable(client, table_name, clock=clock, sleep=sleep)
-        self.records = AuditRecords(client, table_name, clock=clock, ttl_days=ttl_days)
+        self.records = AuditRecords(
+            client, table_name, clock=clock, ttl_days=ttl_days, account_id=account_id
+        )
         self.claims = Claims(client, table_name, clock=clock, ttl_days=ttl_days)
         self.table_name = table_name
 

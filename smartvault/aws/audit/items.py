@@ -59,6 +59,8 @@ def record_item(ref: AuditRecordRef, record: AuditRecord, ttl: timedelta) -> Ite
     # record, say) simply stays out of the by-policy index.
     if record.policy:
         item["policy"] = {"S": record.policy}
+    if record.account_id:  # older records have none
+        item["account_id"] = {"S": record.account_id}
     return item
 
 
@@ -145,6 +147,7 @@ def record_from_item(item: Item) -> AuditRecord | None:
         reason=s("reason"),
         error=s("error"),
         actor=s("actor"),
+        account_id=s("account_id"),
         details=details,
     )
     if problems:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import itertools
 import logging
 import threading
@@ -54,14 +55,20 @@ class AuditRecords(_TableAccess):
         *,
         clock: Callable[[], datetime],
         ttl_days: int = DEFAULT_AUDIT_TTL_DAYS,
+        account_id: str = "",
     ) -> None:
+        """``account_id``: the account the actions are in, written on every record that
+        does not name one itself."""
         super().__init__(client, table_name, clock=clock, ttl_days=ttl_days)
+        self._account_id = account_id
         #: numbers this process's records, so two written in one microsecond keep apart
         self._seq = itertools.count()
         self._seq_lock = threading.Lock()
 
     def write(self, record: AuditRecord) -> AuditRecordRef:
         """Write one audit record (never overwriting another) and return its key."""
+        if self._account_id and not record.account_id:
+            record = dataclasses.replace(record, account_id=self._account_id)
         for _ in range(3):
             ref = self._new_ref(record)
             item = record_item(ref, record, self._ttl)

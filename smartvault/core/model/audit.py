@@ -31,6 +31,8 @@ class AuditRecord:
     reason: str = ""
     error: str = ""
     actor: str = ""
+    #: the AWS account the action was in ("" in records written before fleets)
+    account_id: str = ""
     #: extra facts, e.g. the full value of a tag that had to be cut to 256 characters
     details: Mapping[str, str] = field(default_factory=dict)
 
