@@ -71,8 +71,9 @@ def _check_catch_up(ctx: click.Context, param: click.Parameter, value: str) -> s
 @click.option(
     "--fleet",
     is_flag=True,
-    help="Print the fleet's hub template instead (one stack per region in the hub "
-    "account; it deploys the member-account role through a StackSet). See docs/fleet.md.",
+    help="Print the fleet's hub template instead: one stack per region in the hub account, "
+    "with the function, the workflow over the member accounts and the StackSet of their "
+    "role. See docs/fleet.md.",
 )
 @click.option(
     "--shard-list",
@@ -112,14 +113,15 @@ def deploy_template(
     (on stderr).
 
     With --fleet it prints the hub template of a fleet across an AWS Organization
-    instead: deploy it in the hub account, in each region to back up, next to the
-    function's own stack (docs/fleet.md says which parameters to give).
+    instead: the function, its table and alarms, the StackSet of the member-account
+    role and the workflow that runs every account, for one region (one --region at
+    most); deploy one hub stack per region in the hub account (docs/fleet.md).
 
     \b
     Examples:
       smartvault --region us-east-1 --region eu-west-1 deploy template policies/ > smartvault.yaml
       smartvault deploy template --catch-up 'rate(30 minutes)' > smartvault.yaml
-      smartvault deploy template --fleet --max-concurrency 100 policies/ > smartvault-hub.yaml
+      smartvault --region eu-west-1 deploy template --fleet policies/ > hub-eu-west-1.yaml
     """
     context = click.get_current_context()
 
@@ -140,25 +142,28 @@ def deploy_template(
             "--fleet has no catch-up schedule: its tick (at most hourly) finishes what "
             "the last runs left; leave out --catch-up and --no-catch-up"
         )
-    policies = Engine.load_policies(paths)
-    if fleet:
-        echo(
-            deploy_module.hub_template_text(
-                policies,
-                shard_list=shard_list,
-                max_concurrency=max_concurrency,
-                tolerated_failure_percentage=tolerated_failure_percentage,
-            ),
-            nl=False,
-        )
-        return
     settings = current_settings()
+    if fleet and len(settings.regions) > 1:
+        raise click.UsageError(
+            "--fleet makes one hub stack per region (its function works in its own region): "
+            "give one --region, and run `deploy template --fleet` once per region"
+        )
+    policies = Engine.load_policies(paths)
     session = make_engine().session
     for region in settings.regions:  # a typo here would only fail in the deployed function
         session.check_region(region)
-    text, warnings = deploy_module.cloudformation_template(
-        policies, regions=settings.regions or None, catch_up=None if no_catch_up else catch_up
-    )
+    if fleet:
+        text, warnings = deploy_module.hub_template_text(
+            policies,
+            region=settings.regions[0] if settings.regions else None,
+            shard_list=shard_list,
+            max_concurrency=max_concurrency,
+            tolerated_failure_percentage=tolerated_failure_percentage,
+        )
+    else:
+        text, warnings = deploy_module.cloudformation_template(
+            policies, regions=settings.regions or None, catch_up=None if no_catch_up else catch_up
+        )
     for warning in warnings:
         echo(f"warning: {warning}", err=True)
     echo(text, nl=False)

@@ -16,15 +16,16 @@ Pure: CloudFormation templates as dicts, no AWS call. docs/fleet.md is the desig
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import yaml
-
 from smartvault.core.model import PolicySet
 from smartvault.deploy.alarms import schedule_period
+from smartvault.deploy.iam import allow
 from smartvault.deploy.iam import function_policy_statements
+from smartvault.deploy.template import Extension
+from smartvault.deploy.template import build_template
+from smartvault.deploy.template import template_text
 from smartvault.errors import ConfigError
 
 Json = dict[str, Any]
@@ -45,6 +46,11 @@ MAX_TEMPLATE_BODY = 51_200
 #: Where the workflow writes shard lists and map results in the results bucket.
 SHARD_LIST_PREFIX = "shard-lists/"
 RESULTS_PREFIX = "map-runs/"
+#: Where the shard function writes each shard's plan and summary (the shard contract).
+SHARDS_PREFIX = "shards/"
+#: The Distributed Map's label: its child executions' metrics carry it in their
+#: StateMachineArn dimension (``...:stateMachine:<name>/<label>``).
+MAP_LABEL = "Shards"
 #: Lambda errors a shard invocation is retried on: throttling and the service's own faults,
 #: never the function's error (a failed run), which the next tick plans again.
 RETRIED_LAMBDA_ERRORS = (
@@ -202,7 +208,7 @@ def state_machine_definition(
         "Type": "Map",
         "Comment": "One child execution per shard, each its own Standard execution, so a "
         "shard's history has 25,000 events of its own.",
-        "Label": "Shards",
+        "Label": MAP_LABEL,
         "ItemReader": {
             "Resource": "arn:aws:states:::s3:getObject",
             "ReaderConfig": {"InputType": "JSON"},
@@ -259,11 +265,15 @@ def _shard_states(max_rounds: int) -> Json:
                 "FunctionName": "${ShardFunctionArn}",
                 "Payload": {"shard.$": "$.shard", "dry_run.$": "$.dry_run"},
             },
-            # Only the counts travel on: plans and full summaries are in S3.
+            # Only the counts and where the plan and the full summary are in S3 travel on
+            # (a state holds at most 256 KiB).
             "ResultSelector": {
                 "complete.$": "$.Payload.complete",
                 "remaining.$": "$.Payload.remaining",
+                "ok.$": "$.Payload.ok",
                 "summary.$": "$.Payload.summary",
+                "plan.$": "$.Payload.plan",
+                "result.$": "$.Payload.result",
             },
             "ResultPath": "$.result",
             "TimeoutSeconds": 960,
@@ -329,12 +339,21 @@ def tick_expression(policies: PolicySet) -> str | None:
 def hub_template(
     policies: PolicySet,
     *,
+    region: str | None = None,
     shard_list: tuple[str, str] | None = None,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     tolerated_failure_percentage: int = DEFAULT_TOLERATED_FAILURE_PERCENTAGE,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
-) -> Json:
-    """The hub account's template for one region: StackSet, workflow, tick, bucket, alarms.
+) -> tuple[Json, list[str]]:
+    """The hub account's template for one region, and warnings.
+
+    It is the single-account template (:func:`smartvault.deploy.template.build_template`:
+    function, role, audit table, queue, alarms, alarm topic) without its schedules, whose
+    place the tick takes, plus the StackSet of the spoke role, the workflow, its tick, the
+    results bucket, their roles and the workflow's alarms. The function works in the stack's
+    own region; ``region``, when given, is where the stack is meant to go (for the warnings
+    about policies that never run there). The audit table lives in one region
+    (``AuditRegion``): only that region's stack creates it.
 
     Raises :class:`~smartvault.errors.ConfigError` for out-of-range Map settings and when
     the spoke template is too large for a StackSet's template body.
@@ -352,44 +371,76 @@ def hub_template(
             f"{MAX_TEMPLATE_BODY:,} a StackSet template body holds"
         )
     tick = tick_expression(policies)
+    listing = shard_list is None
     resources: Json = {
         "SpokeStackSet": _stack_set(spoke_body),
         "ResultsBucket": _results_bucket(),
         "ResultsBucketPolicy": _results_bucket_policy(),
-        "StateMachineRole": _state_machine_role(listing=shard_list is None, shard_list=shard_list),
-        "StateMachine": _state_machine(definition, listing=shard_list is None),
-        "ExecutionsFailedAlarm": _executions_alarm("ExecutionsFailed", "failed"),
-        "ExecutionsTimedOutAlarm": _executions_alarm("ExecutionsTimedOut", "timed out"),
+        "StateMachineRole": _state_machine_role(listing=listing, shard_list=shard_list),
+        "StateMachine": _state_machine(definition, listing=listing),
+        "ExecutionsFailedAlarm": _workflow_alarm(
+            "ExecutionsFailed",
+            {"Fn::Sub": _STATE_MACHINE_ARN},
+            "A SmartVault fleet run failed: more shards failed than the map tolerates, or "
+            "the shards could not be listed.",
+        ),
+        "ExecutionsTimedOutAlarm": _workflow_alarm(
+            "ExecutionsTimedOut",
+            {"Fn::Sub": _STATE_MACHINE_ARN},
+            "A SmartVault fleet run timed out.",
+        ),
+        # The map's child executions (one per shard) report under the map run's own
+        # StateMachineArn, the state machine's followed by the map's label: this alarm
+        # counts failed shards even when the run as a whole is within its tolerance.
+        "FailedShardsAlarm": _workflow_alarm(
+            "ExecutionsFailed",
+            {"Fn::Sub": f"{_STATE_MACHINE_ARN}/{MAP_LABEL}"},
+            "A SmartVault shard (one account in this region) failed: a run failed or was "
+            "refused, or work remained after the last round.",
+        ),
     }
-    if shard_list is None:
+    if listing:
         resources["ShardListerRole"] = _lister_role()
         resources["ShardLister"] = _lister()
     if tick is not None:
         resources["TickRole"] = _tick_role()
         resources["Tick"] = _tick(tick)
-    return {
-        "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": "SmartVault fleet hub (one region): a StackSet puts the shard role into "
-        "every account of the given OUs; a Step Functions workflow, ticked by EventBridge "
-        "Scheduler, runs the SmartVault function once per account in this region.",
-        "Metadata": {
-            "SmartVault": {
-                "Tick": tick or "off (no enabled policy)",
-                "Shards": "from Organizations"
-                if shard_list is None
-                else f"s3://{shard_list[0]}/{shard_list[1]}",
-                "MaxConcurrency": max_concurrency,
-                "ToleratedFailurePercentage": tolerated_failure_percentage,
-                "MaxRoundsPerShard": max_rounds,
-            }
+    audit_home = {"Fn::If": ["HasAuditRegion", {"Ref": "AuditRegion"}, {"Ref": "AWS::Region"}]}
+    extension = Extension(
+        description=(
+            "SmartVault fleet hub (one region): the SmartVault function, its audit table (in "
+            "the AuditRegion only) and alarms; a StackSet puts the shard role into every "
+            "account of the given OUs; a Step Functions workflow, started by one EventBridge "
+            "Scheduler tick (in place of per-policy and catch-up schedules), runs the "
+            "function once per account in this region."
+        ),
+        metadata={
+            "Tick": tick or "off (no enabled policy)",
+            "Schedules": "none per policy and no catch-up schedule: the tick runs every "
+            "policy of every shard, at the finest cadence any policy uses (at most hourly)",
+            "Region": region or "the stack's own",
+            "Shards": "from Organizations"
+            if shard_list is None
+            else f"s3://{shard_list[0]}/{shard_list[1]}",
+            "MaxConcurrency": max_concurrency,
+            "ToleratedFailurePercentage": tolerated_failure_percentage,
+            "MaxRoundsPerShard": max_rounds,
         },
-        "Parameters": _hub_parameters(),
-        "Conditions": {
+        alarm_interval=tick,
+        parameters=_hub_parameters(max_concurrency),
+        conditions={
             "ShouldDeploySpokes": {"Fn::Equals": [{"Ref": "DeploySpokes"}, "true"]},
-            "HasAlarmTopic": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]},
+            "HasOrganizationId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "OrganizationId"}, ""]}]},
+            "HasAuditRegion": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AuditRegion"}, ""]}]},
+            "IsAuditHome": {
+                "Fn::Or": [
+                    {"Fn::Equals": [{"Ref": "AuditRegion"}, ""]},
+                    {"Fn::Equals": [{"Ref": "AuditRegion"}, {"Ref": "AWS::Region"}]},
+                ]
+            },
         },
-        "Resources": resources,
-        "Outputs": {
+        resources=resources,
+        outputs={
             "StateMachineArn": {
                 "Description": "Start a run by hand with `aws stepfunctions start-execution "
                 "--state-machine-arn ... --input '{\"dry_run\": true}'`.",
@@ -400,23 +451,69 @@ def hub_template(
                 "shard function writes.",
                 "Value": {"Ref": "ResultsBucket"},
             },
+            "FunctionRoleArn": {
+                "Description": "The only principal the spoke role trusts.",
+                "Value": {"Fn::GetAtt": ["FunctionRole", "Arn"]},
+            },
         },
-    }
+        environment={
+            "SMARTVAULT_SHARD_ROLE": {"Ref": "SpokeRoleName"},
+            "SMARTVAULT_RESULTS_BUCKET": {"Ref": "ResultsBucket"},
+            "SMARTVAULT_AUDIT_REGION": audit_home,
+        },
+        role_statements=tuple(shard_function_statements()),
+        table_region=audit_home,
+        table_condition={
+            "Fn::And": [
+                {"Fn::Equals": [{"Ref": "CreateAuditTable"}, "true"]},
+                {"Condition": "IsAuditHome"},
+            ]
+        },
+    )
+    return build_template(policies, regions=[region] if region else None, extension=extension)
 
 
-def _hub_parameters() -> Json:
+def hub_template_text(policies: PolicySet, **options: Any) -> tuple[str, list[str]]:
+    """:func:`hub_template` as YAML text (long intrinsic forms only, like ``deploy template``),
+    and warnings."""
+    template, warnings = hub_template(policies, **options)
+    return template_text(template), warnings
+
+
+def shard_function_statements() -> list[Any]:
+    """What the hub function needs beyond the single-account role (the shard contract):
+    assume the spoke role in member accounts, and write shard plans and summaries. (Its
+    audit table statements name the table in the audit region instead of its own.)"""
+    spoke_role = {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${SpokeRoleName}"}
+    assume = allow("AssumeSpokeRoles", ["sts:AssumeRole"], spoke_role)
+    in_organization = allow(
+        "AssumeSpokeRolesInTheOrganization",
+        ["sts:AssumeRole"],
+        spoke_role,
+        {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}},
+    )
+    return [
+        # The spoke role of any account (the shard's), narrowed to the Organization's
+        # accounts when its id is given.
+        {"Fn::If": ["HasOrganizationId", in_organization, assume]},
+        # Each shard's plan.json and result.json; nothing else of the bucket.
+        allow(
+            "WriteShardPlansAndResults",
+            ["s3:PutObject"],
+            {"Fn::Sub": "${ResultsBucket.Arn}/" + SHARDS_PREFIX + "*"},
+        ),
+    ]
+
+
+def _hub_parameters(max_concurrency: int) -> Json:
     return {
-        "ShardFunctionArn": {
+        "ReservedConcurrency": {
             "Type": "String",
-            "AllowedPattern": "^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:.+$",
-            "Description": "The SmartVault function of this region (the FunctionArn output of "
-            "the `smartvault deploy template` stack in the hub account).",
-        },
-        "ShardFunctionRoleArn": {
-            "Type": "String",
-            "AllowedPattern": "^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$",
-            "Description": "That function's role (`aws lambda get-function-configuration "
-            "--function-name ... --query Role`): the only principal the spoke role trusts.",
+            "Default": str(max_concurrency),
+            "AllowedPattern": "^([1-9][0-9]*)?$",
+            "Description": "Runs allowed at once: by default the map's MaxConcurrency, so "
+            "that every shard the map starts can run (fewer would throttle the map); empty "
+            "for no reservation.",
         },
         "SpokeRoleName": {
             "Type": "String",
@@ -428,6 +525,20 @@ def _hub_parameters() -> Json:
             "Type": "CommaDelimitedList",
             "Description": "OUs (or the root, r-...) whose accounts get the spoke role; "
             "accounts added to them later get it too.",
+        },
+        "OrganizationId": {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^(o-[a-z0-9]{10,32})?$",
+            "Description": "The Organization's id (o-...): the function may then assume "
+            "spoke roles in its accounts only; empty for no such condition.",
+        },
+        "AuditRegion": {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^([a-z]{2}(-[a-z]+)+-[0-9])?$",
+            "Description": "The region of the audit table, the same in every hub stack; "
+            "empty for this region. Only the stack in that region creates the table.",
         },
         "DeploySpokes": {
             "Type": "String",
@@ -442,12 +553,6 @@ def _hub_parameters() -> Json:
             "AllowedValues": ["SELF", "DELEGATED_ADMIN"],
             "Description": "SELF in the management account; DELEGATED_ADMIN in a delegated "
             "administrator account for StackSets.",
-        },
-        "AlarmTopicArn": {
-            "Type": "String",
-            "Default": "",
-            "Description": "SNS topic for the workflow's alarms (for example the AlarmTopicArn "
-            "output of the function's stack); empty for none.",
         },
         "ResultsRetentionDays": {
             "Type": "Number",
@@ -481,7 +586,7 @@ def _stack_set(spoke_body: str) -> Json:
             "Parameters": [
                 {
                     "ParameterKey": "HubFunctionRoleArn",
-                    "ParameterValue": {"Ref": "ShardFunctionRoleArn"},
+                    "ParameterValue": {"Fn::GetAtt": ["FunctionRole", "Arn"]},
                 },
                 {"ParameterKey": "RoleName", "ParameterValue": {"Ref": "SpokeRoleName"}},
             ],
@@ -555,10 +660,6 @@ def _results_bucket_policy() -> Json:
     }
 
 
-def _statement(sid: str, actions: Sequence[str], resources: Any) -> Json:
-    return {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": resources}
-
-
 def _role(
     description: str, service: str, name: str, statements: list[Json], *, guard: bool = True
 ) -> Json:
@@ -591,27 +692,27 @@ def _role(
 def _state_machine_role(*, listing: bool, shard_list: tuple[str, str] | None) -> Json:
     objects = {"Fn::Sub": "${ResultsBucket.Arn}/*"}
     functions: list[Any] = [
-        {"Ref": "ShardFunctionArn"},
-        {"Fn::Sub": "${ShardFunctionArn}:*"},
+        {"Fn::GetAtt": ["Function", "Arn"]},
+        {"Fn::Sub": "${Function.Arn}:*"},
     ]
     if listing:
         functions.append({"Fn::GetAtt": ["ShardLister", "Arn"]})
     statements = [
         # The shard function (and the lister), qualified or not: nothing else.
-        _statement("InvokeShardFunctionOnly", ["lambda:InvokeFunction"], functions),
+        allow("InvokeShardFunctionOnly", ["lambda:InvokeFunction"], functions),
         # The Distributed Map starts its children as executions of this state machine,
         # and stops them when the map run fails.
-        _statement(
+        allow(
             "StartOwnChildExecutions", ["states:StartExecution"], {"Fn::Sub": _STATE_MACHINE_ARN}
         ),
-        _statement(
+        allow(
             "WatchOwnChildExecutions",
             ["states:DescribeExecution", "states:StopExecution"],
             {"Fn::Sub": _EXECUTIONS_ARN},
         ),
         # ResultWriter writes the map run's results (multipart for large ones); ItemReader
         # reads the shard list the lister wrote.
-        _statement(
+        allow(
             "ResultsBucketObjectsOnly",
             [
                 "s3:AbortMultipartUpload",
@@ -625,7 +726,7 @@ def _state_machine_role(*, listing: bool, shard_list: tuple[str, str] | None) ->
     if shard_list is not None:
         bucket, key = shard_list
         statements.append(
-            _statement(
+            allow(
                 "ReadTheShardList",
                 ["s3:GetObject"],
                 {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{bucket}/{key}"},
@@ -641,7 +742,7 @@ def _state_machine_role(*, listing: bool, shard_list: tuple[str, str] | None) ->
 
 def _state_machine(definition: Json, *, listing: bool) -> Json:
     substitutions: Json = {
-        "ShardFunctionArn": {"Ref": "ShardFunctionArn"},
+        "ShardFunctionArn": {"Fn::GetAtt": ["Function", "Arn"]},
         "ResultsBucket": {"Ref": "ResultsBucket"},
     }
     if listing:
@@ -659,24 +760,23 @@ def _state_machine(definition: Json, *, listing: bool) -> Json:
     }
 
 
-def _executions_alarm(metric: str, what: str) -> Json:
-    topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+def _workflow_alarm(metric: str, state_machine: Json, what: str) -> Json:
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
-            "AlarmDescription": f"A SmartVault fleet run {what}: more shards failed than the "
-            "map tolerates, or the listing failed. Open the execution in the Step Functions "
-            "console; failed shards are in the results bucket (map-runs/.../FAILED_*.json).",
+            "AlarmDescription": f"{what} Open the execution in the Step Functions console; "
+            f"failed shards are in the results bucket ({RESULTS_PREFIX}.../FAILED_*.json), "
+            f"with each shard's plan and summary under {SHARDS_PREFIX} (docs/fleet.md).",
             "Namespace": "AWS/States",
             "MetricName": metric,
-            "Dimensions": [{"Name": "StateMachineArn", "Value": {"Ref": "StateMachine"}}],
+            "Dimensions": [{"Name": "StateMachineArn", "Value": state_machine}],
             "Statistic": "Sum",
             "Period": 300,
             "EvaluationPeriods": 1,
             "Threshold": 0,
             "ComparisonOperator": "GreaterThanThreshold",
             "TreatMissingData": "notBreaching",
-            "AlarmActions": topic,
+            "AlarmActions": [{"Ref": "AlarmTopic"}],
         },
     }
 
@@ -686,7 +786,7 @@ def _tick_role() -> Json:
         "EventBridge Scheduler: start the SmartVault fleet workflow, nothing else.",
         "scheduler.amazonaws.com",
         "smartvault-fleet-tick",
-        [_statement("StartFleetRunsOnly", ["states:StartExecution"], {"Ref": "StateMachine"})],
+        [allow("StartFleetRunsOnly", ["states:StartExecution"], {"Ref": "StateMachine"})],
     )
 
 
@@ -708,9 +808,10 @@ def _tick(expression: str) -> Json:
     }
 
 
-#: The lister: every active member account, in this region, as a JSON array in S3. The
-#: management account is left out: a service-managed StackSet never deploys there.
-_LISTER_CODE = """\
+#: The lister: every active member account, in this region, as a JSON array in S3. Left
+#: out: the management account (a service-managed StackSet never deploys there) and the
+#: hub account itself (the spoke role is not in it, and its own stack runs there).
+LISTER_CODE = """\
 import json
 import os
 
@@ -720,11 +821,13 @@ import boto3
 def handler(event, context):
     org = boto3.client("organizations")
     management = org.describe_organization()["Organization"]["MasterAccountId"]
+    hub = context.invoked_function_arn.split(":")[4]
     accounts = []
     for page in org.get_paginator("list_accounts").paginate():
         accounts += [a["Id"] for a in page["Accounts"] if a["Status"] == "ACTIVE"]
     region = os.environ["AWS_REGION"]
-    shards = [{"account": a, "region": region} for a in sorted(set(accounts)) if a != management]
+    left_out = {management, hub}
+    shards = [{"account": a, "region": region} for a in sorted(set(accounts)) if a not in left_out]
     bucket = os.environ["RESULTS_BUCKET"]
     key = os.environ["PREFIX"] + event["execution"] + ".json"
     body = json.dumps(shards).encode()
@@ -749,7 +852,7 @@ def _lister() -> Json:
                     "PREFIX": SHARD_LIST_PREFIX,
                 }
             },
-            "Code": {"ZipFile": _LISTER_CODE},
+            "Code": {"ZipFile": LISTER_CODE},
         },
     }
 
@@ -762,17 +865,17 @@ def _lister_role() -> Json:
         [
             # Organizations' read calls take no resource-level permissions: "*" is the
             # only resource IAM accepts for them.
-            _statement(
+            allow(
                 "ListOrganizationAccounts",
                 ["organizations:DescribeOrganization", "organizations:ListAccounts"],
                 "*",
             ),
-            _statement(
+            allow(
                 "WriteShardListsOnly",
                 ["s3:PutObject"],
                 {"Fn::Sub": "${ResultsBucket.Arn}/" + SHARD_LIST_PREFIX + "*"},
             ),
-            _statement(
+            allow(
                 "WriteOwnLogs",
                 ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
                 {
@@ -782,22 +885,4 @@ def _lister_role() -> Json:
             ),
         ],
         guard=False,  # Lambda execution roles are assumed by Lambda itself, as in iam.py
-    )
-
-
-class _NoAliasDumper(yaml.SafeDumper):
-    """Shared values written out in full: no ``&id001`` anchors in a template."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def hub_template_text(policies: PolicySet, **options: Any) -> str:
-    """:func:`hub_template` as YAML text (long intrinsic forms only, like ``deploy template``)."""
-    return yaml.dump(
-        hub_template(policies, **options),
-        Dumper=_NoAliasDumper,
-        sort_keys=False,
-        default_flow_style=False,
-        width=120,
     )
