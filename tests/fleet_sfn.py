@@ -29,6 +29,9 @@ pin the ones that matter, so a moto upgrade that changes them shows):
   the parent's history holds only ``MapRun*`` events, not the children's.
 - Retries (``Retry``) wait their real intervals: a stub that raises a retried Lambda
   error (``Lambda.TooManyRequestsException``) makes a test take minutes; raise others.
+- ``$$.Execution.StartTime`` (the shards' ``at``) is written with microseconds and an
+  offset (``2026-12-02T20:42:19.963346+00:00``); AWS writes milliseconds and ``Z``
+  (``2026-12-02T20:42:19.963Z``). A handler must read both.
 - ``$$.Execution.Name`` is null unless StartExecution is given a name: the harness names
   its execution (:data:`EXECUTION_NAME`).
 - The result files' ``Input`` here is the item as read (``{"shard": {account, region},
@@ -111,8 +114,10 @@ def run_fleet(
     them; None when the definition lists them itself, through ``lister``).
 
     ``definition`` is :func:`smartvault.deploy.fleet.state_machine_definition`'s, made with
-    ``shard_list=(BUCKET, SHARD_LIST_KEY)`` or without a shard list. ``setup`` runs inside
-    the mock before the execution starts (for example to create an Organization).
+    ``shard_list=(bucket, key)`` (for example ``(BUCKET, SHARD_LIST_KEY)``; ``shards`` are
+    written there) or without one (then the lister's answer says where they are).
+    ``setup`` runs inside the mock before the execution starts (for example to create an
+    Organization).
     """
     invocations: list[Json] = []
     lister_invocations: list[Json] = []
@@ -153,7 +158,12 @@ def run_fleet(
         create = {} if region == "us-east-1" else {"LocationConstraint": region}
         s3.create_bucket(Bucket=BUCKET, **({"CreateBucketConfiguration": create} if create else {}))
         if shards is not None:
-            s3.put_object(Bucket=BUCKET, Key=SHARD_LIST_KEY, Body=json.dumps(shards).encode())
+            bucket, key = _shard_list_location(definition)
+            if bucket != BUCKET:
+                s3.create_bucket(
+                    Bucket=bucket, **({"CreateBucketConfiguration": create} if create else {})
+                )
+            s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(shards).encode())
         if setup is not None:
             setup()
         role = boto3.client("iam", region_name=region).create_role(
@@ -168,7 +178,7 @@ def run_fleet(
             stateMachineArn=machine, name=EXECUTION_NAME, input=json.dumps({"dry_run": dry_run})
         )["executionArn"]
         described = _wait(sfn, execution)
-        succeeded, failed = _result_files(s3, described, map_outputs)
+        succeeded, failed = _result_files(s3, definition, described, map_outputs)
     output = described.get("output")
     return FleetRun(
         status=described["status"],
@@ -225,8 +235,17 @@ def _wait(sfn: Any, execution: str) -> Json:
         time.sleep(0.02)
 
 
+def _shard_list_location(definition: Json) -> tuple[str, str]:
+    """Where the definition's map reads a given shard list (``shard_list=(bucket, key)``)."""
+    (reader,) = [s["ItemReader"] for s in definition["States"].values() if "ItemReader" in s]
+    parameters = reader["Parameters"]
+    if "Bucket" not in parameters:
+        raise ValueError("this definition lists its shards itself: give shards=None and a lister")
+    return parameters["Bucket"], parameters["Key"]
+
+
 def _result_files(
-    s3: Any, described: Json, map_outputs: list[list[Any]]
+    s3: Any, definition: Json, described: Json, map_outputs: list[list[Any]]
 ) -> tuple[list[Json], list[Json]]:
     """Write the result files moto leaves out (see the module's notes), read them back."""
     output = json.loads(described.get("output") or "{}")
@@ -234,7 +253,7 @@ def _result_files(
     if not details or not map_outputs:
         return [], []
     manifest_key = details["Key"]
-    items = _items_read(s3, output)
+    items = _items_read(s3, definition, output)
     files: dict[str, list[Json]] = {"SUCCEEDED": [], "FAILED": []}
     for item, child_output in zip(items, map_outputs[-1], strict=True):
         entry: Json = {"Input": json.dumps(item, default=str)}
@@ -258,9 +277,9 @@ def _result_files(
     return read.get("SUCCEEDED", []), read.get("FAILED", [])
 
 
-def _items_read(s3: Any, output: Json) -> list[Json]:
+def _items_read(s3: Any, definition: Json, output: Json) -> list[Json]:
     """The child inputs the map started, from the shard list it read (in its order)."""
     listed = output.get("shard_list")
-    bucket, key = (listed["bucket"], listed["key"]) if listed else (BUCKET, SHARD_LIST_KEY)
+    bucket, key = (listed["bucket"], listed["key"]) if listed else _shard_list_location(definition)
     shards = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     return [{"shard": shard, "dry_run": output.get("dry_run")} for shard in shards]

@@ -172,6 +172,17 @@ class TestHubIsTheSingleAccountTemplate:
         _, none = hub_template(only_west, region="us-west-2")
         assert not any("never back anything up" in w for w in none)
 
+    def test_the_stack_set_deploys_the_spoke_template(self):
+        policies = full_policies()
+        body = hub(policies)["Resources"]["SpokeStackSet"]["Properties"]["TemplateBody"]
+        assert json.loads(body) == json.loads(json.dumps(spoke_template(policies)))
+
+    def test_the_lister_fits_in_an_inline_zip_file(self):
+        lister = hub()["Resources"]["ShardLister"]["Properties"]
+        # CloudFormation takes at most 4,096 characters of inline Lambda code.
+        assert len(lister["Code"]["ZipFile"]) <= 4096
+        assert lister["Code"]["ZipFile"] == LISTER_CODE
+
 
 def _function_statements(template: Any) -> list[Any]:
     (policy,) = template["Resources"]["FunctionRole"]["Properties"]["Policies"]
