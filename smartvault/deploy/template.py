@@ -68,11 +68,11 @@ class Extension:
 
     The single-account template is the template without an extension; the hub is the same
     function, role, table, queue and alarms with these changes, so both are built by the
-    same code. ``schedules`` False leaves out the per-policy and catch-up schedules (and the
-    role that starts them); ``alarm_interval`` then stands for them in the alarms (the
-    expression the function is run at). ``table_region`` is the audit table's region as a
-    CloudFormation value (None: the stack's own), ``table_condition`` replaces the table's
-    creation condition; ``parameters`` may replace the template's own.
+    same code. A variant has no per-policy or catch-up schedule (nor the role that starts
+    them): ``alarm_interval`` stands for them in the alarms (the expression the function
+    is run at, or None). ``table_region`` is the audit table's region as a CloudFormation
+    value (None: the stack's own), ``table_condition`` replaces the table's creation
+    condition; ``parameters`` may replace the template's own.
     """
 
     description: str
@@ -86,7 +86,6 @@ class Extension:
     role_statements: tuple[Json, ...] = ()
     table_region: Any = None
     table_condition: Json | None = None
-    schedules: bool = False
 
 
 def cloudformation_template(
@@ -123,10 +122,9 @@ def build_template(
     ``extension`` a variant of it (then ``regions`` only serve the warnings: the function
     works in the stack's own region, and ``catch_up`` is ignored)."""
     deploy_regions = tuple(dict.fromkeys(regions)) if regions else ()
-    schedules_on = extension is None or extension.schedules
     if extension is not None:
-        catch_up = extension.alarm_interval if not extension.schedules else catch_up
-    if catch_up is not None and schedules_on:
+        catch_up = extension.alarm_interval
+    elif catch_up is not None:
         check_catch_up(catch_up)
     warnings = _warnings(policies, deploy_regions)
     function_regions = deploy_regions if extension is None else ()
@@ -152,7 +150,7 @@ def build_template(
         "AuditTable": _audit_table(),
         "DeadLetterQueue": _dead_letter_queue(),
     }
-    if schedules_on:
+    if extension is None:
         resources["SchedulerRole"] = scheduler_role()
         for policy in enabled:
             resources[schedule_ids[policy.name]] = _schedule(policy)

@@ -26,6 +26,7 @@ from tests.deploy.test_alarms import full_policies
 from tests.deploy.test_iam import _FAKE_ATTS
 from tests.deploy.test_iam import _FAKE_REFS
 from tests.deploy.test_iam import JUSTIFIED_FINDINGS
+from tests.deploy.test_iam import _resolve
 from tests.deploy.test_iam import verifying_policies
 from tests.deploy.test_template import example_policies
 from tests.deploy.test_template import shipped_policies
@@ -236,36 +237,17 @@ def test_the_spoke_role_has_only_the_ec2_and_kms_statements_of_the_function_role
     assert "ec2:DeleteSnapshot" in actions
 
 
-_FLEET_REFS = {**_FAKE_REFS, "SpokeRoleName": "SmartVaultShard", "Home": "us-east-1"}
+_FLEET_REFS = {
+    **_FAKE_REFS,
+    "SpokeRoleName": "SmartVaultShard",
+    "Home": "us-east-1",
+    "OrganizationId": "o-abcdefghij",
+}
 _FLEET_ATTS = {
     **_FAKE_ATTS,
     "ResultsBucket": "arn:aws:s3:::hub-resultsbucket-1",
     "FunctionRole": HUB_ROLE,
 }
-
-
-def _resolve(value: Any) -> Any:
-    """The role policies' intrinsics with a deployment's values (Fn::If: its first branch)."""
-    if isinstance(value, dict):
-        if "Fn::If" in value:
-            return _resolve(value["Fn::If"][1])
-        if "Fn::Sub" in value:
-            text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
-            text = text.replace("${ResultsBucket.Arn}", _FLEET_ATTS["ResultsBucket"])
-            for name, replacement in _FLEET_REFS.items():
-                text = text.replace("${" + name + "}", replacement)
-            assert "${" not in text.replace("${!", ""), text
-            return text.replace("${!", "${")
-        if "Fn::GetAtt" in value:
-            return _FLEET_ATTS[value["Fn::GetAtt"][0]]
-        if "Ref" in value:
-            return {"OrganizationId": "o-abcdefghij", "HubFunctionRoleArn": HUB_ROLE}.get(
-                value["Ref"], _FLEET_REFS.get(value["Ref"])
-            )
-        return {k: _resolve(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v) for v in value]
-    return value
 
 
 # Beyond the single-account role's: CREDENTIALS_EXPOSURE on sts:AssumeRole, which the shard
@@ -289,7 +271,7 @@ def test_the_fleet_roles_pass_parliament_apart_from_justified_findings(role):
         document = policy["PolicyDocument"]
         justified = JUSTIFIED_FINDINGS
     analysed = parliament.analyze_policy_string(
-        json.dumps(_resolve(document)), include_community_auditors=True
+        json.dumps(_resolve(document, _FLEET_REFS, _FLEET_ATTS)), include_community_auditors=True
     )
     findings = {("FunctionRole", f.issue) for f in analysed.findings}
     assert findings <= justified, [(f.issue, f.detail) for f in analysed.findings]
