@@ -550,3 +550,11 @@ def test_fleet_refuses_what_it_cannot_honour(runner, policy_dir, args, message):
     result = runner.invoke(cli, [*regions, "deploy", "template", "--fleet", *rest, policy_dir])
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_a_dry_run_reaches_every_shard_as_a_dry_run():
+    run = run_fleet(
+        state_machine_definition(shard_list=FILE), _shards(3), lambda e: _result(0), dry_run=True
+    )
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    assert [i["dry_run"] for i in run.invocations] == [True, True, True]
