@@ -60,9 +60,7 @@ _CLAIM_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [_CLAIMS]}}
 _CLAIM_AND_RECORD_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [_CLAIMS, _RECORDS]}}
 
 
-def _statement(
-    sid: str, actions: Sequence[str], resources: Any, condition: Json | None = None
-) -> Json:
+def allow(sid: str, actions: Sequence[str], resources: Any, condition: Json | None = None) -> Json:
     statement: Json = {
         "Sid": sid,
         "Effect": "Allow",
@@ -74,18 +72,32 @@ def _statement(
     return statement
 
 
-def function_policy_statements(policies: PolicySet) -> list[Json]:
+def _table_arns(region: Any) -> tuple[Json, Json]:
+    """The audit table's ARN and its indexes', in the stack's region (``region`` None) or
+    in the region ``region`` (a CloudFormation value) evaluates to."""
+    if region is None:
+        return _TABLE_ARN, _TABLE_INDEX_ARN
+    table, index = (
+        {"Fn::Sub": [arn["Fn::Sub"].replace("${AWS::Region}", "${Home}"), {"Home": region}]}
+        for arn in (_TABLE_ARN, _TABLE_INDEX_ARN)
+    )
+    return table, index
+
+
+def function_policy_statements(policies: PolicySet, *, table_region: Any = None) -> list[Json]:
     """The function role's IAM statements, each commented with why it is there.
 
     Least privilege: no ``*`` action anywhere; every write is confined to snapshots
     tagged ``CreatedBy=SmartVault`` (at creation, or already on the snapshot), and to
-    restore tests' own volumes when a policy has ``verify``.
+    restore tests' own volumes when a policy has ``verify``. ``table_region`` is the audit
+    table's region as a CloudFormation value (None: the stack's own).
     """
+    table_arn, table_index_arn = _table_arns(table_region)
     statements = [
         # Reading the inventory. EC2 Describe* calls support no resource-level
         # permissions, so "*" is the only resource IAM accepts for them. No
         # sts:GetCallerIdentity: AWS allows it to every principal, always.
-        _statement(
+        allow(
             "ReadInventory",
             [
                 "ec2:DescribeImages",
@@ -98,7 +110,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
         # Creating snapshots: the new snapshot resource must be tagged CreatedBy=SmartVault
         # in the same call, so the role cannot make a snapshot SmartVault would not own.
         # Snapshot ARNs carry no account id (arn:aws:ec2:REGION::snapshot/ID).
-        _statement(
+        allow(
             "CreateOnlyTaggedSnapshots",
             ["ec2:CreateSnapshot", "ec2:CreateSnapshots"],
             _SNAPSHOT_ARN,
@@ -108,7 +120,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
         # CreateSnapshot against the volume. Request tags are not evaluated for those
         # source resources, so they get their own statement, limited to this account.
         # Snapshotting reads a volume; it never changes it.
-        _statement(
+        allow(
             "SnapshotSourcesInThisAccount",
             ["ec2:CreateSnapshot", "ec2:CreateSnapshots"],
             [_INSTANCE_ARN, _VOLUME_ARN],
@@ -117,7 +129,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
         # existing snapshot, which could otherwise adopt a foreign snapshot for deletion.
         # Never a hold key, even then: the keys copied from instances (copy_tags: true)
         # cannot be listed here, so the hold keys are what every key must not be.
-        _statement(
+        allow(
             "TagOnlyWhileCreatingSnapshots",
             ["ec2:CreateTags"],
             _SNAPSHOT_ARN,
@@ -131,7 +143,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
         # Cross-region copies (policy `copies`). EC2 authorises CopySnapshot against the copy
         # being made and against the source snapshot. The copy must carry CreatedBy=SmartVault
         # from the moment it exists, like any snapshot SmartVault makes ...
-        _statement(
+        allow(
             "CopyOnlyToTaggedSnapshots",
             ["ec2:CopySnapshot"],
             _NEW_SNAPSHOT_ARN,
@@ -140,7 +152,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
         # ... and the source must be a managed snapshot: the role cannot copy a snapshot that
         # someone else made (or shared) into a region where SmartVault would own the copy.
         # (The executor also checks the source's policy and recovery point tags.)
-        _statement(
+        allow(
             "CopyOnlyFromManagedSnapshots",
             ["ec2:CopySnapshot"],
             _EXISTING_SNAPSHOT_ARN,
@@ -148,7 +160,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
         ),
         # Retention and archive: only snapshots that already carry both SmartVault tags
         # ; anyone else's snapshots stay out of reach.
-        _statement(
+        allow(
             "DeleteAndArchiveOnlyManagedSnapshots",
             ["ec2:DeleteSnapshot", "ec2:ModifySnapshotTier"],
             _SNAPSHOT_ARN,
@@ -157,7 +169,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
         # The audit log and the recovery-point claims: written with conditional PutItem, read
         # by time range and by policy (the by-policy index). This table and its indexes only;
         # no Scan, no table management.
-        _statement(
+        allow(
             "AuditTableReadWrite",
             [
                 "dynamodb:DescribeTable",
@@ -165,28 +177,28 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
                 "dynamodb:PutItem",
                 "dynamodb:Query",
             ],
-            [_TABLE_ARN, _TABLE_INDEX_ARN],
+            [table_arn, table_index_arn],
         ),
         # UpdateItem: a pending record gets its outcome (DAY# partitions), a claim its lease
         # or its completion (CLAIM#); no other partition.
-        _statement(
+        allow(
             "AuditUpdateRecordsAndClaims",
             ["dynamodb:UpdateItem"],
-            _TABLE_ARN,
+            table_arn,
             _CLAIM_AND_RECORD_KEYS,
         ),
         # DeleteItem only releases claims: audit records can never be deleted by the function.
-        _statement("AuditDeleteOnlyClaims", ["dynamodb:DeleteItem"], _TABLE_ARN, _CLAIM_KEYS),
+        allow("AuditDeleteOnlyClaims", ["dynamodb:DeleteItem"], table_arn, _CLAIM_KEYS),
         # The function writes its own log streams into its own log group, nothing else;
         # the group exists (this stack makes it), so no CreateLogGroup.
-        _statement(
+        allow(
             "WriteOwnLogs",
             ["logs:CreateLogStream", "logs:PutLogEvents"],
             {"Fn::GetAtt": ["LogGroup", "Arn"]},
         ),
         # A run that failed (it raises, after auditing and notifying) is parked in this
         # stack's dead-letter queue, the asynchronous invocation's on-failure destination.
-        _statement(
+        allow(
             "FailedRunsToOwnDeadLetterQueue",
             ["sqs:SendMessage"],
             {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
@@ -195,7 +207,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
     topics = sorted({p.notify.sns_topic_arn for p in policies.policies if p.notify})
     if topics:
         # Notifications go only to the topics the policies name.
-        statements.append(_statement("PublishToPolicyTopics", ["sns:Publish"], topics))
+        statements.append(allow("PublishToPolicyTopics", ["sns:Publish"], topics))
     verifies = any(p.verify for p in policies.policies)
     if verifies:
         statements.extend(restore_test_statements())
@@ -209,7 +221,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
         account_keys = {"Fn::Sub": "arn:${AWS::Partition}:kms:*:${AWS::AccountId}:key/*"}
         via_ec2 = {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}}
         statements.append(
-            _statement(
+            allow(
                 "UseKmsKeysOnlyThroughEc2",
                 [
                     "kms:Decrypt",
@@ -225,7 +237,7 @@ def function_policy_statements(policies: PolicySet) -> list[Json]:
         # EC2 holds a grant on the key while it writes the copy or the volume; the role may
         # only create grants that are for an AWS resource, asked for by EC2.
         statements.append(
-            _statement(
+            allow(
                 "GrantKmsKeysOnlyToEc2",
                 ["kms:CreateGrant"],
                 account_keys,
@@ -258,12 +270,12 @@ def restore_test_statements() -> list[Json]:
     return [
         # The zone a test volume is made in (DescribeVolumes, to wait for it, is among the
         # inventory reads). Describe* calls take no resource-level permissions.
-        _statement("ReadZonesForRestoreTests", ["ec2:DescribeAvailabilityZones"], "*"),
+        allow("ReadZonesForRestoreTests", ["ec2:DescribeAvailabilityZones"], "*"),
         # A test volume: only from a snapshot (ec2:ParentSnapshot present), tagged
         # CreatedBy=SmartVault and smartvault:verify in the same call (the only volumes the
         # role may delete), with those four tags and no other, so it can neither pass as
         # someone's volume nor be selected by a volume policy.
-        _statement(
+        allow(
             "CreateOnlyTaggedTestVolumesFromSnapshots",
             ["ec2:CreateVolume"],
             _VOLUME_ARN,
@@ -275,7 +287,7 @@ def restore_test_statements() -> list[Json]:
         ),
         # CreateVolume is also authorised against its source snapshot: only a managed one,
         # so the role cannot turn someone else's (or a shared) snapshot into a volume.
-        _statement(
+        allow(
             "CreateTestVolumesOnlyFromManagedSnapshots",
             ["ec2:CreateVolume"],
             _EXISTING_SNAPSHOT_ARN,
@@ -283,7 +295,7 @@ def restore_test_statements() -> list[Json]:
         ),
         # Tags on volumes only as part of CreateVolume (TagSpecifications): never retagging
         # an existing volume, which could otherwise make any volume deletable.
-        _statement(
+        allow(
             "TagVolumesOnlyWhileCreatingThem",
             ["ec2:CreateTags"],
             _VOLUME_ARN,
@@ -294,7 +306,7 @@ def restore_test_statements() -> list[Json]:
         ),
         # Deleting volumes: only test volumes, which carry CreatedBy=SmartVault and a
         # smartvault:verify tag from their creation; no volume in use by anyone else.
-        _statement(
+        allow(
             "DeleteOnlyTestVolumes",
             ["ec2:DeleteVolume"],
             _VOLUME_ARN,
@@ -306,7 +318,7 @@ def restore_test_statements() -> list[Json]:
         # The one tag ever added to a snapshot that exists: smartvault:verified, on managed
         # snapshots only. ForAllValues with a non-null aws:TagKeys: every key of the call
         # is that one (without the Null check an empty key list would pass ForAllValues).
-        _statement(
+        allow(
             "TagManagedSnapshotsOnlyVerified",
             ["ec2:CreateTags"],
             _EXISTING_SNAPSHOT_ARN,
@@ -319,7 +331,12 @@ def restore_test_statements() -> list[Json]:
     ]
 
 
-def function_role(policies: PolicySet) -> Json:
+def function_role(
+    policies: PolicySet, *, extra_statements: Sequence[Json] = (), table_region: Any = None
+) -> Json:
+    """The function's role; ``extra_statements`` are appended (the fleet hub's), and
+    ``table_region`` is as in :func:`function_policy_statements`."""
+    statements = function_policy_statements(policies, table_region=table_region)
     return {
         "Type": "AWS::IAM::Role",
         "Properties": {
@@ -341,7 +358,7 @@ def function_role(policies: PolicySet) -> Json:
                     "PolicyName": "smartvault",
                     "PolicyDocument": {
                         "Version": "2012-10-17",
-                        "Statement": function_policy_statements(policies),
+                        "Statement": [*statements, *extra_statements],
                     },
                 }
             ],
@@ -375,13 +392,13 @@ def scheduler_role() -> Json:
                         "Version": "2012-10-17",
                         "Statement": [
                             # Start a run: this function only (unqualified, so $LATEST).
-                            _statement(
+                            allow(
                                 "InvokeSmartVaultOnly",
                                 ["lambda:InvokeFunction"],
                                 {"Fn::GetAtt": ["Function", "Arn"]},
                             ),
                             # Park undeliverable invocations in this stack's DLQ.
-                            _statement(
+                            allow(
                                 "DeadLetterOnly",
                                 ["sqs:SendMessage"],
                                 {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import yaml
@@ -60,6 +62,32 @@ LOG_RETENTION_DAYS = (
 # --- the template -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Extension:
+    """What a variant of the template (the fleet's hub) adds to or changes in it.
+
+    The single-account template is the template without an extension; the hub is the same
+    function, role, table, queue and alarms with these changes, so both are built by the
+    same code. A variant has no per-policy or catch-up schedule (nor the role that starts
+    them): ``alarm_interval`` stands for them in the alarms (the expression the function
+    is run at, or None). ``table_region`` is the audit table's region as a CloudFormation
+    value (None: the stack's own), ``table_condition`` replaces the table's creation
+    condition; ``parameters`` may replace the template's own.
+    """
+
+    description: str
+    metadata: Json
+    alarm_interval: str | None
+    parameters: Json = field(default_factory=dict)
+    conditions: Json = field(default_factory=dict)
+    resources: Json = field(default_factory=dict)
+    outputs: Json = field(default_factory=dict)
+    environment: Json = field(default_factory=dict)
+    role_statements: tuple[Json, ...] = ()
+    table_region: Any = None
+    table_condition: Json | None = None
+
+
 def cloudformation_template(
     policies: PolicySet,
     *,
@@ -79,33 +107,60 @@ def cloudformation_template(
     Raises :class:`~smartvault.errors.ConfigError` for a catch-up expression that is not
     a schedule, and when the template would exceed CloudFormation's 500 resources.
     """
+    template, warnings = build_template(policies, regions=regions, catch_up=catch_up)
+    return template_text(template), warnings
+
+
+def build_template(
+    policies: PolicySet,
+    *,
+    regions: Sequence[str] | None = None,
+    catch_up: str | None = DEFAULT_CATCH_UP,
+    extension: Extension | None = None,
+) -> tuple[Json, list[str]]:
+    """The template as a dict, and warnings: :func:`cloudformation_template`'s, or with
+    ``extension`` a variant of it (then ``regions`` only serve the warnings: the function
+    works in the stack's own region, and ``catch_up`` is ignored)."""
     deploy_regions = tuple(dict.fromkeys(regions)) if regions else ()
-    if catch_up is not None:
+    if extension is not None:
+        catch_up = extension.alarm_interval
+    elif catch_up is not None:
         check_catch_up(catch_up)
     warnings = _warnings(policies, deploy_regions)
+    function_regions = deploy_regions if extension is None else ()
     enabled = [p for p in policies.policies if p.enabled]
     schedule_ids = schedule_logical_ids([p.name for p in enabled])
-    plan = AlarmPlan(policies.policies, deploy_regions, catch_up)
+    plan = AlarmPlan(policies.policies, function_regions, catch_up)
     per_policy, alarm_warnings = policy_alarms(plan)
     per_function, function_warnings = function_alarms(plan)
     warnings += alarm_warnings + function_warnings
 
     resources: Json = {
         "LogGroup": _log_group(),
-        "FunctionRole": function_role(policies),
-        "Function": _function(has_regions=bool(deploy_regions)),
+        "FunctionRole": function_role(
+            policies,
+            extra_statements=extension.role_statements if extension else (),
+            table_region=extension.table_region if extension else None,
+        ),
+        "Function": _function(
+            has_regions=bool(function_regions),
+            environment=extension.environment if extension else {},
+        ),
         "FunctionInvokeConfig": _invoke_config(),
         "AuditTable": _audit_table(),
         "DeadLetterQueue": _dead_letter_queue(),
-        "SchedulerRole": scheduler_role(),
     }
-    for policy in enabled:
-        resources[schedule_ids[policy.name]] = _schedule(policy)
-    if catch_up is not None:
-        resources["CatchUpSchedule"] = catch_up_schedule(catch_up)
+    if extension is None:
+        resources["SchedulerRole"] = scheduler_role()
+        for policy in enabled:
+            resources[schedule_ids[policy.name]] = _schedule(policy)
+        if catch_up is not None:
+            resources["CatchUpSchedule"] = catch_up_schedule(catch_up)
     resources.update(alarm_topic())
     resources.update(per_function)
     resources.update(per_policy)
+    if extension is not None:
+        resources.update(extension.resources)
     if len(resources) > MAX_RESOURCES:
         raise ConfigError(
             f"the template would hold {len(resources)} resources ({len(per_policy)} of "
@@ -116,38 +171,54 @@ def cloudformation_template(
         )
 
     disabled = [p.name for p in policies.policies if not p.enabled]
-    template: Json = {
-        "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": (
+    if extension is None:
+        description = (
             "SmartVault: declarative EBS backups. A Lambda function run by EventBridge "
             "Scheduler, one schedule per enabled policy and a catch-up schedule, audited in "
             "DynamoDB, watched by CloudWatch alarms."
-        ),
-        "Metadata": {
-            "SmartVault": {
-                "ScheduledPolicies": [p.name for p in enabled],
-                # Disabled policies neither create nor delete: they get no schedule.
-                "DisabledPolicies": disabled,
-                "CatchUpSchedule": catch_up if catch_up is not None else "off",
-            }
+        )
+        metadata: Json = {
+            "ScheduledPolicies": [p.name for p in enabled],
+            # Disabled policies neither create nor delete: they get no schedule.
+            "DisabledPolicies": disabled,
+            "CatchUpSchedule": catch_up if catch_up is not None else "off",
+        }
+    else:
+        description = extension.description
+        metadata = {"DisabledPolicies": disabled, **extension.metadata}
+    parameters = _parameters(function_regions)
+    if extension is not None:
+        parameters.update(extension.parameters)
+    conditions: Json = {
+        "ShouldCreateAuditTable": {"Fn::Equals": [{"Ref": "CreateAuditTable"}, "true"]},
+        "HasReservedConcurrency": {
+            "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]
         },
-        "Parameters": _parameters(deploy_regions),
-        "Conditions": {
-            "ShouldCreateAuditTable": {"Fn::Equals": [{"Ref": "CreateAuditTable"}, "true"]},
-            "HasReservedConcurrency": {
-                "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]
-            },
-            "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
-            **topic_conditions(enabled),
-            **region_conditions(plan),
-        },
-        "Resources": resources,
-        "Outputs": _outputs(),
+        "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
+        **topic_conditions(enabled),
+        **region_conditions(plan),
     }
-    text = yaml.dump(
+    if extension is not None:
+        if extension.table_condition is not None:
+            conditions["ShouldCreateAuditTable"] = extension.table_condition
+        conditions.update(extension.conditions)
+    template: Json = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": description,
+        "Metadata": {"SmartVault": metadata},
+        "Parameters": parameters,
+        "Conditions": conditions,
+        "Resources": resources,
+        "Outputs": {**_outputs(), **(extension.outputs if extension else {})},
+    }
+    return template, warnings
+
+
+def template_text(template: Json) -> str:
+    """A template as YAML: long intrinsic forms only, no anchors, in the order built."""
+    return yaml.dump(
         template, Dumper=_TemplateDumper, sort_keys=False, default_flow_style=False, width=120
     )
-    return text, warnings
 
 
 class _TemplateDumper(yaml.SafeDumper):
@@ -299,7 +370,7 @@ def _log_group() -> Json:
     }
 
 
-def _function(*, has_regions: bool) -> Json:
+def _function(*, has_regions: bool, environment: Json) -> Json:
     return {
         "Type": "AWS::Lambda::Function",
         "Properties": {
@@ -329,6 +400,7 @@ def _function(*, has_regions: bool) -> Json:
                     "SMARTVAULT_REGIONS": {"Ref": "Regions" if has_regions else "AWS::Region"},
                     "SMARTVAULT_LOG_LEVEL": {"Ref": "LogLevel"},
                     "SMARTVAULT_DEADLINE_MARGIN": {"Ref": "DeadlineMarginSeconds"},
+                    **environment,
                 }
             },
             # Text: the handler already writes one JSON object per line, which Logs

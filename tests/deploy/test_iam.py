@@ -330,22 +330,30 @@ _FAKE_ATTS = {
 }
 
 
-def _resolve(value: Any) -> Any:
-    """Replace the intrinsics our role policies use with the values a deployment gives."""
+def _resolve(
+    value: Any, refs: dict[str, Any] = _FAKE_REFS, atts: dict[str, str] = _FAKE_ATTS
+) -> Any:
+    """Replace the intrinsics our role policies use with the values a deployment gives
+    (``Fn::If``: its first branch; ``Fn::Sub`` with variables: those from ``refs``)."""
     if isinstance(value, dict):
+        if "Fn::If" in value:
+            return _resolve(value["Fn::If"][1], refs, atts)
         if "Fn::Sub" in value:
-            text = value["Fn::Sub"]
-            for name, replacement in _FAKE_REFS.items():
+            sub = value["Fn::Sub"]
+            text = sub if isinstance(sub, str) else sub[0]
+            for name, arn in atts.items():
+                text = text.replace("${" + name + ".Arn}", arn)
+            for name, replacement in refs.items():
                 text = text.replace("${" + name + "}", replacement)
             assert "${" not in text.replace("${!", ""), text
             return text.replace("${!", "${")  # Fn::Sub's escape for a literal "${"
         if "Fn::GetAtt" in value:
-            return _FAKE_ATTS[value["Fn::GetAtt"][0]]
+            return atts[value["Fn::GetAtt"][0]]
         if "Ref" in value:
-            return _FAKE_REFS[value["Ref"]]
-        return {k: _resolve(v) for k, v in value.items()}
+            return refs[value["Ref"]]
+        return {k: _resolve(v, refs, atts) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve(v) for v in value]
+        return [_resolve(v, refs, atts) for v in value]
     return value
 
 
