@@ -44,6 +44,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,7 +118,8 @@ def run_fleet(
     ``shard_list=(bucket, key)`` (for example ``(BUCKET, SHARD_LIST_KEY)``; ``shards`` are
     written there) or without one (then the lister's answer says where they are).
     ``setup`` runs inside the mock before the execution starts (for example to create an
-    Organization).
+    Organization). Inside a ``mock_aws`` of the caller's, several runs share one world
+    (a second run over what the first made); the bucket, role and functions are made once.
     """
     invocations: list[Json] = []
     lister_invocations: list[Json] = []
@@ -156,23 +158,32 @@ def run_fleet(
     ):
         s3 = boto3.client("s3", region_name=region)
         create = {} if region == "us-east-1" else {"LocationConstraint": region}
-        s3.create_bucket(Bucket=BUCKET, **({"CreateBucketConfiguration": create} if create else {}))
+        buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
         if shards is not None:
             bucket, key = _shard_list_location(definition)
-            if bucket != BUCKET:
+        for name in {BUCKET, bucket} if shards is not None else {BUCKET}:
+            if name not in buckets:
                 s3.create_bucket(
-                    Bucket=bucket, **({"CreateBucketConfiguration": create} if create else {})
+                    Bucket=name, **({"CreateBucketConfiguration": create} if create else {})
                 )
+        if shards is not None:
             s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(shards).encode())
         if setup is not None:
             setup()
-        role = boto3.client("iam", region_name=region).create_role(
-            RoleName="smartvault-fleet", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
+        iam = boto3.client("iam", region_name=region)
+        roles = {r["RoleName"]: r["Arn"] for r in iam.list_roles()["Roles"]}
+        role = (
+            roles.get("smartvault-fleet")
+            or iam.create_role(RoleName="smartvault-fleet", AssumeRolePolicyDocument="{}")["Role"][
+                "Arn"
+            ]
+        )
         arns = {name: _function(region, role, name) for name in (SHARD_FUNCTION, LISTER_FUNCTION)}
         sfn = boto3.client("stepfunctions", region_name=region)
         machine = sfn.create_state_machine(
-            name="smartvault-fleet", definition=moto_definition(definition, arns), roleArn=role
+            name=f"smartvault-fleet-{uuid.uuid4().hex[:8]}",
+            definition=moto_definition(definition, arns),
+            roleArn=role,
         )["stateMachineArn"]
         execution = sfn.start_execution(
             stateMachineArn=machine, name=EXECUTION_NAME, input=json.dumps({"dry_run": dry_run})
@@ -209,12 +220,16 @@ def moto_definition(definition: Json, arns: dict[str, str]) -> str:
 
 
 def _function(region: str, role: str, name: str) -> str:
+    client = boto3.client("lambda", region_name=region)
+    known = {f["FunctionName"]: f["FunctionArn"] for f in client.list_functions()["Functions"]}
+    if name in known:
+        return known[name]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr(
             "index.py", "def handler(event, context):\n    raise NotImplementedError\n"
         )
-    arn: str = boto3.client("lambda", region_name=region).create_function(
+    arn: str = client.create_function(
         FunctionName=name,
         Runtime="python3.12",
         Role=role,

@@ -49,6 +49,11 @@ def _error(run: ShardRun) -> str:
     return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1] + "…"
 
 
+def _w(column: str) -> int:
+    """A count column's width: its name's, at least 6."""
+    return max(6, len(column))
+
+
 def _needs_plan(run: ShardRun) -> bool:
     """A shard whose own plan is worth reading: it changes something or warns."""
     return run.plan is not None and (run.plan.has_changes or bool(run.plan.warnings))
@@ -61,7 +66,9 @@ def render_fleet_text(
     ``verbose``, of every shard). ``runs`` are in fleet order."""
     width = max([len(r.shard.name) for r in runs] + [5])
     lines = [headline(runs), _actions_line(runs), ""]
-    lines.append(f"  {'shard':<{width}}  {'status':<10}  " + "  ".join(f"{c:>8}" for c in _COLUMNS))
+    lines.append(
+        f"  {'shard':<{width}}  {'status':<10}  " + " ".join(f"{c:>{_w(c)}}" for c in _COLUMNS)
+    )
     quiet = [r for r in runs if r.status == "no changes" and not _needs_plan(r)]
     for run in runs:
         if run in quiet and not verbose:
@@ -70,7 +77,7 @@ def render_fleet_text(
             lines.append(f"  {run.shard.name:<{width}}  {'FAILED':<10}  {_error(run)}")
             continue
         status = "FAILED" if run.status == "failed" else run.status
-        cells = "  ".join(f"{run.counts.get(c, 0):>8,}" for c in _COLUMNS)
+        cells = " ".join(f"{run.counts.get(c, 0):>{_w(c)},}" for c in _COLUMNS)
         lines.append(f"  {run.shard.name:<{width}}  {status:<10}  {cells}")
         if run.status == "failed":
             lines.append(f"  {'':<{width}}  {_error(run)}")
