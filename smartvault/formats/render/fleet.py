@@ -33,11 +33,8 @@ def headline(runs: Sequence[ShardRun]) -> str:
 
 def _actions_line(runs: Sequence[ShardRun]) -> str:
     t = fleet_totals(runs)
-    todo = ", ".join(f"{t[c]:,} to {c}" for c in ACTION_COLUMNS)
-    return (
-        f"Over the fleet: {todo}; {t['held']:,} deletions held by safety, "
-        f"{t['warnings']:,} warnings."
-    )
+    todo = ", ".join(f"{t[c]:,} {c}" for c in ACTION_COLUMNS)
+    return f"Actions: {todo}; {t['held']:,} held by safety; {t['warnings']:,} warnings."
 
 
 def _error(run: ShardRun) -> str:
