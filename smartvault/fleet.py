@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from smartvault.core.fleet import Shard
 from smartvault.core.fleet import ShardRun
 from smartvault.core.fleet import fleet_order
+from smartvault.core.model import PolicySet
 from smartvault.engine import Engine
 from smartvault.engine import RunRequest
 from smartvault.engine import collector_paused
@@ -59,10 +60,9 @@ class Fleet:
 
 
 def plan_fleet(
-    fleet: Fleet, engine: Engine, paths: Sequence[str], allow_deletes: Sequence[str] = ()
+    fleet: Fleet, engine: Engine, policies: PolicySet, allow_deletes: Sequence[str] = ()
 ) -> list[ShardRun]:
-    """Every shard's plan at its ``at`` (the policies are loaded once, before any shard)."""
-    policies = engine.load_policies(paths)
+    """Every shard's plan of ``policies`` at its ``at``."""
 
     def plan(shard_engine: Engine, shard: Shard) -> ShardRun:
         return ShardRun(shard, plan=shard_engine.plan(policies, shard.at, allow_deletes))

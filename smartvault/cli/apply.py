@@ -16,8 +16,8 @@ import click
 from smartvault.cli.context import cli_actor
 from smartvault.cli.context import make_engine
 from smartvault.cli.errors import Failed
-from smartvault.cli.fleet import fleet_of
 from smartvault.cli.fleet import fleet_options
+from smartvault.cli.fleet import plan_shards
 from smartvault.cli.fleet import refuse_fleet_only
 from smartvault.cli.fleet import show_fleet
 from smartvault.cli.output import Progress
@@ -27,15 +27,12 @@ from smartvault.cli.params import allow_deletes_option
 from smartvault.cli.params import parse_span
 from smartvault.cli.params import policy_paths
 from smartvault.cli.params import span_text
-from smartvault.core import preflight
 from smartvault.core.model import Plan
 from smartvault.core.report import ActionResult
 from smartvault.core.report import RunReport
-from smartvault.engine import DEFAULT_POLICY_PATHS
 from smartvault.engine import RunRequest
 from smartvault.errors import ConfigError
 from smartvault.fleet import apply_fleet
-from smartvault.fleet import plan_fleet
 from smartvault.formats import render
 
 #: ``apply``: nothing failed, but the run stopped (``--max-duration``) with
@@ -155,14 +152,7 @@ def _apply_fleet(
     (checked against its account again first). Exit 1 when a shard failed, 3 when one
     stopped with work remaining."""
     engine = make_engine()
-    policies = engine.load_policies(paths)
-    unknown = preflight.unknown_policies(
-        allow_deletes, policies, paths or DEFAULT_POLICY_PATHS, "--allow-deletes"
-    )
-    if unknown:
-        raise ConfigError(unknown)
-    fleet = fleet_of(engine, *flags, None)
-    planned = plan_fleet(fleet, engine, paths, allow_deletes)
+    fleet, planned = plan_shards(engine, paths, allow_deletes, flags, None)
     show_fleet(planned, "text")
     actions = sum(len(r.plan.actions) for r in planned if r.plan is not None)
     if actions:

@@ -18,14 +18,17 @@ from smartvault import files
 from smartvault.cli.context import current_settings
 from smartvault.cli.output import echo
 from smartvault.cli.output import use_color
+from smartvault.core import preflight
 from smartvault.core.fleet import DEFAULT_SHARD_ROLE
 from smartvault.core.fleet import ShardRun
 from smartvault.core.fleet import role_name_problem
 from smartvault.core.fleet import shards_of
+from smartvault.engine import DEFAULT_POLICY_PATHS
 from smartvault.engine import Engine
 from smartvault.errors import ConfigError
 from smartvault.fleet import DEFAULT_MAX_CONCURRENCY
 from smartvault.fleet import Fleet
+from smartvault.fleet import plan_fleet
 from smartvault.formats import fleet_json
 from smartvault.formats.render.fleet import render_fleet_markdown
 from smartvault.formats.render.fleet import render_fleet_text
@@ -110,6 +113,25 @@ def fleet_of(
         ids = parse_accounts(text, accounts)
     regions = engine.session.regions()
     return Fleet(tuple(shards_of(ids, regions, at or engine.now())), role_name, max_concurrency)
+
+
+def plan_shards(
+    engine: Engine,
+    paths: Sequence[str],
+    allow_deletes: Sequence[str],
+    flags: tuple[str, str, int],
+    at: datetime | None,
+) -> tuple[Fleet, list[ShardRun]]:
+    """The policies (checked before any account is asked anything), the fleet of
+    ``flags`` (``--accounts``, ``--role-name``, ``--max-concurrency``) and every shard's plan."""
+    policies = engine.load_policies(paths)
+    unknown = preflight.unknown_policies(
+        allow_deletes, policies, paths or DEFAULT_POLICY_PATHS, "--allow-deletes"
+    )
+    if unknown:
+        raise ConfigError(unknown)
+    fleet = fleet_of(engine, *flags, at)
+    return fleet, plan_fleet(fleet, engine, policies, allow_deletes)
 
 
 def show_fleet(runs: Sequence[ShardRun], fmt: str) -> None:

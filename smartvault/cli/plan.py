@@ -13,8 +13,8 @@ from smartvault.cli.context import make_engine
 from smartvault.cli.errors import CHANGES
 from smartvault.cli.errors import Failed
 from smartvault.cli.errors import PlanCommand
-from smartvault.cli.fleet import fleet_of
 from smartvault.cli.fleet import fleet_options
+from smartvault.cli.fleet import plan_shards
 from smartvault.cli.fleet import refuse_fleet_only
 from smartvault.cli.fleet import show_fleet
 from smartvault.cli.output import echo
@@ -30,7 +30,6 @@ from smartvault.core.model import Plan
 from smartvault.engine import DEFAULT_POLICY_PATHS
 from smartvault.engine import Engine
 from smartvault.errors import ConfigError
-from smartvault.fleet import plan_fleet
 from smartvault.formats import plan_json
 from smartvault.formats import render
 from smartvault.formats.policy.revision import load_policies_at
@@ -161,14 +160,7 @@ def _plan_fleet(
             "--out and --compare plan one account; with --accounts, save every shard's "
             "plan with --format json"
         )
-    policies = engine.load_policies(paths)  # before any account is asked anything
-    unknown = preflight.unknown_policies(
-        allow_deletes, policies, paths or DEFAULT_POLICY_PATHS, "--allow-deletes"
-    )
-    if unknown:
-        raise ConfigError(unknown)
-    fleet = fleet_of(engine, *fleet_of_flags, at)
-    runs = plan_fleet(fleet, engine, paths, allow_deletes)
+    _, runs = plan_shards(engine, paths, allow_deletes, fleet_of_flags, at)
     show_fleet(runs, fmt)
     if any(r.status == "failed" for r in runs):
         raise Failed()
