@@ -25,9 +25,10 @@ DEFAULT_DEADLINE_MARGIN = 30.0
 
 #: DynamoDB's rule for table names.
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-#: S3's rule for (new) bucket names, and the policy language's for regions.
+#: S3's rule for (new) bucket names.
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_REGION_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+#: A well-formed region name: the policy language's rule (its schema says the same).
+REGION_NAME_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         regions=regions,
         # The deployment template creates the table in the function's own region; a
         # fleet's hub stacks of other regions name the home region of theirs.
-        audit_region=_matching(environ, "SMARTVAULT_AUDIT_REGION", _REGION_NAME, "us-east-1")
+        audit_region=_matching(environ, "SMARTVAULT_AUDIT_REGION", REGION_NAME_RE, "us-east-1")
         or environ.get("AWS_REGION")
         or None,
         audit_table=table,

@@ -37,12 +37,17 @@ pin the ones that matter, so a moto upgrade that changes them shows):
 - The result files' ``Input`` here is the item as read (``{"shard": {account, region},
   "dry_run"}``, without ``at``); the ``Output`` is the child's output as moto made it.
 - IAM is not evaluated: the state machine's role is not checked.
+- The map runs its children in threads of this process, and moto's backends are not
+  thread-safe (a DynamoDB Query iterating a table while another thread puts an item fails
+  with "dictionary changed size during iteration"). In AWS every invocation has its own
+  sandbox and DynamoDB serves them all; here the shard invocations run one at a time.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 import uuid
 import zipfile
@@ -123,6 +128,7 @@ def run_fleet(
     """
     invocations: list[Json] = []
     lister_invocations: list[Json] = []
+    one_at_a_time = threading.Lock()
     map_outputs: list[list[Any]] = []
 
     def fake_invoke(
@@ -139,7 +145,8 @@ def run_fleet(
         handler = lister if is_lister else invoke
         assert handler is not None, f"no handler for {function_name}"
         try:
-            response = handler(payload)
+            with one_at_a_time:  # see the module's notes: moto's backends share no lock
+                response = handler(payload)
         except Exception as exc:  # a function error, as Lambda reports an unhandled one
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()

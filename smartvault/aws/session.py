@@ -12,7 +12,6 @@ botocore, and creates nothing at import time.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -35,6 +34,7 @@ from smartvault.aws.errors import check_reply
 from smartvault.aws.errors import translate_errors
 from smartvault.aws.timestamps import parse_timestamp
 from smartvault.errors import AwsError
+from smartvault.settings import REGION_NAME_RE
 from smartvault.settings import endpoint_url_problem
 
 if TYPE_CHECKING:
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
     from smartvault.deadline import Deadline
     from smartvault.settings import Settings
 
-#: A well-formed region name (the policy language's rule); used only when talking to a simulator.
-REGION_NAME_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 
 #: Seconds. Generous enough for a 1,000-item DescribeSnapshots page on a busy account,
 #: short enough that a black-holed endpoint does not eat a Lambda's 900 s.
@@ -348,7 +346,7 @@ class AwsSession:
         which role in which account and what to check.
         """
         connect_timeout, read_timeout, max_attempts = self._timeouts
-        return AwsSession(
+        assumed = AwsSession(
             regions=regions,
             endpoint_url=self._endpoint_url,
             connect_timeout=connect_timeout,
@@ -358,6 +356,10 @@ class AwsSession:
             deadline=self._deadline,
             credentials=_AssumedRole(self, account, role_name, session_name, regions[0]),
         )
+        # The role's account, by its ARN: no GetCallerIdentity per shard to learn it (so
+        # its caller_arn stays None).
+        assumed._account_id = account
+        return assumed
 
     def caller_arn(self, region: str | None = None) -> str | None:
         """The ARN of who the credentials are (the same GetCallerIdentity as
@@ -389,7 +391,8 @@ class _AssumedRole(botocore.credentials.CredentialProvider):
         )
 
     def _fetch(self) -> dict[str, str]:
-        arn = role_arn(arn_partition(self._by.caller_arn(self._region)), *self._role())
+        partition = arn_partition(self._by.caller_arn(self._region))
+        arn = role_arn(partition, self._account, self._role_name)
         sts = self._by.client("sts", self._region)
         try:
             with translate_errors("sts", "AssumeRole", self._region):
@@ -412,9 +415,6 @@ class _AssumedRole(botocore.credentials.CredentialProvider):
             "token": creds["SessionToken"],
             "expiry_time": creds["Expiration"].isoformat(),
         }
-
-    def _role(self) -> tuple[str, str]:
-        return self._account, self._role_name
 
 
 #: botocore's loader of service models, shared by every session of this process

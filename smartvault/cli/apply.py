@@ -155,9 +155,10 @@ def _apply_fleet(
     fleet, planned = plan_shards(engine, paths, allow_deletes, flags, None)
     show_fleet(planned, "text")
     actions = sum(len(r.plan.actions) for r in planned if r.plan is not None)
-    if actions:
-        changing = sum(1 for r in planned if r.plan is not None and r.plan.has_changes)
-        terminal.confirm_many(f"these {actions:,} actions in {changing:,} shards")
+    if actions:  # as for one account: a table that cannot be written stops it before asking
+        engine.audit_log().check_writable()
+    changing = sum(1 for r in planned if r.plan is not None and r.plan.has_changes)
+    terminal.ask(bool(actions), f"these {actions:,} actions in {changing:,} shards")
     runs = apply_fleet(
         fleet,
         engine,
@@ -220,32 +221,15 @@ class _Terminal:
             # about successful runs hears about this one too.
             echo("Nothing to do.")
 
-    def confirm_many(self, what: str) -> None:
-        """Ask once for a whole fleet (not with --yes); starts the --max-duration clock."""
-        if not self.yes:
+    def ask(self, changes: bool, what: str) -> None:
+        """Ask "Apply ``what``?" before the first change (not with --yes, nor with nothing
+        to do: ``changes`` false); then the --max-duration clock starts."""
+        if not self.yes and changes:
             if not _stdin_is_tty():
                 raise ConfigError(
                     "not applying: no terminal to confirm on; pass --yes to apply anyway"
                 )
             try:
-                confirmed = click.confirm(f"Apply {what}?")
-            except click.Abort:
-                echo(err=True)
-                confirmed = False
-            if not confirmed:
-                raise Failed("Not applied: nothing was changed.")
-        self.timer.start()
-
-    def confirm(self, plan: Plan, run_id: str) -> None:
-        """Ask before the first change (not with --yes, nor with nothing to do)."""
-        if not self.yes and plan.has_changes:
-            if not _stdin_is_tty():
-                raise ConfigError(
-                    "not applying: no terminal to confirm on; pass --yes to apply anyway"
-                )
-            n = len(plan.actions)
-            try:
-                what = "this action" if n == 1 else f"these {n} actions"
                 confirmed = click.confirm(f"Apply {what}?")
             except click.Abort:  # ^C or end of input at the prompt
                 echo(err=True)
@@ -253,7 +237,12 @@ class _Terminal:
             if not confirmed:
                 raise Failed("Not applied: nothing was changed.")
         self.timer.start()
-        self._progress = Progress(sys.stdout.isatty(), total=len(plan.actions))
+
+    def confirm(self, plan: Plan, run_id: str) -> None:
+        """One account's question, before its run's first change."""
+        n = len(plan.actions)
+        self.ask(plan.has_changes, "this action" if n == 1 else f"these {n} actions")
+        self._progress = Progress(sys.stdout.isatty(), total=n)
 
     def show_result(self, result: ActionResult) -> None:
         self._progress(result)
